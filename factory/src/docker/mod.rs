@@ -1,0 +1,1 @@
+//! Docker factory (in progress).

@@ -1,0 +1,1 @@
+//! Wasm factory (in progress).
