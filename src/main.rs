@@ -1,1 +1,39 @@
-fn main() {}
+//! `wasm-invoker`: the command line of the wasm-invoker OpenWhisk invoker.
+//!
+//! A thin `main` over [`main_exec`]: each subcommand lives in its own file under `commands/`, and every
+//! failure becomes an exit code (see [`commands::ExitStatus`]).
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs Apache OpenWhisk actions: wasm32-wasi in-process in pooled wasmtime instances, everything else
+/// in Docker.
+#[derive(Debug, Parser)]
+#[command(name = "wasm-invoker", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one action file once, as the invoker would, and print its result.
+    Run(commands::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_tracing();
+    let status = main_exec(cli);
+    ExitCode::from(status as u8)
+}
+
+/// Runs the chosen subcommand and maps its outcome to an exit status.
+fn main_exec(cli: Cli) -> commands::ExitStatus {
+    match cli.command {
+        Command::Run(args) => commands::run::execute(args),
+    }
+}
