@@ -1,0 +1,357 @@
+//! One action container: `/init`, `/run` (with logs and OOM detection), pause, resume, destroy and a TCP
+//! health probe, as OpenWhisk's `DockerContainer` does them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::container::{Code, Container, Health, InitDone, InitRequest, RunRequest};
+use crate::docker::client::{self, Answer, MAX_INIT_RESPONSE_BYTES, Mapped};
+use crate::docker::engine::{Engine, EngineError};
+use crate::docker::logs::{self, LogCursor, LogRequest};
+use crate::error::FactoryError;
+use crate::logs::{LogBuffer, Stream};
+use crate::outcome::{Outcome, Status, error_result, messages};
+
+/// The message of an outcome that must not be recorded: the container could not take the activation
+/// (its runtime answered 503, or it was unreachable right after a resume), and the pool should run the
+/// activation on another container (OpenWhisk's `ContainerHealthError`). See [`needs_reschedule`].
+pub const RESCHEDULE_MESSAGE: &str = "The action container is not healthy; the activation must be rescheduled.";
+/// Pause and unpause bound (OpenWhisk's `whisk.docker.client.timeouts`: 10 s).
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Remove and inspect bound (1 minute).
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to look for `OOMKilled` after a dropped connection (OpenWhisk: 2 s).
+const OOM_WAIT: Duration = Duration::from_secs(2);
+/// How often to look during [`OOM_WAIT`].
+const OOM_POLL: Duration = Duration::from_millis(20);
+/// Bound of the TCP health probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `outcome` is the reschedule signal of a Docker container (a whisk error whose result is
+/// `{"error": RESCHEDULE_MESSAGE}`): the pool destroys the container and re-queues the activation
+/// instead of recording the outcome.
+pub fn needs_reschedule(outcome: &Outcome) -> bool {
+    outcome.status == Status::WhiskError
+        && outcome.result.as_ref().and_then(|r| r.get("error")).and_then(Value::as_str) == Some(RESCHEDULE_MESSAGE)
+}
+
+#[derive(Debug, Default)]
+struct Lifecycle {
+    concurrency: u32,
+    paused: bool,
+    /// Resumed and not run since: a dropped connection means "reschedule", not "the action failed".
+    resumed: bool,
+    destroyed: bool,
+    /// Log collection failed: the container must not be reused.
+    logs_broken: bool,
+}
+
+/// A Docker container running an OpenWhisk runtime, reached at `address` (port 8080).
+#[derive(Debug)]
+pub struct DockerContainer {
+    id: String,
+    name: String,
+    image: String,
+    address: SocketAddr,
+    sentinelled: bool,
+    max_result_bytes: usize,
+    engine: Arc<Engine>,
+    lifecycle: Mutex<Lifecycle>,
+    cursor: tokio::sync::Mutex<LogCursor>,
+}
+
+impl DockerContainer {
+    #[allow(clippy::too_many_arguments, reason = "a private constructor fed by the factory")]
+    pub(crate) fn new(
+        id: String,
+        name: String,
+        image: String,
+        address: SocketAddr,
+        sentinelled: bool,
+        max_result_bytes: usize,
+        engine: Arc<Engine>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            image,
+            address,
+            sentinelled,
+            max_result_bytes,
+            engine,
+            lifecycle: Mutex::new(Lifecycle { concurrency: 1, ..Lifecycle::default() }),
+            cursor: tokio::sync::Mutex::new(LogCursor::default()),
+        }
+    }
+
+    /// The container's name (`wsk0_3_guest_hello`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where its runtime listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The image it runs.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    fn lifecycle(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether docker says the container was OOM-killed, asked for up to [`OOM_WAIT`] (the flag may
+    /// lag the dropped connection).
+    async fn oom_killed(&self) -> bool {
+        let give_up = Instant::now() + OOM_WAIT;
+        loop {
+            let id = self.id.clone();
+            let inspected = self
+                .engine
+                .call(REMOVE_TIMEOUT, |docker| async move { docker.inspect_container(&id, None).await })
+                .await;
+            match inspected {
+                Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+            if Instant::now() + OOM_POLL >= give_up {
+                return false;
+            }
+            tokio::time::sleep(OOM_POLL).await;
+        }
+    }
+
+    /// The developer error of a dropped connection: out of memory, or the runtime died.
+    async fn connection_failure(&self, abnormal: &'static str, reason: &str) -> Mapped {
+        tracing::debug!(container = %self.id, reason, "connection to the runtime failed");
+        let message = if self.oom_killed().await { messages::MEMORY_EXHAUSTED } else { abnormal };
+        Mapped { status: Status::DeveloperError, result: error_result(message), size: None, timed_out: false }
+    }
+
+    async fn collect_logs(&self, limit_mb: u32, developer_error: bool) -> Vec<String> {
+        let docker = match self.engine.docker().await {
+            Ok(docker) => docker,
+            Err(e) => {
+                tracing::warn!(container = %self.id, error = %e, "cannot read logs");
+                let mut buffer = LogBuffer::new(0);
+                buffer.push_notice(Stream::Stderr, logs::LOG_COLLECTION_ERROR);
+                if developer_error {
+                    buffer.push_notice(Stream::Stderr, logs::DEVELOPER_ERROR_LOGS);
+                }
+                self.lifecycle().logs_broken = true;
+                return buffer.into_lines();
+            }
+        };
+        let mut cursor = self.cursor.lock().await;
+        let request = LogRequest { limit_mb, wait_for_sentinels: self.sentinelled, developer_error };
+        let lines = logs::collect(&docker, &self.id, &mut cursor, request).await;
+        if logs::collection_failed(&lines) {
+            self.lifecycle().logs_broken = true;
+        }
+        lines
+    }
+
+    fn reschedule(start: SystemTime) -> Outcome {
+        Outcome::error(Status::WhiskError, RESCHEDULE_MESSAGE, start, SystemTime::now())
+    }
+}
+
+fn init_body(init: &InitRequest) -> Value {
+    let mut env = Map::new();
+    for (key, value) in &init.env {
+        env.insert(key.clone(), Value::String(value.clone()));
+    }
+    for (key, value) in init.context.env() {
+        env.insert(key, Value::String(value));
+    }
+    let mut value = Map::new();
+    value.insert("name".into(), Value::String(init.name.clone()));
+    value.insert("main".into(), Value::String(init.main.clone().unwrap_or_else(|| "main".to_string())));
+    let (binary, code) = match &init.code {
+        Some(Code::Text(text)) => (false, Some(text.clone())),
+        Some(Code::Binary(bytes)) => {
+            use base64::Engine as _;
+            (true, Some(base64::engine::general_purpose::STANDARD.encode(bytes)))
+        }
+        None => (false, None),
+    };
+    value.insert("binary".into(), Value::Bool(binary));
+    if let Some(code) = code {
+        value.insert("code".into(), Value::String(code));
+    }
+    if !env.is_empty() {
+        value.insert("env".into(), Value::Object(env));
+    }
+    let mut body = Map::new();
+    body.insert("value".into(), Value::Object(value));
+    Value::Object(body)
+}
+
+fn run_body(run: &RunRequest) -> Value {
+    let mut body = Map::new();
+    body.insert("value".into(), run.params.clone());
+    body.extend(run.context.run_fields());
+    Value::Object(body)
+}
+
+#[async_trait]
+impl Container for DockerContainer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn max_concurrency(&self) -> u32 {
+        self.lifecycle().concurrency.max(1)
+    }
+
+    fn can_pause(&self) -> bool {
+        true
+    }
+
+    async fn init(&self, init: InitRequest) -> Result<InitDone, Box<Outcome>> {
+        let timeout = init.limits.timeout_duration();
+        let body = Bytes::from(init_body(&init).to_string());
+        let start = SystemTime::now();
+        let started = Instant::now();
+        let call = client::post(self.address, "/init", body, timeout, MAX_INIT_RESPONSE_BYTES, true).await;
+        let elapsed = started.elapsed();
+        let mapped = match client::map_init(call, elapsed, timeout) {
+            Answer::Mapped(mapped) => mapped,
+            Answer::ShuttingDown => return Err(Box::new(Self::reschedule(start))),
+            Answer::ConnectionFailed(reason) => self.connection_failure(messages::ABNORMAL_INIT, &reason).await,
+        };
+        let end = SystemTime::now();
+        if mapped.status == Status::Success {
+            self.lifecycle().concurrency = init.limits.concurrency.max(1);
+            return Ok(InitDone { start, end });
+        }
+        let logs = self.collect_logs(init.limits.logs, true).await;
+        Err(Box::new(Outcome {
+            status: mapped.status,
+            result: Some(mapped.result),
+            size: mapped.size,
+            logs,
+            start,
+            end,
+            init_time: Some(end.duration_since(start).unwrap_or_default()),
+            timed_out: mapped.timed_out,
+            fuel: None,
+        }))
+    }
+
+    async fn run(&self, run: RunRequest) -> Outcome {
+        let timeout = run.limits.timeout_duration();
+        let body = Bytes::from(run_body(&run).to_string());
+        let resumed = std::mem::take(&mut self.lifecycle().resumed);
+        let start = SystemTime::now();
+        let started = Instant::now();
+        let call = client::post(self.address, "/run", body, timeout, self.max_result_bytes, false).await;
+        let elapsed = started.elapsed();
+        let mapped = match client::map_run(call, elapsed, timeout, self.max_result_bytes) {
+            Answer::Mapped(mapped) => mapped,
+            Answer::ShuttingDown => return Self::reschedule(start),
+            Answer::ConnectionFailed(_) if resumed => return Self::reschedule(start),
+            Answer::ConnectionFailed(reason) => self.connection_failure(messages::ABNORMAL_RUN, &reason).await,
+        };
+        let end = SystemTime::now();
+        let logs = self.collect_logs(run.limits.logs, mapped.status == Status::DeveloperError).await;
+        Outcome {
+            status: mapped.status,
+            result: Some(mapped.result),
+            size: mapped.size,
+            logs,
+            start,
+            end,
+            init_time: None,
+            timed_out: mapped.timed_out,
+            fuel: None,
+        }
+    }
+
+    async fn pause(&self) -> Result<(), FactoryError> {
+        let id = self.id.clone();
+        self.engine
+            .call(PAUSE_TIMEOUT, |docker| async move { docker.pause_container(&id).await })
+            .await
+            .map_err(|e| operation_error("pause", &self.id, e))?;
+        self.lifecycle().paused = true;
+        Ok(())
+    }
+
+    async fn resume(&self) -> Result<(), FactoryError> {
+        let id = self.id.clone();
+        self.engine
+            .call(PAUSE_TIMEOUT, |docker| async move { docker.unpause_container(&id).await })
+            .await
+            .map_err(|e| operation_error("resume", &self.id, e))?;
+        let mut lifecycle = self.lifecycle();
+        lifecycle.paused = false;
+        lifecycle.resumed = true;
+        Ok(())
+    }
+
+    async fn destroy(&self) -> Result<(), FactoryError> {
+        let was_paused = {
+            let mut lifecycle = self.lifecycle();
+            if lifecycle.destroyed {
+                return Err(FactoryError::Operation {
+                    operation: "destroy",
+                    id: self.id.clone(),
+                    reason: "already destroyed".into(),
+                });
+            }
+            lifecycle.destroyed = true;
+            lifecycle.paused
+        };
+        if was_paused {
+            let id = self.id.clone();
+            // A paused container cannot be killed cleanly everywhere; unpause first as OpenWhisk does.
+            let _ = self.engine.call(PAUSE_TIMEOUT, |docker| async move { docker.unpause_container(&id).await }).await;
+        }
+        remove(&self.engine, &self.id).await.map_err(|e| operation_error("destroy", &self.id, e))
+    }
+
+    async fn health(&self) -> Health {
+        if self.lifecycle().destroyed {
+            return Health::Unhealthy("destroyed".into());
+        }
+        if self.lifecycle().logs_broken {
+            return Health::Unhealthy("log collection failed".into());
+        }
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(self.address)).await {
+            Ok(Ok(_)) => Health::Healthy,
+            Ok(Err(e)) => Health::Unhealthy(format!("connect to {}: {e}", self.address)),
+            Err(_) => Health::Unhealthy(format!("connect to {} timed out", self.address)),
+        }
+    }
+}
+
+/// Removes a container with force; one that is already gone counts as removed.
+pub(crate) async fn remove(engine: &Engine, id: &str) -> Result<(), EngineError> {
+    let owned = id.to_string();
+    let result = engine
+        .call(REMOVE_TIMEOUT, |docker| async move {
+            let options = RemoveContainerOptionsBuilder::new().force(true).build();
+            docker.remove_container(&owned, Some(options)).await
+        })
+        .await;
+    match result {
+        Err(EngineError::Api { status: 404, .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn operation_error(operation: &'static str, id: &str, error: EngineError) -> FactoryError {
+    FactoryError::Operation { operation, id: id.to_string(), reason: error.to_string() }
+}
