@@ -195,3 +195,28 @@ fn elf_needs_interpreter(path: &Path) -> io::Result<bool> {
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_executable_needs_an_interpreter() {
+        // This test binary is linked the default way: dynamically, against glibc.
+        let this = std::env::current_exe().expect("the test binary has a path");
+        assert!(elf_needs_interpreter(&this).expect("the test binary is ELF"));
+    }
+
+    #[test]
+    fn static_executable_needs_no_interpreter() {
+        let hello = native_binary("hello").expect("building hello");
+        assert!(!elf_needs_interpreter(&hello).expect("hello is ELF"));
+    }
+
+    #[test]
+    fn non_elf_is_invalid_data() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let err = elf_needs_interpreter(&manifest).expect_err("Cargo.toml is not ELF");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}
