@@ -6,3 +6,4 @@
 //! [`factory`] interface), build OpenWhisk activation records and store them.
 
 pub mod action;
+pub mod standalone;
