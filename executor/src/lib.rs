@@ -7,3 +7,5 @@
 
 pub mod action;
 pub mod standalone;
+pub mod clock;
+pub mod pool;
