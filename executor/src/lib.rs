@@ -9,3 +9,8 @@ pub mod action;
 pub mod standalone;
 pub mod clock;
 pub mod pool;
+pub mod bytesize;
+pub mod document;
+pub mod message;
+pub mod record;
+pub mod store;

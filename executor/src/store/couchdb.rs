@@ -1,0 +1,1 @@
+//! CouchDB store (in progress).

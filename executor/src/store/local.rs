@@ -1,0 +1,1 @@
+//! Local store (in progress).
