@@ -1,1 +1,296 @@
-//! Wasm factory (in progress).
+//! The wasm factory: actions of kind `wasm:wasip1` (WASI preview 1 commands) run in-process, each
+//! activation in a fresh pooled wasmtime instance.
+//!
+//! This wraps wasmtime narrowly, in the contract's terms (wasm-actions.md): a module, an action's
+//! limits, an activation's params and context in; an [`Outcome`](crate::Outcome) out. Start at
+//! [`WasmFactory::new`] with a [`WasmConfig`]; the executor then drives it through the
+//! [`Factory`]/[`Container`](crate::Container) interface like any runtime.
+//!
+//! How it is put together, one module per concept:
+//!
+//! - [`config`]: [`WasmConfig`], every operator setting with its default.
+//! - [`engine`]: one [`wasmtime::Engine`] per factory (pooling allocator, epoch interruption, fuel
+//!   when configured) and its epoch ticker thread.
+//! - [`code`]: from `exec.code` (raw module or zip) to module bytes, refusing anything that is not a
+//!   WASI preview 1 command.
+//! - [`cache`]: modules compiled once per SHA-256 digest and shared by every action with the same
+//!   code; bounded in memory, optionally kept on disk (authenticated, see its docs).
+//! - [`limits`]: the memory limiter of a store.
+//! - [`output`]: capture of stdout/stderr into the log and the result line, within their caps.
+//! - [`scratch`]: the optional per-activation `/tmp`.
+//! - [`activation`]: one activation on a blocking thread, input to outcome.
+//! - [`container`]: the `Container` implementation, [`WasmContainer`].
+//! - [`error`]: [`WasmError`], the factory's own failures.
+//!
+//! Concurrency: wasm runs synchronously on tokio's blocking threads (never on a reactor thread), one
+//! activation per thread, as many at once as the pool has slots; a semaphore with one permit per
+//! slot makes further activations wait instead of failing.
+
+pub mod activation;
+pub mod cache;
+pub mod code;
+pub mod config;
+pub mod container;
+pub mod engine;
+pub mod error;
+pub mod limits;
+pub mod output;
+pub mod scratch;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use wasmtime::{Linker, Module, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::container::{Code, Container, ContainerSpec, Factory, Health};
+use crate::error::FactoryError;
+
+pub use self::activation::{ActivationState, MAX_ARGV_PARAMS_BYTES};
+pub use self::cache::{CacheMetrics, CodeDigest, CompiledModule, Source};
+pub use self::code::CodeError;
+pub use self::config::{FuelMode, ScratchConfig, WASM_WASIP1_KIND, WasmConfig};
+pub use self::container::WasmContainer;
+pub use self::error::WasmError;
+
+use self::cache::{ModuleCache, digest_of};
+use self::engine::WasmEngine;
+use self::error::describe;
+use self::limits::ActivationLimiter;
+
+/// The wasm factory. Cheap to share: clones share one engine, pool and cache.
+#[derive(Clone)]
+pub struct WasmFactory {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WasmFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFactory").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}
+
+/// State shared by the factory and its containers.
+pub(crate) struct Shared {
+    pub(crate) config: WasmConfig,
+    pub(crate) engine: WasmEngine,
+    linker: Linker<ActivationState>,
+    cache: ModuleCache,
+    /// One permit per pool instance slot, taken before instantiating.
+    pub(crate) slots: Arc<Semaphore>,
+    next_container: AtomicU64,
+    running: AtomicU64,
+    activations: AtomicU64,
+}
+
+/// Counts an activation as running while alive.
+pub(crate) struct Running<'a>(&'a Shared);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    pub(crate) fn running(&self) -> Running<'_> {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.activations.fetch_add(1, Ordering::Relaxed);
+        Running(self)
+    }
+
+    /// The compiled module for an action's code, through the cache. Blocking.
+    pub(crate) fn resolve(&self, code: Option<&Code>, main: Option<&str>) -> Result<Arc<CompiledModule>, WasmError> {
+        let bytes = code::extract(code, main)?;
+        code::check_header(&bytes)?;
+        let digest = digest_of(&bytes);
+        let engine = self.engine.engine();
+        let (module, source) = self.cache.get_or_compile(
+            engine,
+            digest,
+            || Module::new(engine, &bytes).map_err(|error| CodeError::Compile(describe(&error))),
+            |module| self.prepare(digest, &module),
+        )?;
+        tracing::debug!(digest = %hex::encode(digest), ?source, "wasm module ready");
+        Ok(module)
+    }
+
+    /// Checks a compiled module's interface and links it.
+    fn prepare(&self, digest: CodeDigest, module: &Module) -> Result<CompiledModule, CodeError> {
+        code::check_interface(module)?;
+        let pre = self
+            .linker
+            .instantiate_pre(module)
+            .map_err(|error| CodeError::Link(describe(&error)))?;
+        Ok(CompiledModule::new(digest, pre))
+    }
+}
+
+/// Live numbers for an occupancy gauge and cache metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmMetrics {
+    /// Instance slots in the pool ([`WasmConfig::pool_instances`]).
+    pub instance_slots: u32,
+    /// Slots taken by running activations now.
+    pub instance_slots_in_use: u32,
+    /// Activations executing now.
+    pub activations_running: u64,
+    /// Activations executed since start.
+    pub activations_total: u64,
+    /// Core instances the pooling allocator has handed out now.
+    pub pool_core_instances: u64,
+    /// Linear memories the pooling allocator has handed out now.
+    pub pool_memories: u64,
+    /// Unused pool memory slots still holding a warm (affine) image.
+    pub pool_unused_warm_memories: u64,
+    /// Bytes kept resident in unused pool memory slots.
+    pub pool_unused_memory_bytes_resident: u64,
+    /// The module cache.
+    pub cache: CacheMetrics,
+    /// Whether the epoch ticker runs (without it timeouts are not enforced).
+    pub ticker_alive: bool,
+}
+
+impl WasmFactory {
+    /// Builds the engine (pooling allocator sized by `config`), starts the epoch ticker, links
+    /// WASI preview 1 and opens the disk cache when configured. Needs no tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::Config`] for a bad setting, [`WasmError::Engine`] when wasmtime refuses the
+    /// configuration (e.g. the pool does not fit the address space), [`WasmError::Cache`] when the
+    /// disk cache directory cannot be used or is not private.
+    pub fn new(config: WasmConfig) -> Result<Self, WasmError> {
+        config.validate()?;
+        let engine = WasmEngine::new(&config)?;
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi)
+            .map_err(|error| WasmError::Linker { reason: describe(&error) })?;
+        let cache = ModuleCache::new(
+            config.cache_max_bytes,
+            config.disk_cache_dir.as_deref(),
+            engine.compatibility(),
+        )?;
+        let slots = usize::try_from(config.pool_instances).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                cache,
+                slots: Arc::new(Semaphore::new(slots)),
+                next_container: AtomicU64::new(0),
+                running: AtomicU64::new(0),
+                activations: AtomicU64::new(0),
+                config,
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &WasmConfig {
+        &self.shared.config
+    }
+
+    /// Live metrics: pool occupancy, activations, cache.
+    pub fn metrics(&self) -> WasmMetrics {
+        let shared = &self.shared;
+        let in_use = shared.config.pool_instances.saturating_sub(
+            u32::try_from(shared.slots.available_permits()).unwrap_or(u32::MAX),
+        );
+        let pool = shared.engine.engine().pooling_allocator_metrics();
+        let field = |get: fn(&wasmtime::PoolingAllocatorMetrics) -> u64| pool.as_ref().map_or(0, get);
+        WasmMetrics {
+            instance_slots: shared.config.pool_instances,
+            instance_slots_in_use: in_use,
+            activations_running: shared.running.load(Ordering::Relaxed),
+            activations_total: shared.activations.load(Ordering::Relaxed),
+            pool_core_instances: field(|p| p.core_instances()),
+            pool_memories: field(|p| p.memories() as u64),
+            pool_unused_warm_memories: field(|p| u64::from(p.unused_warm_memories())),
+            pool_unused_memory_bytes_resident: field(|p| p.unused_memory_bytes_resident() as u64),
+            cache: shared.cache.metrics(),
+            ticker_alive: shared.engine.ticker_alive(),
+        }
+    }
+
+    /// The module for `code` through the cache (memory, disk, or compiled now), and where it came
+    /// from. Blocking: compiling takes tens to hundreds of milliseconds. What [`Container::init`]
+    /// does, without the timeout; for benches and tools.
+    pub fn load(&self, code: &Code, main: Option<&str>) -> Result<(Arc<CompiledModule>, Source), WasmError> {
+        let before = self.shared.cache.metrics();
+        let module = self.shared.resolve(Some(code), main)?;
+        let after = self.shared.cache.metrics();
+        let source = if after.compiles > before.compiles {
+            Source::Compiled
+        } else if after.disk_hits > before.disk_hits {
+            Source::Disk
+        } else {
+            Source::Memory
+        };
+        Ok((module, source))
+    }
+
+    /// Validates, compiles and links a module, bypassing the cache entirely. Blocking. For benches
+    /// measuring compilation.
+    pub fn compile(&self, wasm: &[u8]) -> Result<CompiledModule, WasmError> {
+        code::check_header(wasm)?;
+        let module = Module::new(self.shared.engine.engine(), wasm)
+            .map_err(|error| CodeError::Compile(describe(&error)))?;
+        Ok(self.shared.prepare(digest_of(wasm), &module)?)
+    }
+
+    /// Creates a store, WASI context and instance of `module` and drops them, without running it:
+    /// the cost of a warm start's instantiation alone. Blocking but brief; it does not take a pool
+    /// slot permit, so callers must not run more of these at once than the pool has slots.
+    pub fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
+        let shared = &self.shared;
+        let memory_bytes = usize::try_from(shared.config.max_memory_bytes()).unwrap_or(usize::MAX);
+        let state = ActivationState::new(WasiCtxBuilder::new().build_p1(), ActivationLimiter::new(memory_bytes));
+        let mut store = Store::new(shared.engine.engine(), state);
+        store.limiter(|state| state.limiter());
+        if let Some(fuel) = shared.config.fuel.budget(crate::limits::DEFAULT_TIMEOUT_MS) {
+            store.set_fuel(fuel).map_err(|error| WasmError::Instantiate { reason: describe(&error) })?;
+        }
+        store.set_epoch_deadline(shared.engine.deadline_ticks(crate::limits::Limits::default().timeout_duration()));
+        module
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|error| WasmError::Instantiate { reason: describe(&error) })?;
+        Ok(())
+    }
+
+    /// Drops every compiled module from memory (the disk cache stays), so the next load comes from
+    /// disk or compilation. For benches.
+    pub fn clear_memory_cache(&self) {
+        self.shared.cache.clear_memory();
+    }
+}
+
+#[async_trait]
+impl Factory for WasmFactory {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn supports(&self, kind: &str) -> bool {
+        self.shared.config.kinds.iter().any(|k| k == kind)
+    }
+
+    async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>, FactoryError> {
+        if !self.supports(&spec.kind) {
+            return Err(FactoryError::UnsupportedKind { factory: "wasm", kind: spec.kind });
+        }
+        let n = self.shared.next_container.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(WasmContainer::new(format!("wasm-{n}"), spec, Arc::clone(&self.shared))))
+    }
+
+    async fn health(&self) -> Health {
+        if self.shared.engine.ticker_alive() {
+            Health::Healthy
+        } else {
+            Health::Unhealthy("the wasm epoch ticker stopped: timeouts are not enforced".into())
+        }
+    }
+}

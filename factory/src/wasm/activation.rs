@@ -1,0 +1,326 @@
+//! One activation, start to end, on a blocking thread: a fresh store, WASI preview 1 context and
+//! instance; the action's input as the contract gives it; its output turned into an [`Outcome`].
+//!
+//! This is where wasm-actions.md is carried out:
+//!
+//! - **Input**: `argv` = `[name, params]` when the params JSON is at most [`MAX_ARGV_PARAMS_BYTES`],
+//!   else `[name]`; stdin = the params JSON, then end of file; the environment = the activation
+//!   context's `__OW_` variables, `__OW_API_HOST` when configured, and the init parameters. Nothing
+//!   of the host: no inherited environment, no preopened directory but the optional scratch `/tmp`,
+//!   no sockets.
+//! - **Limits**: memory by the store's [`ActivationLimiter`], time by an epoch deadline, CPU by fuel
+//!   when on, output by the [`OutputCapture`].
+//! - **Output**: the last stdout line is the result; see [`finish`] for every failure's status and
+//!   message.
+//!
+//! Everything here is synchronous and may block (wasm runs, WASI calls block): call it from
+//! `spawn_blocking`, never on a tokio worker (the sync WASI linker would panic there).
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::container::RunRequest;
+use crate::logs::{LogBuffer, Stream};
+use crate::outcome::{Outcome, Status, classify_result, messages};
+
+use super::Shared;
+use super::cache::CompiledModule;
+use super::limits::ActivationLimiter;
+use super::output::{Captured, OutputCapture};
+use super::scratch::ScratchDir;
+
+/// Longest params JSON passed in `argv[1]`; longer params come on stdin only. The contract's
+/// number: Linux's `MAX_ARG_STRLEN` (128 KiB with the terminating NUL), so an action behaves the
+/// same compiled natively under the docker skeleton.
+pub const MAX_ARGV_PARAMS_BYTES: usize = 131_071;
+
+/// The data of one activation's store.
+pub struct ActivationState {
+    wasi: WasiP1Ctx,
+    limiter: ActivationLimiter,
+    scratch_exceeded: bool,
+}
+
+impl ActivationState {
+    /// The state of a store running with `wasi` under `limiter`.
+    pub(crate) fn new(wasi: WasiP1Ctx, limiter: ActivationLimiter) -> Self {
+        Self { wasi, limiter, scratch_exceeded: false }
+    }
+
+    /// The store's limiter.
+    pub(crate) fn limiter(&mut self) -> &mut ActivationLimiter {
+        &mut self.limiter
+    }
+
+    /// The WASI context, for the linker.
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
+/// What init fixed for every activation of a container.
+#[derive(Debug, Clone)]
+pub(crate) struct ActionSetup {
+    /// `argv[0]`: the action's name.
+    pub(crate) name: String,
+    /// The init parameters, as environment variables.
+    pub(crate) init_env: Vec<(String, String)>,
+}
+
+/// How an activation's wasm ended.
+enum Ending {
+    /// `_start` returned, or the action called `proc_exit` (any code).
+    Returned,
+    /// A trap or host error ended it.
+    Trapped(wasmtime::Error),
+}
+
+/// The environment of an activation: context, API host, then init parameters (those naming a
+/// variable already set are dropped, so an action cannot be misled about its own identity).
+fn environment(shared: &Shared, setup: &ActionSetup, run: &RunRequest) -> Vec<(String, String)> {
+    let mut env = run.context.env();
+    if let Some(host) = &shared.config.api_host {
+        env.push(("__OW_API_HOST".to_string(), host.clone()));
+    }
+    for (name, value) in &setup.init_env {
+        if is_valid_env(name, value) && !env.iter().any(|(existing, _)| existing == name) {
+            env.push((name.clone(), value.clone()));
+        }
+    }
+    env
+}
+
+/// A name and value that can be a WASI environment entry (`name=value`, NUL-terminated).
+pub(crate) fn is_valid_env(name: &str, value: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0')
+}
+
+/// Runs one activation of `module` and returns its outcome. Blocking.
+pub(crate) fn run(
+    shared: &Shared,
+    module: &CompiledModule,
+    setup: &ActionSetup,
+    run: &RunRequest,
+    capture: &OutputCapture,
+) -> Outcome {
+    let start = SystemTime::now();
+    let started = Instant::now();
+    let timeout = run.limits.timeout_duration();
+    let whisk_error = |what: &str, error: &dyn std::fmt::Display| {
+        tracing::error!(activation = %run.context.activation_id, %error, "{what}");
+        Outcome::error(Status::WhiskError, messages::RESOURCE_ERROR, start, SystemTime::now())
+    };
+
+    let params = serde_json::to_string(&run.params).unwrap_or_else(|_| "{}".to_string());
+    let scratch = if shared.config.scratch.enabled {
+        match ScratchDir::create(&shared.config.scratch) {
+            Ok(dir) => Some(dir),
+            Err(error) => return whisk_error("cannot create a scratch directory", &error),
+        }
+    } else {
+        None
+    };
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdin(MemoryInputPipe::new(params.clone().into_bytes()))
+        .stdout(capture.stdout())
+        .stderr(capture.stderr())
+        .envs(&environment(shared, setup, run))
+        // File operations (the scratch directory) may block this thread: it is a blocking one.
+        .allow_blocking_current_thread(true);
+    if params.len() <= MAX_ARGV_PARAMS_BYTES {
+        wasi.args(&[setup.name.as_str(), params.as_str()]);
+    } else {
+        wasi.args(&[setup.name.as_str()]);
+    }
+    drop(params);
+    if let Some(dir) = &scratch
+        && let Err(error) = wasi.preopened_dir(dir.path(), "/tmp", FsPerms::ReadWrite)
+    {
+        return whisk_error("cannot preopen the scratch directory", &error);
+    }
+
+    let memory_bytes = run.limits.memory_bytes().min(shared.config.max_memory_bytes());
+    let limiter = ActivationLimiter::new(usize::try_from(memory_bytes).unwrap_or(usize::MAX));
+    let state = ActivationState::new(wasi.build_p1(), limiter);
+    let mut store = Store::new(shared.engine.engine(), state);
+    store.limiter(|state| state.limiter());
+    let fuel = shared.config.fuel.budget(run.limits.timeout);
+    if let Some(fuel) = fuel
+        && let Err(error) = store.set_fuel(fuel)
+    {
+        return whisk_error("cannot set fuel", &error);
+    }
+    set_deadline(&mut store, shared, timeout, started, scratch.as_ref().map(ScratchDir::path));
+
+    let ending = match module.instance_pre().instantiate(&mut store) {
+        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+            Ok(start_fn) => match start_fn.call(&mut store, ()) {
+                Ok(()) => Ending::Returned,
+                Err(error) if error.downcast_ref::<I32Exit>().is_some() => Ending::Returned,
+                Err(error) => Ending::Trapped(error),
+            },
+            // Checked at init; reaching this means the module changed under us.
+            Err(error) => return whisk_error("the module lost its _start export", &format!("{error:#}")),
+        },
+        Err(error) => Ending::Trapped(error),
+    };
+
+    let consumed = fuel.map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let memory_denied = store.data().limiter.memory_denied();
+    let scratch_exceeded = store.data().scratch_exceeded || scratch.as_ref().is_some_and(ScratchDir::over_cap);
+    // The instance goes back to the pool before the output is examined.
+    drop(store);
+    let scratch_message = scratch.as_ref().map(ScratchDir::exhausted_message);
+    drop(scratch);
+
+    let captured = capture.finish();
+    let mut outcome = if scratch_exceeded {
+        let logs = captured.into_logs(false);
+        failure(Status::DeveloperError, scratch_message.unwrap_or_default(), logs)
+    } else {
+        match ending {
+            Ending::Returned => finish(captured, shared.config.max_result_bytes),
+            Ending::Trapped(error) => trapped(captured, &error, memory_denied, run.limits.timeout, fuel),
+        }
+    };
+    outcome.start = start;
+    outcome.end = SystemTime::now();
+    outcome.fuel = consumed;
+    outcome
+}
+
+/// Arms the timeout. Without a scratch directory: a plain epoch deadline, `timeout` in ticks plus
+/// the tick in progress, which traps with [`Trap::Interrupt`]. With one: a deadline of one tick
+/// whose callback measures the directory each tick and interrupts once over its cap or past the
+/// wall-clock deadline.
+fn set_deadline(
+    store: &mut Store<ActivationState>,
+    shared: &Shared,
+    timeout: Duration,
+    started: Instant,
+    scratch: Option<&Path>,
+) {
+    match scratch {
+        None => store.set_epoch_deadline(shared.engine.deadline_ticks(timeout)),
+        Some(path) => {
+            let path = path.to_path_buf();
+            let (max_bytes, max_entries) = (shared.config.scratch.max_bytes, shared.config.scratch.max_entries);
+            let deadline = started + timeout;
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |mut context| {
+                let over = super::scratch::usage(&path, max_entries)
+                    .is_ok_and(|usage| usage.bytes > max_bytes || usage.entries > max_entries);
+                if over {
+                    context.data_mut().scratch_exceeded = true;
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+                if Instant::now() >= deadline {
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+                Ok(UpdateDeadline::Continue(1))
+            });
+        }
+    }
+}
+
+/// A failure outcome with `message` and `logs` (times set by the caller).
+fn failure(status: Status, message: impl Into<String>, logs: LogBuffer) -> Outcome {
+    let now = SystemTime::now();
+    let mut outcome = Outcome::error(status, message, now, now);
+    outcome.logs = logs.into_lines();
+    outcome
+}
+
+/// The outcome of an action that ended normally: its last stdout line decides.
+fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
+    let Some(line) = captured.result_line() else {
+        return failure(Status::DeveloperError, messages::NOT_A_DICTIONARY_OR_ARRAY, captured.into_logs(false));
+    };
+    let len = line.len;
+    if len > max_result_bytes {
+        let shown = String::from_utf8_lossy(&line.text[..max_result_bytes.min(line.text.len())]);
+        let message = messages::truncated_response(len, max_result_bytes, &shown);
+        let mut outcome = failure(Status::ApplicationError, message, captured.into_logs(true));
+        outcome.size = Some(len);
+        return outcome;
+    }
+    match serde_json::from_slice::<Value>(line.text).ok().and_then(classify_result) {
+        Some((status, result)) => {
+            let logs = captured.into_logs(true);
+            let now = SystemTime::now();
+            let mut outcome = Outcome::error(status, "", now, now);
+            outcome.result = Some(result);
+            outcome.size = Some(len);
+            outcome.logs = logs.into_lines();
+            outcome
+        }
+        None => failure(Status::DeveloperError, messages::NOT_A_DICTIONARY_OR_ARRAY, captured.into_logs(false)),
+    }
+}
+
+/// The outcome of an action stopped by a trap (or that could not be instantiated).
+fn trapped(
+    captured: Captured,
+    error: &wasmtime::Error,
+    memory_denied: bool,
+    timeout_ms: u64,
+    fuel: Option<u64>,
+) -> Outcome {
+    let logs = captured.into_logs(false);
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            let mut outcome = failure(Status::DeveloperError, messages::timed_out(timeout_ms), logs);
+            outcome.timed_out = true;
+            outcome
+        }
+        Some(Trap::OutOfFuel) => {
+            failure(Status::DeveloperError, messages::fuel_exhausted(fuel.unwrap_or(0)), logs)
+        }
+        _ if memory_denied => failure(Status::DeveloperError, messages::MEMORY_EXHAUSTED, logs),
+        trap => {
+            let mut logs = logs;
+            logs.push_notice(Stream::Stderr, &trap_message(error, trap));
+            failure(Status::DeveloperError, messages::ABNORMAL_RUN, logs)
+        }
+    }
+}
+
+/// One line saying why the action stopped: the trap and, when known, the function it was in.
+fn trap_message(error: &wasmtime::Error, trap: Option<&Trap>) -> String {
+    let what = match trap {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}").replace('\n', " "),
+    };
+    let frame = error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(|trace| trace.frames().iter().find_map(|frame| frame.func_name().map(str::to_string)));
+    match frame {
+        Some(function) => format!("{what} (in {function})"),
+        None => what,
+    }
+}
+
+/// The outcome of an activation whose blocking task did not come back in time (a host call
+/// blocked past the deadline, e.g. a long sleep): a timeout, with whatever it logged so far.
+pub(crate) fn abandoned(capture: &OutputCapture, start: SystemTime, timeout_ms: u64) -> Outcome {
+    let logs = capture.finish().into_logs(false);
+    let mut outcome = failure(Status::DeveloperError, messages::timed_out(timeout_ms), logs);
+    outcome.timed_out = true;
+    outcome.start = start;
+    outcome
+}
+
+/// The outcome when the blocking task itself failed (a panic in the host: our bug).
+pub(crate) fn task_failed(start: SystemTime, error: &dyn std::fmt::Display) -> Outcome {
+    tracing::error!(%error, "a wasm activation task failed");
+    let mut outcome = Outcome::instant_error(Status::WhiskError, messages::RESOURCE_ERROR);
+    outcome.start = start;
+    outcome
+}
