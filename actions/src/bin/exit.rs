@@ -4,6 +4,8 @@
 //! Params: `code` (integer, default 3).
 //! Result: `{"code": <code>}`, printed before exiting with that code; an application error
 //! (exit code 0) when `code` is not an integer that fits in an `i32`.
+//! Logs: after the result, `exiting with code <code>` via `log!`, which the SDK sends to stderr
+//! because a result has been written (so stdout still ends with the result).
 
 use ow_action::serde_json::json;
 
@@ -27,6 +29,7 @@ fn main() {
         },
     };
     report(ow_action::write_result(&json!({ "code": code })));
+    ow_action::log!("exiting with code {code}");
     std::process::exit(code);
 }
 
