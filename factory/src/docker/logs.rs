@@ -30,6 +30,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Per MB of log limit (at least 5 MB), how long collection may take in all (OpenWhisk's
 /// `max(limit MB, 5) * 2 s`). Bounds a runtime that keeps writing forever.
 pub const TIME_PER_LOG_MB: Duration = Duration::from_secs(2);
+/// How often the log is read again while waiting for the sentinels.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Where the previous activation's logs ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -46,25 +48,26 @@ impl LogCursor {
         self.last.as_deref().and_then(epoch_seconds).and_then(|s| i32::try_from(s).ok()).unwrap_or(0)
     }
 
-    /// Whether a line stamped `at` was consumed already; otherwise moves the position past it.
-    fn consume(&mut self, at: &str, skipped_at_last: &mut u32) -> bool {
-        match self.last.as_deref() {
-            Some(last) if at < last => true,
-            Some(last) if at == last => {
-                if *skipped_at_last < self.at_last {
-                    *skipped_at_last += 1;
-                    true
-                } else {
-                    self.at_last += 1;
-                    false
-                }
+    /// Whether a line stamped `at` was consumed by an earlier read (`before` is the cursor as that read
+    /// left it; `skipped` counts the lines stamped exactly `before.last` skipped so far in this read);
+    /// otherwise moves the position past it.
+    fn consume(&mut self, before: &LogCursor, at: &str, skipped: &mut u32) -> bool {
+        if let Some(last) = before.last.as_deref() {
+            if at < last {
+                return true;
             }
-            _ => {
-                self.last = Some(at.to_string());
-                self.at_last = 1;
-                false
+            if at == last && *skipped < before.at_last {
+                *skipped += 1;
+                return true;
             }
         }
+        if self.last.as_deref() == Some(at) {
+            self.at_last += 1;
+        } else {
+            self.last = Some(at.to_string());
+            self.at_last = 1;
+        }
+        false
     }
 }
 
@@ -99,74 +102,76 @@ pub struct LogRequest {
 
 /// Reads the logs of the activation that just ended on container `id`, from `cursor` on, and moves
 /// `cursor` past them. Never fails: problems become OpenWhisk's notices in the returned lines.
+///
+/// Waiting for sentinels polls the log (every [`POLL_INTERVAL`], as OpenWhisk tails the json-file)
+/// rather than following it: each read is a consistent snapshot up to the end of the file, while a
+/// follow stream of the 20.10 json-file driver can lose lines written as it switches from reading to
+/// watching.
 pub async fn collect(docker: &Docker, id: &str, cursor: &mut LogCursor, request: LogRequest) -> Vec<String> {
     let limit_bytes = u64::from(request.limit_mb) * crate::limits::BYTES_PER_MB;
     let mut buffer = LogBuffer::new(limit_bytes);
     let wait = request.wait_for_sentinels && !request.developer_error;
-    let overall = TIME_PER_LOG_MB * request.limit_mb.max(5);
-    let deadline = Instant::now() + overall;
-    let options = LogsOptionsBuilder::new()
-        .follow(wait)
-        .stdout(true)
-        .stderr(true)
-        .timestamps(true)
-        .since(cursor.since())
-        .build();
-    let mut stream = docker.logs(id, Some(options));
+    let deadline = Instant::now() + TIME_PER_LOG_MB * request.limit_mb.max(5);
     let mut sentinels = 0;
-    let mut skipped = 0;
-    let mut failed = false;
-    loop {
-        let next = if wait {
-            let idle = Instant::now() + IDLE_TIMEOUT;
-            match tokio::time::timeout_at(idle.min(deadline), stream.next()).await {
-                Ok(next) => next,
+    let mut last_progress = Instant::now();
+    let failed = loop {
+        let before = cursor.clone();
+        let options =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).since(cursor.since()).build();
+        let mut stream = docker.logs(id, Some(options));
+        let mut skipped = 0;
+        let mut progressed = false;
+        let mut read_failed = false;
+        'read: loop {
+            let (stream_kind, message) = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Err(_) => {
-                    failed = true;
+                    read_failed = true;
                     break;
                 }
-            }
-        } else {
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    failed = true;
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(container = id, error = %e, "reading container logs failed");
+                    read_failed = true;
                     break;
                 }
+                Ok(Some(Ok(LogOutput::StdOut { message }))) => (Stream::Stdout, message),
+                Ok(Some(Ok(LogOutput::StdErr { message }))) => (Stream::Stderr, message),
+                Ok(Some(Ok(_))) => continue,
+            };
+            let text = String::from_utf8_lossy(&message);
+            for record in text.split_terminator('\n') {
+                let (at, line) = record.split_once(' ').unwrap_or((record, ""));
+                if cursor.consume(&before, at, &mut skipped) {
+                    continue;
+                }
+                progressed = true;
+                if line.contains(SENTINEL) {
+                    sentinels += 1;
+                    if wait && sentinels >= 2 {
+                        // Whatever follows belongs to the next activation.
+                        break 'read;
+                    }
+                    continue;
+                }
+                // Past the limit lines are still consumed, so the next activation does not see them.
+                buffer.push(at, stream_kind, line);
             }
-        };
-        let (stream_kind, message) = match next {
-            None => {
-                // The stream ended: at the end of the file when not following, or the container is gone.
-                failed = wait;
-                break;
-            }
-            Some(Err(e)) => {
-                tracing::warn!(container = id, error = %e, "reading container logs failed");
-                failed = true;
-                break;
-            }
-            Some(Ok(LogOutput::StdOut { message })) => (Stream::Stdout, message),
-            Some(Ok(LogOutput::StdErr { message })) => (Stream::Stderr, message),
-            Some(Ok(_)) => continue,
-        };
-        let text = String::from_utf8_lossy(&message);
-        for record in text.split_terminator('\n') {
-            let (at, line) = record.split_once(' ').unwrap_or((record, ""));
-            if cursor.consume(at, &mut skipped) {
-                continue;
-            }
-            if line.contains(SENTINEL) {
-                sentinels += 1;
-                continue;
-            }
-            // After the limit the lines are still consumed (the next activation must not see them).
-            buffer.push(at, stream_kind, line);
         }
-        if wait && sentinels >= 2 {
-            break;
+        if read_failed {
+            break true;
         }
-    }
+        if !wait || sentinels >= 2 {
+            break false;
+        }
+        let now = Instant::now();
+        if progressed {
+            last_progress = now;
+        }
+        if now >= deadline || now.duration_since(last_progress) >= IDLE_TIMEOUT {
+            break true;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
     if failed {
         buffer.push_notice(Stream::Stderr, LOG_COLLECTION_ERROR);
     }
@@ -193,17 +198,21 @@ mod tests {
     #[test]
     fn test_cursor_skips_consumed_lines_with_equal_stamps() {
         let mut cursor = LogCursor::default();
+        let start = cursor.clone();
         let mut skipped = 0;
-        assert!(!cursor.consume("2024-04-05T19:34:38.000000001Z", &mut skipped));
-        assert!(!cursor.consume("2024-04-05T19:34:38.000000001Z", &mut skipped));
-        assert!(!cursor.consume("2024-04-05T19:34:39.000000000Z", &mut skipped));
+        assert!(!cursor.consume(&start, "2024-04-05T19:34:38.000000001Z", &mut skipped));
+        assert!(!cursor.consume(&start, "2024-04-05T19:34:39.000000000Z", &mut skipped));
+        assert!(!cursor.consume(&start, "2024-04-05T19:34:39.000000000Z", &mut skipped));
         assert_eq!(cursor.since(), 1_712_345_679);
-        // The next read starts again at 19:34:39 and must skip the one line it already took.
+        // The next read starts again at 19:34:39 and must skip the two lines it already took.
+        let before = cursor.clone();
         let mut skipped = 0;
-        assert!(cursor.consume("2024-04-05T19:34:38.900000000Z", &mut skipped));
-        assert!(cursor.consume("2024-04-05T19:34:39.000000000Z", &mut skipped));
-        assert!(!cursor.consume("2024-04-05T19:34:39.000000000Z", &mut skipped));
-        assert!(!cursor.consume("2024-04-05T19:34:39.500000000Z", &mut skipped));
+        assert!(cursor.consume(&before, "2024-04-05T19:34:38.900000000Z", &mut skipped));
+        assert!(cursor.consume(&before, "2024-04-05T19:34:39.000000000Z", &mut skipped));
+        assert!(cursor.consume(&before, "2024-04-05T19:34:39.000000000Z", &mut skipped));
+        assert!(!cursor.consume(&before, "2024-04-05T19:34:39.000000000Z", &mut skipped));
+        assert!(!cursor.consume(&before, "2024-04-05T19:34:39.500000000Z", &mut skipped));
+        assert!(!cursor.consume(&before, "2024-04-05T19:34:39.500000000Z", &mut skipped));
     }
 
     #[test]
