@@ -19,6 +19,8 @@ use ow_action::serde_json::{Value, json};
 
 /// Size of each allocation.
 const CHUNK: usize = 1 << 20;
+/// Number of chunks that fill the whole 32-bit address space of a wasm32 instance.
+const CHUNKS_IN_4_GIB: usize = 4096;
 /// Distance between writes that commit a chunk's pages (the smallest page size we may run on).
 const PAGE: usize = 4096;
 
@@ -31,7 +33,9 @@ fn main() {
                     .ok_or("The parameter \"max_mb\" must be a non-negative integer.")?,
             ),
         };
-        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        // Room for a full 4 GiB wasm32 memory up front, so growing this list never is the
+        // allocation that fails (that would abort before the failure is logged).
+        let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(CHUNKS_IN_4_GIB);
         loop {
             let allocated = chunks.len() as u64;
             if max_mb.is_some_and(|max| allocated >= max) {
