@@ -14,3 +14,4 @@ pub mod document;
 pub mod message;
 pub mod record;
 pub mod store;
+pub mod config;

@@ -1,1 +1,417 @@
-//! Local store (in progress).
+//! The local directory store: the same documents as CouchDB, as JSON files, for a node without
+//! CouchDB and for the standalone server.
+//!
+//! Layout under the root directory (names percent-encoded, so `guest/hello` is `guest%2Fhello`):
+//!
+//! ```text
+//! entities/<id>.json                   action documents, with `_id` and `_rev` (`N-<32 hex>`)
+//! entities/<id>.attachments/<name>     attachments (`couch:<uuid>` code ≥ 16 KiB), raw bytes
+//! activations/<namespace>/<id>.json    activation documents (`_id`, `entityType`, `updated`)
+//! blocked-namespaces.json              optional JSON array of blocked namespace names
+//! ```
+//!
+//! Every write goes to a temporary file in the same directory and is renamed into place, so a reader
+//! never sees half a document; all file I/O runs on the blocking pool. Code is stored as the
+//! controller stores it (`mem:` below 16 KiB, else an attachment), so documents can be copied to
+//! CouchDB unchanged.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use factory::Code;
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::couchdb::attach_code;
+use super::{ActivationQuery, ActivationStore, EntityStore, StoreError};
+use crate::document::ActionDocument;
+use crate::record::{ActivationDocument, WhiskActivation};
+
+/// Largest file read: documents with inline code up to the 48 MB exec limit, plus room. Bounds what
+/// a corrupted file can make us allocate.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most files read by one list request.
+pub const MAX_SCAN_FILES: usize = 10_000;
+
+const ENTITIES: &str = "entities";
+const ACTIVATIONS: &str = "activations";
+const BLOCKED: &str = "blocked-namespaces.json";
+
+/// Encodes a name into one safe file name: everything but ASCII letters, digits, `-`, `_` and a
+/// non-leading `.` becomes `%XX`.
+pub fn encode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (index, byte) in name.bytes().enumerate() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_')
+            || (byte == b'.' && index > 0);
+        if keep {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(StoreError::TooLarge {
+            what: "stored file",
+            limit: MAX_FILE_BYTES as usize,
+        });
+    }
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| StoreError::Config(format!("{} has no parent", path.display())))?;
+    fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(
+        ".tmp-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    Ok(result?)
+}
+
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "json") {
+            files.push(path);
+            if files.len() >= MAX_SCAN_FILES {
+                break;
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Both stores over one directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: Arc<PathBuf>,
+    // Serialises read-check-write of entity documents, so revisions behave as in CouchDB.
+    writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: Arc::new(root.into()),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entity_path(root: &Path, id: &str) -> PathBuf {
+        root.join(ENTITIES).join(format!("{}.json", encode_name(id)))
+    }
+
+    fn attachment_path(root: &Path, id: &str, name: &str) -> PathBuf {
+        root.join(ENTITIES)
+            .join(format!("{}.attachments", encode_name(id)))
+            .join(encode_name(name))
+    }
+
+    fn activation_path(root: &Path, namespace: &str, activation_id: &str) -> PathBuf {
+        root.join(ACTIVATIONS)
+            .join(encode_name(namespace))
+            .join(format!("{}.json", encode_name(activation_id)))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || work(&root))
+            .await
+            .map_err(|error| StoreError::Transport(format!("file task failed: {error}")))?
+    }
+
+    /// Replaces the blocked-namespace list (for operators and tests).
+    pub async fn set_blocked_namespaces(&self, names: &BTreeSet<String>) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(names)?;
+        self.blocking(move |root| write_atomic(&root.join(BLOCKED), &bytes))
+            .await
+    }
+}
+
+fn next_revision(previous: Option<&str>, content: &[u8]) -> String {
+    let generation = previous
+        .and_then(|rev| rev.split_once('-'))
+        .and_then(|(n, _)| n.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    let mut digest = sha2::Sha256::new();
+    digest.update(content);
+    digest.update(uuid::Uuid::new_v4().as_bytes());
+    format!("{generation}-{}", &hex::encode(digest.finalize())[..32])
+}
+
+fn read_document(root: &Path, id: &str) -> Result<Value, StoreError> {
+    let bytes = read_limited(&LocalStore::entity_path(root, id))?;
+    Ok(serde_json::from_slice(&bytes).map_err(crate::document::DocumentError::from)?)
+}
+
+#[async_trait]
+impl EntityStore for LocalStore {
+    async fn get_action(
+        &self,
+        id: &str,
+        revision: Option<&str>,
+    ) -> Result<ActionDocument, StoreError> {
+        let id = id.to_string();
+        let value = self.blocking(move |root| read_document(root, &id)).await?;
+        if let Some(expected) = revision {
+            let actual = value.get("_rev").and_then(Value::as_str).unwrap_or("");
+            if actual != expected {
+                return Err(StoreError::RevisionMismatch {
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok(ActionDocument::from_value(value)?)
+    }
+
+    async fn get_attachment(
+        &self,
+        id: &str,
+        name: &str,
+        _revision: Option<&str>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.blocking(move |root| {
+            read_limited(&LocalStore::attachment_path(root, &id, &name)).map_err(|error| match error {
+                // A missing attachment of a present document is a broken action, not a missing one.
+                StoreError::NotFound => StoreError::Status {
+                    status: 404,
+                    body: format!("attachment {name} of {id} is missing"),
+                },
+                other => other,
+            })
+        })
+        .await
+    }
+
+    async fn put_action(
+        &self,
+        mut document: ActionDocument,
+        code: Option<Code>,
+    ) -> Result<ActionDocument, StoreError> {
+        let _guard = self.writes.lock().await;
+        let id = document.doc_id();
+        document.id = Some(id.clone());
+        document.entity_type = Some(crate::document::ACTION_ENTITY_TYPE.to_string());
+        document.updated = super::now_millis();
+        let upload = attach_code(&mut document, code);
+        let mut attachments = serde_json::Map::new();
+        if let Some((name, bytes, content_type)) = &upload {
+            attachments.insert(
+                name.clone(),
+                serde_json::json!({"content_type": content_type, "length": bytes.len(), "stub": true}),
+            );
+        }
+        document.attachments = (!attachments.is_empty()).then_some(attachments);
+        self.blocking(move |root| {
+            let current = match read_document(root, &id) {
+                Ok(value) => value.get("_rev").and_then(Value::as_str).map(str::to_string),
+                Err(StoreError::NotFound) => None,
+                Err(error) => return Err(error),
+            };
+            if current != document.rev {
+                return Err(StoreError::Conflict);
+            }
+            let attachments_dir = root
+                .join(ENTITIES)
+                .join(format!("{}.attachments", encode_name(&id)));
+            if attachments_dir.exists() {
+                fs::remove_dir_all(&attachments_dir)?;
+            }
+            if let Some((name, bytes, _)) = &upload {
+                write_atomic(&LocalStore::attachment_path(root, &id, name), bytes)?;
+            }
+            let content = serde_json::to_vec(&document)?;
+            document.rev = Some(next_revision(current.as_deref(), &content));
+            write_atomic(
+                &LocalStore::entity_path(root, &id),
+                &serde_json::to_vec_pretty(&document)?,
+            )?;
+            Ok(document)
+        })
+        .await
+    }
+
+    async fn delete_action(&self, id: &str, revision: Option<&str>) -> Result<(), StoreError> {
+        let _guard = self.writes.lock().await;
+        let id = id.to_string();
+        let revision = revision.map(str::to_string);
+        self.blocking(move |root| {
+            let value = read_document(root, &id)?;
+            let current = value.get("_rev").and_then(Value::as_str);
+            if revision.is_some() && revision.as_deref() != current {
+                return Err(StoreError::Conflict);
+            }
+            fs::remove_file(LocalStore::entity_path(root, &id))?;
+            let attachments_dir = root
+                .join(ENTITIES)
+                .join(format!("{}.attachments", encode_name(&id)));
+            if attachments_dir.exists() {
+                fs::remove_dir_all(attachments_dir)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<ActionDocument>, StoreError> {
+        let prefix = encode_name(&format!("{namespace}/"));
+        let namespace = namespace.to_string();
+        self.blocking(move |root| {
+            let mut documents = Vec::new();
+            for path in json_files(&root.join(ENTITIES))? {
+                let is_candidate = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(&prefix));
+                if !is_candidate {
+                    continue;
+                }
+                let Ok(bytes) = read_limited(&path) else { continue };
+                let Ok(document) = ActionDocument::from_json(&bytes) else {
+                    continue;
+                };
+                if document.namespace == namespace {
+                    documents.push(document);
+                }
+            }
+            documents.sort_by_key(ActionDocument::doc_id);
+            Ok(documents.into_iter().skip(skip).take(limit).collect())
+        })
+        .await
+    }
+
+    async fn blocked_namespaces(&self) -> Result<BTreeSet<String>, StoreError> {
+        self.blocking(|root| match read_limited(&root.join(BLOCKED)) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            Err(StoreError::NotFound) => Ok(BTreeSet::new()),
+            Err(error) => Err(error),
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ActivationStore for LocalStore {
+    async fn store(&self, activation: &WhiskActivation) -> Result<(), StoreError> {
+        let document = activation.to_document(std::time::SystemTime::now());
+        let bytes = serde_json::to_vec_pretty(&document)?;
+        let path = Self::activation_path(
+            &self.root,
+            &activation.namespace,
+            activation.activation_id.as_str(),
+        );
+        self.blocking(move |_| write_atomic(&path, &bytes)).await
+    }
+
+    async fn get(
+        &self,
+        namespace: &str,
+        activation_id: &str,
+    ) -> Result<WhiskActivation, StoreError> {
+        let path = Self::activation_path(&self.root, namespace, activation_id);
+        self.blocking(move |_| {
+            let bytes = read_limited(&path)?;
+            let document: ActivationDocument = serde_json::from_slice(&bytes)?;
+            Ok(document.activation)
+        })
+        .await
+    }
+
+    async fn list(&self, query: &ActivationQuery) -> Result<Vec<WhiskActivation>, StoreError> {
+        let dir = self
+            .root
+            .join(ACTIVATIONS)
+            .join(encode_name(&query.namespace));
+        let activations = self
+            .blocking(move |_| {
+                let mut activations = Vec::new();
+                for path in json_files(&dir)? {
+                    let Ok(bytes) = read_limited(&path) else { continue };
+                    if let Ok(document) = serde_json::from_slice::<ActivationDocument>(&bytes) {
+                        activations.push(document.activation);
+                    }
+                }
+                Ok(activations)
+            })
+            .await?;
+        Ok(query.apply(activations))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_encode_to_single_safe_file_names() {
+        assert_eq!(encode_name("guest/hello"), "guest%2Fhello");
+        assert_eq!(encode_name("whisk.system/x"), "whisk.system%2Fx");
+        assert_eq!(encode_name(".."), "%2E.");
+        assert_eq!(encode_name("a b"), "a%20b");
+    }
+
+    #[test]
+    fn test_revisions_count_up() {
+        let first = next_revision(None, b"x");
+        assert!(first.starts_with("1-"));
+        assert_eq!(first.len(), 34);
+        assert!(next_revision(Some(&first), b"y").starts_with("2-"));
+    }
+}
