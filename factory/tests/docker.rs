@@ -19,8 +19,8 @@ use bollard::query_parameters::{RemoveContainerOptionsBuilder, TagImageOptionsBu
 use factory::docker::{DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest, logs as docker_logs};
 use factory::outcome::messages;
 use factory::{
-    ActivationContext, Code, Container, ContainerSpec, Factory, FactoryError, InitRequest, Limits, Outcome,
-    Purpose, RunRequest, Status,
+    ActivationContext, Code, Container, ContainerSpec, Factory, FactoryError, InitRequest, Limits,
+    Outcome, Purpose, RunRequest, Status,
 };
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -34,7 +34,8 @@ fn manifest_path() -> PathBuf {
 
 /// The daemon, answering; panics (fails the test) when there is none.
 async fn daemon() -> Docker {
-    let docker = Docker::connect_with_defaults().expect("a Docker client (DOCKER_HOST or the local socket)");
+    let docker =
+        Docker::connect_with_defaults().expect("a Docker client (DOCKER_HOST or the local socket)");
     let docker = docker
         .negotiate_version()
         .await
@@ -52,7 +53,11 @@ async fn ensure_image(docker: &Docker) {
                 return;
             }
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image");
-            let status = tokio::process::Command::new("bash").arg(script).status().await.expect("run build-test-image");
+            let status = tokio::process::Command::new("bash")
+                .arg(script)
+                .status()
+                .await
+                .expect("run build-test-image");
             assert!(status.success(), "scripts/build-test-image failed");
         })
         .await;
@@ -69,7 +74,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let factory = self.0.clone();
         let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 let _ = runtime.block_on(factory.cleanup());
             }
         })
@@ -86,13 +94,19 @@ fn factory_with(config: DockerConfig) -> (Arc<DockerFactory>, Cleanup) {
 
 async fn setup(test: &str) -> (Docker, Arc<DockerFactory>, Cleanup) {
     let docker = daemon().await;
-    let (factory, cleanup) = factory_with(DockerConfig { name_prefix: prefix(test), ..DockerConfig::default() });
+    let (factory, cleanup) = factory_with(DockerConfig {
+        name_prefix: prefix(test),
+        ..DockerConfig::default()
+    });
     factory.cleanup().await.expect("cleanup of an earlier run");
     (docker, factory, cleanup)
 }
 
 fn context(timeout: Duration) -> ActivationContext {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     ActivationContext {
         activation_id: format!("{nanos:032x}"),
         namespace: "guest".into(),
@@ -105,11 +119,17 @@ fn context(timeout: Duration) -> ActivationContext {
 }
 
 fn limits(timeout_ms: u64, memory: u32, logs: u32) -> Limits {
-    Limits { timeout: timeout_ms, memory, logs, concurrency: 1 }
+    Limits {
+        timeout: timeout_ms,
+        memory,
+        logs,
+        concurrency: 1,
+    }
 }
 
 fn native(action: &str) -> Code {
-    let path = ow_action::artifacts::native_binary(action).expect("the example actions build natively");
+    let path =
+        ow_action::artifacts::native_binary(action).expect("the example actions build natively");
     Code::Binary(std::fs::read(path).expect("read the action").into())
 }
 
@@ -118,14 +138,21 @@ fn init_request(code: Option<Code>, limits: Limits, env: &[(&str, &str)]) -> Ini
         name: "test".into(),
         main: None,
         code,
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
         context: context(limits.timeout_duration()),
         limits,
     }
 }
 
 fn run_request(params: Value, limits: Limits) -> RunRequest {
-    RunRequest { params, context: context(limits.timeout_duration()), limits }
+    RunRequest {
+        params,
+        context: context(limits.timeout_duration()),
+        limits,
+    }
 }
 
 fn cold(memory_mb: u32) -> ContainerSpec {
@@ -133,25 +160,38 @@ fn cold(memory_mb: u32) -> ContainerSpec {
         kind: KIND.into(),
         image: None,
         memory_mb,
-        purpose: Purpose::Cold { namespace: "guest".into(), action: "test".into() },
+        purpose: Purpose::Cold {
+            namespace: "guest".into(),
+            action: "test".into(),
+        },
     }
 }
 
 /// A container of the test runtime initialised with the native example `action`.
 async fn warm(factory: &DockerFactory, action: &str, limits: Limits) -> Arc<dyn Container> {
     let container = factory.create(cold(limits.memory)).await.expect("create");
-    container.init(init_request(Some(native(action)), limits, &[])).await.expect("init");
+    container
+        .init(init_request(Some(native(action)), limits, &[]))
+        .await
+        .expect("init");
     container
 }
 
 fn error_of(outcome: &Outcome) -> Value {
-    outcome.result.as_ref().and_then(|r| r.get("error")).cloned().unwrap_or(Value::Null)
+    outcome
+        .result
+        .as_ref()
+        .and_then(|r| r.get("error"))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// The text of formatted log lines of one stream, in order.
 fn stream_lines(logs: &[String], stream: &str) -> Vec<String> {
     let marker = format!(" {stream}: ");
-    logs.iter().filter_map(|l| l.split_once(&marker).map(|(_, text)| text.to_string())).collect()
+    logs.iter()
+        .filter_map(|l| l.split_once(&marker).map(|(_, text)| text.to_string()))
+        .collect()
 }
 
 async fn exists(docker: &Docker, id: &str) -> bool {
@@ -164,7 +204,10 @@ async fn test_docker_cold_start_then_warm_reuse() {
     assert!(factory.health().await.is_healthy());
     let limits = limits(10_000, 256, 10);
     let container = factory.create(cold(256)).await.expect("create");
-    let info = docker.inspect_container(container.id(), None).await.expect("inspect");
+    let info = docker
+        .inspect_container(container.id(), None)
+        .await
+        .expect("inspect");
     let name = info.name.clone().unwrap_or_default();
     assert!(name.starts_with(&format!("/{}_", prefix("warm"))), "{name}");
     assert!(name.ends_with("_guest_test"), "{name}");
@@ -173,27 +216,47 @@ async fn test_docker_cold_start_then_warm_reuse() {
     assert_eq!(host.memory_swap, Some(256 * 1024 * 1024));
     assert_eq!(host.cpu_shares, Some(128));
     assert_eq!(host.pids_limit, Some(1024));
-    assert_eq!(info.config.and_then(|c| c.labels).unwrap_or_default()[INSTANCE_LABEL], prefix("warm"));
+    assert_eq!(
+        info.config.and_then(|c| c.labels).unwrap_or_default()[INSTANCE_LABEL],
+        prefix("warm")
+    );
     assert!(container.health().await.is_healthy());
     assert!(container.can_pause());
 
-    let done = container.init(init_request(Some(native("hello")), limits, &[])).await.expect("init");
+    let done = container
+        .init(init_request(Some(native("hello")), limits, &[]))
+        .await
+        .expect("init");
     assert!(done.end >= done.start);
-    let first = container.run(run_request(json!({"name": "Ada"}), limits)).await;
+    let first = container
+        .run(run_request(json!({"name": "Ada"}), limits))
+        .await;
     assert_eq!(first.status, Status::Success, "{first:?}");
     assert_eq!(first.result, Some(json!({"greeting": "Hello, Ada!"})));
     assert_eq!(stream_lines(&first.logs, "stdout"), vec!["greeting Ada"]);
 
-    let second = container.run(run_request(json!({"name": "Grace"}), limits)).await;
+    let second = container
+        .run(run_request(json!({"name": "Grace"}), limits))
+        .await;
     assert_eq!(second.status, Status::Success, "{second:?}");
     assert_eq!(second.result, Some(json!({"greeting": "Hello, Grace!"})));
-    assert_eq!(stream_lines(&second.logs, "stdout"), vec!["greeting Grace"], "only its own lines");
-    assert_eq!(second.size, Some(r#"{"greeting":"Hello, Grace!"}"#.len() + 1));
+    assert_eq!(
+        stream_lines(&second.logs, "stdout"),
+        vec!["greeting Grace"],
+        "only its own lines"
+    );
+    assert_eq!(
+        second.size,
+        Some(r#"{"greeting":"Hello, Grace!"}"#.len() + 1)
+    );
 
     container.destroy().await.expect("destroy");
     assert!(!exists(&docker, container.id()).await);
     assert!(!container.health().await.is_healthy());
-    assert!(container.destroy().await.is_err(), "a second destroy is an error");
+    assert!(
+        container.destroy().await.is_err(),
+        "a second destroy is an error"
+    );
 }
 
 #[tokio::test]
@@ -201,17 +264,45 @@ async fn test_docker_prewarm_then_init_with_context_and_env() {
     let (docker, factory, _cleanup) = setup("prewarm").await;
     let cells = factory.stem_cells();
     assert_eq!(cells.len(), 1);
-    assert_eq!((cells[0].kind.as_str(), cells[0].memory_mb, cells[0].initial_count), (KIND, 128, 1));
-    assert!(factory.supports(KIND) && factory.supports("native:default") && factory.supports("blackbox"));
+    assert_eq!(
+        (
+            cells[0].kind.as_str(),
+            cells[0].memory_mb,
+            cells[0].initial_count
+        ),
+        (KIND, 128, 1)
+    );
+    assert!(
+        factory.supports(KIND)
+            && factory.supports("native:default")
+            && factory.supports("blackbox")
+    );
     assert!(!factory.supports("wasm:wasip1"));
 
-    let spec = ContainerSpec { kind: "native:default".into(), image: None, memory_mb: 128, purpose: Purpose::Prewarm };
+    let spec = ContainerSpec {
+        kind: "native:default".into(),
+        image: None,
+        memory_mb: 128,
+        purpose: Purpose::Prewarm,
+    };
     let container = factory.create(spec).await.expect("create prewarm");
-    let name = docker.inspect_container(container.id(), None).await.expect("inspect").name.unwrap_or_default();
+    let name = docker
+        .inspect_container(container.id(), None)
+        .await
+        .expect("inspect")
+        .name
+        .unwrap_or_default();
     assert!(name.ends_with("_prewarm_nativedefault"), "{name}");
 
     let limits = limits(10_000, 128, 10);
-    container.init(init_request(Some(native("env")), limits, &[("DB_URL", "http://db:5984")])).await.expect("init");
+    container
+        .init(init_request(
+            Some(native("env")),
+            limits,
+            &[("DB_URL", "http://db:5984")],
+        ))
+        .await
+        .expect("init");
     let run = run_request(json!({}), limits);
     let activation_id = run.context.activation_id.clone();
     let outcome = container.run(run).await;
@@ -226,9 +317,17 @@ async fn test_docker_prewarm_then_init_with_context_and_env() {
 
     let echo = warm(&factory, "echo", limits).await;
     let array = echo.run(run_request(json!([1, {"a": "b"}]), limits)).await;
-    assert_eq!((array.status, array.result), (Status::Success, Some(json!([1, {"a": "b"}]))));
-    let app_error = echo.run(run_request(json!({"error": "nope", "x": 1}), limits)).await;
-    assert_eq!((app_error.status, app_error.result), (Status::ApplicationError, Some(json!({"error": "nope"}))));
+    assert_eq!(
+        (array.status, array.result),
+        (Status::Success, Some(json!([1, {"a": "b"}])))
+    );
+    let app_error = echo
+        .run(run_request(json!({"error": "nope", "x": 1}), limits))
+        .await;
+    assert_eq!(
+        (app_error.status, app_error.result),
+        (Status::ApplicationError, Some(json!({"error": "nope"})))
+    );
 }
 
 #[tokio::test]
@@ -236,13 +335,27 @@ async fn test_docker_pause_then_resume_then_run() {
     let (docker, factory, _cleanup) = setup("pause").await;
     let limits = limits(10_000, 128, 10);
     let container = warm(&factory, "echo", limits).await;
-    assert_eq!(container.run(run_request(json!({"n": 1}), limits)).await.status, Status::Success);
+    assert_eq!(
+        container
+            .run(run_request(json!({"n": 1}), limits))
+            .await
+            .status,
+        Status::Success
+    );
     container.pause().await.expect("pause");
-    let state = docker.inspect_container(container.id(), None).await.expect("inspect").state.expect("state");
+    let state = docker
+        .inspect_container(container.id(), None)
+        .await
+        .expect("inspect")
+        .state
+        .expect("state");
     assert_eq!(state.paused, Some(true));
     container.resume().await.expect("resume");
     let outcome = container.run(run_request(json!({"n": 2}), limits)).await;
-    assert_eq!((outcome.status, outcome.result), (Status::Success, Some(json!({"n": 2}))));
+    assert_eq!(
+        (outcome.status, outcome.result),
+        (Status::Success, Some(json!({"n": 2})))
+    );
     // Destroying a paused container unpauses it first.
     container.pause().await.expect("pause again");
     container.destroy().await.expect("destroy paused");
@@ -258,12 +371,16 @@ async fn test_docker_init_failures() {
     let mut zipped = Vec::new();
     {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(&mut zipped));
-        zip.start_file("README", zip::write::SimpleFileOptions::default()).expect("zip entry");
+        zip.start_file("README", zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
         zip.write_all(b"no exec here").expect("zip write");
         zip.finish().expect("zip");
     }
     let container = factory.create(cold(128)).await.expect("create");
-    let failed = container.init(init_request(Some(Code::Binary(zipped.into())), limits, &[])).await.unwrap_err();
+    let failed = container
+        .init(init_request(Some(Code::Binary(zipped.into())), limits, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(failed.status, Status::DeveloperError);
     assert_eq!(
         error_of(&failed),
@@ -271,10 +388,19 @@ async fn test_docker_init_failures() {
     );
     assert!(failed.init_time.is_some());
     assert!(!failed.timed_out);
-    assert!(failed.logs.last().expect("a notice").ends_with(docker_logs::DEVELOPER_ERROR_LOGS), "{:?}", failed.logs);
+    assert!(
+        failed
+            .logs
+            .last()
+            .expect("a notice")
+            .ends_with(docker_logs::DEVELOPER_ERROR_LOGS),
+        "{:?}",
+        failed.logs
+    );
 
     // A zip holding `exec` works, and a second init is refused as by every OpenWhisk runtime.
-    let echo = std::fs::read(ow_action::artifacts::native_binary("echo").expect("echo")).expect("read");
+    let echo =
+        std::fs::read(ow_action::artifacts::native_binary("echo").expect("echo")).expect("read");
     let mut zipped = Vec::new();
     {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(&mut zipped));
@@ -284,9 +410,21 @@ async fn test_docker_init_failures() {
         zip.finish().expect("zip");
     }
     let container = factory.create(cold(128)).await.expect("create");
-    container.init(init_request(Some(Code::Binary(zipped.into())), limits, &[])).await.expect("zip init");
-    let again = container.init(init_request(Some(native("echo")), limits, &[])).await.unwrap_err();
-    assert_eq!((again.status, error_of(&again)), (Status::DeveloperError, json!("Cannot initialize the action more than once.")));
+    container
+        .init(init_request(Some(Code::Binary(zipped.into())), limits, &[]))
+        .await
+        .expect("zip init");
+    let again = container
+        .init(init_request(Some(native("echo")), limits, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status, error_of(&again)),
+        (
+            Status::DeveloperError,
+            json!("Cannot initialize the action more than once.")
+        )
+    );
 }
 
 #[tokio::test]
@@ -296,9 +434,24 @@ async fn test_docker_run_failures_map_like_openwhisk() {
     for action in ["garbage", "panic"] {
         let container = warm(&factory, action, limits).await;
         let outcome = container.run(run_request(json!({}), limits)).await;
-        assert_eq!(outcome.status, Status::DeveloperError, "{action}: {outcome:?}");
-        assert_eq!(error_of(&outcome), json!(messages::NOT_A_DICTIONARY_OR_ARRAY), "{action}");
-        assert!(outcome.logs.last().expect("notice").ends_with(docker_logs::DEVELOPER_ERROR_LOGS), "{action}");
+        assert_eq!(
+            outcome.status,
+            Status::DeveloperError,
+            "{action}: {outcome:?}"
+        );
+        assert_eq!(
+            error_of(&outcome),
+            json!(messages::NOT_A_DICTIONARY_OR_ARRAY),
+            "{action}"
+        );
+        assert!(
+            outcome
+                .logs
+                .last()
+                .expect("notice")
+                .ends_with(docker_logs::DEVELOPER_ERROR_LOGS),
+            "{action}"
+        );
         assert!(!outcome.timed_out);
     }
 }
@@ -314,7 +467,10 @@ async fn test_docker_timeout_obeyed_and_violated() {
     let spin = warm(&factory, "spin", limits).await;
     let violated = spin.run(run_request(json!({}), limits)).await;
     assert_eq!(violated.status, Status::DeveloperError);
-    assert_eq!(error_of(&violated), json!("The action exceeded its time limits of 1000 milliseconds."));
+    assert_eq!(
+        error_of(&violated),
+        json!("The action exceeded its time limits of 1000 milliseconds.")
+    );
     assert!(violated.timed_out);
     assert_eq!(violated.size, None);
     assert!(violated.duration() >= Duration::from_millis(1000));
@@ -326,10 +482,16 @@ async fn test_docker_memory_obeyed_and_exhausted() {
     let limits = limits(30_000, 128, 10);
     let hog = warm(&factory, "hog", limits).await;
     let obeyed = hog.run(run_request(json!({"max_mb": 16}), limits)).await;
-    assert_eq!((obeyed.status, obeyed.result), (Status::Success, Some(json!({"allocated_mb": 16}))));
+    assert_eq!(
+        (obeyed.status, obeyed.result),
+        (Status::Success, Some(json!({"allocated_mb": 16})))
+    );
     let exhausted = hog.run(run_request(json!({}), limits)).await;
     assert_eq!(exhausted.status, Status::DeveloperError, "{exhausted:?}");
-    assert_eq!(error_of(&exhausted), json!("The action exhausted its memory and was aborted."));
+    assert_eq!(
+        error_of(&exhausted),
+        json!("The action exhausted its memory and was aborted.")
+    );
 }
 
 #[tokio::test]
@@ -341,20 +503,37 @@ async fn test_docker_logs_are_per_activation_and_sentinel_free() {
         kind: "blackbox".into(),
         image: Some(IMAGE.into()),
         memory_mb: 128,
-        purpose: Purpose::Cold { namespace: "guest".into(), action: "logs".into() },
+        purpose: Purpose::Cold {
+            namespace: "guest".into(),
+            action: "logs".into(),
+        },
     };
     let container = factory.create(spec).await.expect("create blackbox");
-    container.init(init_request(Some(native("logs")), limits, &[])).await.expect("init");
+    container
+        .init(init_request(Some(native("logs")), limits, &[]))
+        .await
+        .expect("init");
     let first = container.run(run_request(json!({"n": 3}), limits)).await;
     assert_eq!(first.status, Status::Success, "{first:?}");
-    assert_eq!(stream_lines(&first.logs, "stdout"), vec!["stdout line 0", "stdout line 1", "stdout line 2"], "{:#?}", first.logs);
-    assert_eq!(stream_lines(&first.logs, "stderr"), vec!["stderr line 0", "stderr line 1", "stderr line 2"]);
+    assert_eq!(
+        stream_lines(&first.logs, "stdout"),
+        vec!["stdout line 0", "stdout line 1", "stdout line 2"],
+        "{:#?}",
+        first.logs
+    );
+    assert_eq!(
+        stream_lines(&first.logs, "stderr"),
+        vec!["stderr line 0", "stderr line 1", "stderr line 2"]
+    );
     assert_eq!(first.logs.len(), 6, "{:?}", first.logs);
     for line in &first.logs {
         assert!(!line.contains(docker_logs::SENTINEL));
         // `<docker time, 30 columns> <stream>: <text>`
         assert_eq!(line.as_bytes()[30], b' ', "{line}");
-        assert!(line[..30].ends_with('Z') && line.starts_with("20"), "{line}");
+        assert!(
+            line[..30].ends_with('Z') && line.starts_with("20"),
+            "{line}"
+        );
     }
     let second = container.run(run_request(json!({"n": 1}), limits)).await;
     assert_eq!(stream_lines(&second.logs, "stdout"), vec!["stdout line 0"]);
@@ -368,9 +547,16 @@ async fn test_docker_log_limit_obeyed_and_violated() {
     let limits = limits(30_000, 256, 1);
     let flood = warm(&factory, "flood", limits).await;
     // 1 MB of lines fits a 2 MB limit...
-    let obeyed = flood.run(run_request(json!({"mb": 1}), Limits { logs: 2, ..limits })).await;
+    let obeyed = flood
+        .run(run_request(json!({"mb": 1}), Limits { logs: 2, ..limits }))
+        .await;
     assert_eq!(obeyed.status, Status::Success, "{:?}", obeyed.result);
-    assert!(!obeyed.logs.iter().any(|l| l.contains("Logs were truncated")));
+    assert!(
+        !obeyed
+            .logs
+            .iter()
+            .any(|l| l.contains("Logs were truncated"))
+    );
     assert!(obeyed.logs.len() > 10_000, "{}", obeyed.logs.len());
     // ...3 MB do not fit 1 MB.
     let violated = flood.run(run_request(json!({"mb": 3}), limits)).await;
@@ -388,7 +574,11 @@ async fn test_docker_log_limit_obeyed_and_violated() {
     assert!(kept > 1000 * 1000, "{kept}");
     // The rest of the flood was consumed: the next activation sees only its own (no) lines.
     let next = flood.run(run_request(json!({"mb": 0}), limits)).await;
-    assert!(next.logs.is_empty(), "{:?}", &next.logs[..next.logs.len().min(3)]);
+    assert!(
+        next.logs.is_empty(),
+        "{:?}",
+        &next.logs[..next.logs.len().min(3)]
+    );
 }
 
 #[tokio::test]
@@ -396,9 +586,13 @@ async fn test_docker_result_size_obeyed_and_violated() {
     let (_docker, factory, _cleanup) = setup("bigout").await;
     let limits = limits(30_000, 256, 10);
     let bigout = warm(&factory, "bigout", limits).await;
-    let obeyed = bigout.run(run_request(json!({"bytes": 1000}), limits)).await;
+    let obeyed = bigout
+        .run(run_request(json!({"bytes": 1000}), limits))
+        .await;
     assert_eq!(obeyed.status, Status::Success);
-    let violated = bigout.run(run_request(json!({"bytes": 2 * 1024 * 1024}), limits)).await;
+    let violated = bigout
+        .run(run_request(json!({"bytes": 2 * 1024 * 1024}), limits))
+        .await;
     assert_eq!(violated.status, Status::ApplicationError);
     let length = violated.size.expect("size");
     assert!(length > 2 * 1024 * 1024);
@@ -425,22 +619,39 @@ async fn test_docker_cleanup_removes_only_this_invokers_leftovers() {
     let mut ids = Vec::new();
     for (name, labels) in [
         (unrelated_name.as_str(), HashMap::new()),
-        (unrelated_label.as_str(), HashMap::from([(INSTANCE_LABEL.to_string(), prefix("cleanup"))])),
+        (
+            unrelated_label.as_str(),
+            HashMap::from([(INSTANCE_LABEL.to_string(), prefix("cleanup"))]),
+        ),
     ] {
         let _ = docker
-            .remove_container(name, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+            .remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
             .await;
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(name).build();
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(name)
+            .build();
         let body = bollard::models::ContainerCreateBody {
             image: Some(IMAGE.into()),
             labels: Some(labels),
             ..Default::default()
         };
-        ids.push(docker.create_container(Some(options), body).await.expect("unrelated container").id);
+        ids.push(
+            docker
+                .create_container(Some(options), body)
+                .await
+                .expect("unrelated container")
+                .id,
+        );
     }
     // The invoker "restarts": a new factory with the same prefix cleans up at start.
     drop(cleanup_without_running(cleanup));
-    let (fresh, _fresh_cleanup) = factory_with(DockerConfig { name_prefix: prefix("cleanup"), ..DockerConfig::default() });
+    let (fresh, _fresh_cleanup) = factory_with(DockerConfig {
+        name_prefix: prefix("cleanup"),
+        ..DockerConfig::default()
+    });
     fresh.cleanup().await.expect("cleanup");
     for id in &ours {
         assert!(!exists(&docker, id).await, "leftover {id} removed");
@@ -448,7 +659,10 @@ async fn test_docker_cleanup_removes_only_this_invokers_leftovers() {
     for id in &ids {
         assert!(exists(&docker, id).await, "unrelated {id} survives");
         docker
-            .remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+            .remove_container(
+                id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
             .await
             .expect("remove unrelated");
     }
@@ -465,19 +679,32 @@ fn cleanup_without_running(cleanup: Cleanup) -> Arc<DockerFactory> {
 async fn test_docker_missing_images() {
     let (docker, factory, _cleanup) = setup("missing").await;
     // A managed image that is not on the host is never pulled: a whisk error.
-    let spec = ContainerSpec { kind: "missing:test".into(), ..cold(128) };
+    let spec = ContainerSpec {
+        kind: "missing:test".into(),
+        ..cold(128)
+    };
     let error = match factory.create(spec).await {
         Err(error) => error,
         Ok(container) => panic!("created {}", container.id()),
     };
     assert!(matches!(error, FactoryError::Provision { .. }), "{error:?}");
     let outcome = error.to_outcome();
-    assert_eq!((outcome.status, error_of(&outcome)), (Status::WhiskError, json!("Failed to provision resources to run the action.")));
+    assert_eq!(
+        (outcome.status, error_of(&outcome)),
+        (
+            Status::WhiskError,
+            json!("Failed to provision resources to run the action.")
+        )
+    );
 
     // A blackbox image with tag latest (or none) whose pull fails: a developer error. The registry is
     // 127.0.0.1:1, where nothing listens.
     let image = "127.0.0.1:1/wasm-invoker/no-such-image";
-    let spec = ContainerSpec { kind: "blackbox".into(), image: Some(image.into()), ..cold(128) };
+    let spec = ContainerSpec {
+        kind: "blackbox".into(),
+        image: Some(image.into()),
+        ..cold(128)
+    };
     let error = match factory.create(spec).await {
         Err(error) => error,
         Ok(container) => panic!("created {}", container.id()),
@@ -485,23 +712,52 @@ async fn test_docker_missing_images() {
     let outcome = error.to_outcome();
     assert_eq!(
         (outcome.status, error_of(&outcome)),
-        (Status::DeveloperError, json!("Failed to pull container image '127.0.0.1:1/wasm-invoker/no-such-image'."))
+        (
+            Status::DeveloperError,
+            json!("Failed to pull container image '127.0.0.1:1/wasm-invoker/no-such-image'.")
+        )
     );
 
     // Another tag tolerates the failed pull and runs the local copy (not sentinelled: not native).
     let tagged = "127.0.0.1:1/wasm-invoker/action-proxy:test";
     docker
-        .tag_image(IMAGE, Some(TagImageOptionsBuilder::new().repo("127.0.0.1:1/wasm-invoker/action-proxy").tag("test").build()))
+        .tag_image(
+            IMAGE,
+            Some(
+                TagImageOptionsBuilder::new()
+                    .repo("127.0.0.1:1/wasm-invoker/action-proxy")
+                    .tag("test")
+                    .build(),
+            ),
+        )
         .await
         .expect("tag");
-    let spec = ContainerSpec { kind: "blackbox".into(), image: Some(tagged.into()), ..cold(128) };
+    let spec = ContainerSpec {
+        kind: "blackbox".into(),
+        image: Some(tagged.into()),
+        ..cold(128)
+    };
     let limits = limits(10_000, 128, 10);
-    let container = factory.create(spec).await.expect("a local copy after a tolerated failed pull");
-    container.init(init_request(Some(native("hello")), limits, &[])).await.expect("init");
-    let outcome = container.run(run_request(json!({"name": "Bo"}), limits)).await;
+    let container = factory
+        .create(spec)
+        .await
+        .expect("a local copy after a tolerated failed pull");
+    container
+        .init(init_request(Some(native("hello")), limits, &[]))
+        .await
+        .expect("init");
+    let outcome = container
+        .run(run_request(json!({"name": "Bo"}), limits))
+        .await;
     assert_eq!(outcome.result, Some(json!({"greeting": "Hello, Bo!"})));
     container.destroy().await.expect("destroy");
-    let _ = docker.remove_image(tagged, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    let _ = docker
+        .remove_image(
+            tagged,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
 }
 
 /// A unix socket in front of the daemon that the test can take away and bring back: the factory sees
@@ -534,7 +790,10 @@ impl SocketProxy {
                 }
             }
         });
-        Self { path: path.to_path_buf(), stop: Some(stop) }
+        Self {
+            path: path.to_path_buf(),
+            stop: Some(stop),
+        }
     }
 
     fn stop(&mut self) {
@@ -574,13 +833,27 @@ async fn test_docker_daemon_away_and_back() {
         Err(error) => error,
         Ok(container) => panic!("created {} without a daemon", container.id()),
     };
-    assert!(matches!(error, FactoryError::Unavailable { .. }), "{error:?}");
+    assert!(
+        matches!(error, FactoryError::Unavailable { .. }),
+        "{error:?}"
+    );
     assert_eq!(error.status(), Status::WhiskError);
     assert_eq!(error.status().code(), 3);
     // The container itself still answers; only its logs cannot be read, and it is marked unhealthy.
-    let outcome = container.run(run_request(json!({"name": "Al"}), limits)).await;
-    assert_eq!((outcome.status, outcome.result), (Status::Success, Some(json!({"greeting": "Hello, Al!"}))));
-    assert!(outcome.logs.last().expect("notice").ends_with(docker_logs::LOG_COLLECTION_ERROR));
+    let outcome = container
+        .run(run_request(json!({"name": "Al"}), limits))
+        .await;
+    assert_eq!(
+        (outcome.status, outcome.result),
+        (Status::Success, Some(json!({"greeting": "Hello, Al!"})))
+    );
+    assert!(
+        outcome
+            .logs
+            .last()
+            .expect("notice")
+            .ends_with(docker_logs::LOG_COLLECTION_ERROR)
+    );
     assert!(docker_logs::collection_failed(&outcome.logs));
     assert!(!container.health().await.is_healthy());
 
@@ -588,9 +861,15 @@ async fn test_docker_daemon_away_and_back() {
     assert!(factory.health().await.is_healthy());
     let again = warm(&factory, "hello", limits).await;
     let outcome = again.run(run_request(json!({"name": "Bea"}), limits)).await;
-    assert_eq!((outcome.status, outcome.result), (Status::Success, Some(json!({"greeting": "Hello, Bea!"}))));
+    assert_eq!(
+        (outcome.status, outcome.result),
+        (Status::Success, Some(json!({"greeting": "Hello, Bea!"})))
+    );
     assert_eq!(stream_lines(&outcome.logs, "stdout"), vec!["greeting Bea"]);
-    container.destroy().await.expect("destroy after the daemon came back");
+    container
+        .destroy()
+        .await
+        .expect("destroy after the daemon came back");
     again.destroy().await.expect("destroy");
     drop(docker);
 }
@@ -605,7 +884,9 @@ async fn test_docker_publish_on_loopback() {
     });
     let limits = limits(10_000, 128, 10);
     let container = warm(&factory, "echo", limits).await;
-    let outcome = container.run(run_request(json!({"via": "loopback"}), limits)).await;
+    let outcome = container
+        .run(run_request(json!({"via": "loopback"}), limits))
+        .await;
     assert_eq!(outcome.result, Some(json!({"via": "loopback"})));
     assert!(container.health().await.is_healthy());
 }

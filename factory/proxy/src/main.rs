@@ -55,7 +55,8 @@ const MAX_UNZIPPED_BYTES: u64 = 512 * 1024 * 1024;
 const DEFAULT_PORT: u16 = 8080;
 
 const ERR_REINIT: &str = "Cannot initialize the action more than once.";
-const ERR_NO_BINARY: &str = "The action failed to generate or locate a binary. See logs for details.";
+const ERR_NO_BINARY: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
 const ERR_NOT_DICT: &str = "The action did not return a dictionary or array.";
 const ERR_BAD_ARGS: &str = "The action did not receive a dictionary or array as an argument.";
 
@@ -85,14 +86,20 @@ fn main() {
     let action_dir = std::env::var_os("PROXY_ACTION_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/action"));
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
             std::process::exit(1);
         }
     };
-    let proxy = Arc::new(Proxy { action_dir, state: Mutex::new(State::default()) });
+    let proxy = Arc::new(Proxy {
+        action_dir,
+        state: Mutex::new(State::default()),
+    });
     if let Err(e) = runtime.block_on(serve(proxy, port)) {
         eprintln!("proxy failed: {e}");
         std::process::exit(1);
@@ -115,16 +122,24 @@ async fn serve(proxy: Arc<Proxy>, port: u16) -> std::io::Result<()> {
         let proxy = proxy.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(proxy.clone(), req));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -138,11 +153,22 @@ fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_response(status, &json!({ "error": message }))
 }
 
-async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let route = (req.method().clone(), req.uri().path().to_string());
-    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(body) => body.to_bytes(),
-        Err(_) => return Ok(error_response(StatusCode::PAYLOAD_TOO_LARGE, "Request too large.")),
+        Err(_) => {
+            return Ok(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large.",
+            ));
+        }
     };
     let response = match (&route.0, route.1.as_str()) {
         (&Method::POST, "/init") => init(&proxy, &body).await,
@@ -181,7 +207,10 @@ async fn init(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
     let message: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let value = message.get("value").cloned().unwrap_or(Value::Null);
     let code = value.get("code").and_then(Value::as_str).map(str::to_owned);
-    let binary = value.get("binary").and_then(Value::as_bool).unwrap_or(false);
+    let binary = value
+        .get("binary")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let env = match value.get("env") {
         Some(Value::Object(env)) => env
             .iter()
@@ -228,7 +257,8 @@ async fn init(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
 fn prepare(action_dir: &Path, code: Option<String>, binary: bool) -> Result<(), String> {
     let exec = action_dir.join("exec");
     if let Some(code) = code {
-        std::fs::create_dir_all(action_dir).map_err(|e| format!("cannot create {}: {e}", action_dir.display()))?;
+        std::fs::create_dir_all(action_dir)
+            .map_err(|e| format!("cannot create {}: {e}", action_dir.display()))?;
         let bytes = if binary {
             let cleaned: String = code.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
@@ -246,7 +276,8 @@ fn prepare(action_dir: &Path, code: Option<String>, binary: bool) -> Result<(), 
             .map_err(|e| format!("the action has no exec: {e}"))?
             .permissions();
         permissions.set_mode(0o755);
-        std::fs::set_permissions(&exec, permissions).map_err(|e| format!("cannot make exec executable: {e}"))?;
+        std::fs::set_permissions(&exec, permissions)
+            .map_err(|e| format!("cannot make exec executable: {e}"))?;
     }
     match std::fs::metadata(&exec) {
         Ok(meta) if meta.is_file() => Ok(()),
@@ -258,26 +289,34 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     // Write to a temporary name and rename, so a run never executes a half-written file ("text file
     // busy" included).
     let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, bytes).map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+    std::fs::write(&temporary, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
     std::fs::rename(&temporary, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn unzip(action_dir: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("the code is not a valid zip: {e}"))?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("the code is not a valid zip: {e}"))?;
     let mut budget = MAX_UNZIPPED_BYTES;
     for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(|e| format!("bad zip entry: {e}"))?;
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| format!("bad zip entry: {e}"))?;
         let Some(relative) = entry.enclosed_name() else {
-            return Err(format!("zip entry {} escapes the action directory", entry.name()));
+            return Err(format!(
+                "zip entry {} escapes the action directory",
+                entry.name()
+            ));
         };
         let target = action_dir.join(relative);
         if entry.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+            std::fs::create_dir_all(&target)
+                .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
             continue;
         }
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         let mut contents = Vec::new();
         let read = (&mut entry)
@@ -285,12 +324,15 @@ fn unzip(action_dir: &Path, bytes: &[u8]) -> Result<(), String> {
             .read_to_end(&mut contents)
             .map_err(|e| format!("cannot unpack {}: {e}", target.display()))?;
         if read as u64 > budget {
-            return Err(format!("the zip unpacks to more than {MAX_UNZIPPED_BYTES} bytes"));
+            return Err(format!(
+                "the zip unpacks to more than {MAX_UNZIPPED_BYTES} bytes"
+            ));
         }
         budget -= read as u64;
         write_file(&target, &contents)?;
         if let Some(mode) = entry.unix_mode() {
-            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o7777));
+            let _ =
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o7777));
         }
     }
     Ok(())
@@ -311,11 +353,19 @@ async fn run(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
     };
     let exec = proxy.exec_path();
     if !exec.is_file() {
-        write_stream(std::io::stderr().lock(), &format!("{} is missing", exec.display()));
+        write_stream(
+            std::io::stderr().lock(),
+            &format!("{} is missing", exec.display()),
+        );
         write_sentinels();
         return error_response(StatusCode::BAD_GATEWAY, ERR_NO_BINARY);
     }
-    let init_env = proxy.state.lock().unwrap_or_else(|e| e.into_inner()).env.clone();
+    let init_env = proxy
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .env
+        .clone();
     let args = args.to_string();
     let mut command = tokio::process::Command::new(&exec);
     command.current_dir(&proxy.action_dir);
@@ -330,11 +380,18 @@ async fn run(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
             }
         }
     }
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            write_stream(std::io::stderr().lock(), &format!("cannot run {}: {e}", exec.display()));
+            write_stream(
+                std::io::stderr().lock(),
+                &format!("cannot run {}: {e}", exec.display()),
+            );
             write_sentinels();
             return error_response(StatusCode::BAD_GATEWAY, ERR_NOT_DICT);
         }
@@ -349,7 +406,10 @@ async fn run(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
     let output = match child.wait_with_output().await {
         Ok(output) => output,
         Err(e) => {
-            write_stream(std::io::stderr().lock(), &format!("cannot wait for {}: {e}", exec.display()));
+            write_stream(
+                std::io::stderr().lock(),
+                &format!("cannot wait for {}: {e}", exec.display()),
+            );
             write_sentinels();
             return error_response(StatusCode::BAD_GATEWAY, ERR_NOT_DICT);
         }
@@ -366,10 +426,15 @@ async fn run(proxy: &Proxy, body: &[u8]) -> Response<Full<Bytes>> {
     if output.status.signal() == Some(9) {
         // Killed outright, almost always by the OOM killer: die with the action so the invoker sees a
         // dropped connection and asks Docker whether the container ran out of memory.
-        write_stream(std::io::stderr().lock(), "The action was killed (SIGKILL); the proxy exits.");
+        write_stream(
+            std::io::stderr().lock(),
+            "The action was killed (SIGKILL); the proxy exits.",
+        );
         std::process::exit(137);
     }
-    let result = serde_json::from_str::<Value>(last).ok().filter(|v| v.is_object() || v.is_array());
+    let result = serde_json::from_str::<Value>(last)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array());
     let response = match result {
         Some(result) => json_response(StatusCode::OK, &result),
         None => {

@@ -61,13 +61,22 @@ pub async fn post(
     retry_refused: bool,
 ) -> Result<ContainerResponse, CallError> {
     let deadline = Instant::now() + timeout;
-    match tokio::time::timeout_at(deadline, exchange(addr, path, body, max, retry_refused, deadline)).await {
+    match tokio::time::timeout_at(
+        deadline,
+        exchange(addr, path, body, max, retry_refused, deadline),
+    )
+    .await
+    {
         Ok(result) => result,
         Err(_) => Err(CallError::Timeout),
     }
 }
 
-async fn connect(addr: SocketAddr, retry_refused: bool, deadline: Instant) -> Result<TcpStream, CallError> {
+async fn connect(
+    addr: SocketAddr,
+    retry_refused: bool,
+    deadline: Instant,
+) -> Result<TcpStream, CallError> {
     loop {
         match TcpStream::connect(addr).await {
             Ok(stream) => return Ok(stream),
@@ -79,7 +88,8 @@ async fn connect(addr: SocketAddr, retry_refused: bool, deadline: Instant) -> Re
                         | std::io::ErrorKind::NetworkUnreachable
                         | std::io::ErrorKind::ConnectionReset
                 );
-                if !(retry_refused && retriable) || Instant::now() + INIT_RETRY_INTERVAL >= deadline {
+                if !(retry_refused && retriable) || Instant::now() + INIT_RETRY_INTERVAL >= deadline
+                {
                     return Err(CallError::Connection(format!("connect to {addr}: {e}")));
                 }
                 tokio::time::sleep(INIT_RETRY_INTERVAL).await;
@@ -99,7 +109,9 @@ async fn exchange(
     let stream = connect(addr, retry_refused, deadline).await?;
     let _ = stream.set_nodelay(true);
     let broken = |e: hyper::Error| CallError::Connection(format!("{path} on {addr}: {e}"));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(broken)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(broken)?;
     // The connection task ends when the response is read or the exchange is dropped (timeout).
     let driver = tokio::spawn(async move {
         let _ = connection.await;
@@ -119,7 +131,10 @@ async fn exchange(
     result
 }
 
-async fn read_capped(response: hyper::Response<Incoming>, max: usize) -> Result<ContainerResponse, hyper::Error> {
+async fn read_capped(
+    response: hyper::Response<Incoming>,
+    max: usize,
+) -> Result<ContainerResponse, hyper::Error> {
     let status = response.status().as_u16();
     let announced = response
         .headers()
@@ -142,7 +157,12 @@ async fn read_capped(response: hyper::Response<Incoming>, max: usize) -> Result<
         }
     }
     let length = announced.unwrap_or(seen).max(seen);
-    Ok(ContainerResponse { status, body: Bytes::from(buffer), length, truncated: length > max })
+    Ok(ContainerResponse {
+        status,
+        body: Bytes::from(buffer),
+        length,
+        truncated: length > max,
+    })
 }
 
 /// What an activation response mapping yields, before logs.
@@ -160,7 +180,12 @@ pub struct Mapped {
 
 impl Mapped {
     fn developer(result: Value, size: Option<usize>) -> Self {
-        Self { status: Status::DeveloperError, result, size, timed_out: false }
+        Self {
+            status: Status::DeveloperError,
+            result,
+            size,
+            timed_out: false,
+        }
     }
 }
 
@@ -181,7 +206,11 @@ fn body_text(response: &ContainerResponse) -> String {
 }
 
 /// Maps an `/init` exchange (section 8.4). `Mapped` with status success means the init worked.
-pub fn map_init(call: Result<ContainerResponse, CallError>, elapsed: Duration, timeout: Duration) -> Answer {
+pub fn map_init(
+    call: Result<ContainerResponse, CallError>,
+    elapsed: Duration,
+    timeout: Duration,
+) -> Answer {
     let timed_out = Mapped {
         status: Status::DeveloperError,
         result: error_result(messages::init_timed_out(timeout.as_millis() as u64)),
@@ -204,8 +233,11 @@ pub fn map_init(call: Result<ContainerResponse, CallError>, elapsed: Duration, t
         Ok(response) => {
             let size = Some(response.length);
             if response.truncated {
-                let message =
-                    messages::truncated_response(response.length, MAX_INIT_RESPONSE_BYTES, &body_text(&response));
+                let message = messages::truncated_response(
+                    response.length,
+                    MAX_INIT_RESPONSE_BYTES,
+                    &body_text(&response),
+                );
                 return Answer::Mapped(Mapped::developer(error_result(message), size));
             }
             let text = body_text(&response);
@@ -214,14 +246,22 @@ pub fn map_init(call: Result<ContainerResponse, CallError>, elapsed: Duration, t
                     let error = fields.remove("error").unwrap_or(Value::Null);
                     Answer::Mapped(Mapped::developer(error_result(error), size))
                 }
-                _ => Answer::Mapped(Mapped::developer(error_result(messages::init_failed(&text)), size)),
+                _ => Answer::Mapped(Mapped::developer(
+                    error_result(messages::init_failed(&text)),
+                    size,
+                )),
             }
         }
     }
 }
 
 /// Maps a `/run` exchange (section 8.4). `max` is the payload limit the response was read with.
-pub fn map_run(call: Result<ContainerResponse, CallError>, elapsed: Duration, timeout: Duration, max: usize) -> Answer {
+pub fn map_run(
+    call: Result<ContainerResponse, CallError>,
+    elapsed: Duration,
+    timeout: Duration,
+    max: usize,
+) -> Answer {
     let timed_out = Mapped {
         status: Status::DeveloperError,
         result: error_result(messages::timed_out(timeout.as_millis() as u64)),
@@ -256,7 +296,12 @@ pub fn map_run(call: Result<ContainerResponse, CallError>, elapsed: Duration, ti
             None => invalid(),
         },
         Ok(value @ (Value::Object(_) | Value::Array(_))) if ok => match classify_result(value) {
-            Some((status, result)) => Mapped { status, result, size, timed_out: false },
+            Some((status, result)) => Mapped {
+                status,
+                result,
+                size,
+                timed_out: false,
+            },
             None => invalid(),
         },
         _ => invalid(),
@@ -291,13 +336,22 @@ mod tests {
     fn test_run_responses_map_like_openwhisk() {
         let ms = Duration::from_millis(5);
         let m = mapped(map_run(response(200, r#"{"a":1}"#), ms, T, 100));
-        assert_eq!((m.status, m.result, m.size), (Status::Success, json!({"a":1}), Some(7)));
+        assert_eq!(
+            (m.status, m.result, m.size),
+            (Status::Success, json!({"a":1}), Some(7))
+        );
         let m = mapped(map_run(response(200, r#"{"error":"x"}"#), ms, T, 100));
-        assert_eq!((m.status, m.result), (Status::ApplicationError, json!({"error":"x"})));
+        assert_eq!(
+            (m.status, m.result),
+            (Status::ApplicationError, json!({"error":"x"}))
+        );
         let m = mapped(map_run(response(200, "[1,2]"), ms, T, 100));
         assert_eq!((m.status, m.result), (Status::Success, json!([1, 2])));
         let m = mapped(map_run(response(502, r#"{"error":"boom"}"#), ms, T, 100));
-        assert_eq!((m.status, m.result), (Status::DeveloperError, json!({"error":"boom"})));
+        assert_eq!(
+            (m.status, m.result),
+            (Status::DeveloperError, json!({"error":"boom"}))
+        );
         let m = mapped(map_run(response(502, "[1]"), ms, T, 100));
         assert_eq!(
             m.result,
@@ -315,7 +369,12 @@ mod tests {
             )
         );
         assert_eq!(map_run(response(503, ""), ms, T, 100), Answer::ShuttingDown);
-        let truncated = Ok(ContainerResponse { status: 200, body: Bytes::from("abc"), length: 10, truncated: true });
+        let truncated = Ok(ContainerResponse {
+            status: 200,
+            body: Bytes::from("abc"),
+            length: 10,
+            truncated: true,
+        });
         let m = mapped(map_run(truncated, ms, T, 3));
         assert_eq!(m.status, Status::ApplicationError);
         assert_eq!(m.size, Some(10));
@@ -328,13 +387,25 @@ mod tests {
     #[test]
     fn test_init_responses_map_like_openwhisk() {
         let ms = Duration::from_millis(5);
-        assert_eq!(mapped(map_init(response(200, "OK"), ms, T)).status, Status::Success);
+        assert_eq!(
+            mapped(map_init(response(200, "OK"), ms, T)).status,
+            Status::Success
+        );
         let m = mapped(map_init(response(502, r#"{"error":"nope"}"#), ms, T));
-        assert_eq!((m.status, m.result), (Status::DeveloperError, json!({"error":"nope"})));
+        assert_eq!(
+            (m.status, m.result),
+            (Status::DeveloperError, json!({"error":"nope"}))
+        );
         let m = mapped(map_init(response(500, ""), ms, T));
-        assert_eq!(m.result, json!({"error":"The action failed during initialization"}));
+        assert_eq!(
+            m.result,
+            json!({"error":"The action failed during initialization"})
+        );
         let m = mapped(map_init(response(500, "x"), ms, T));
-        assert_eq!(m.result, json!({"error":"The action failed during initialization: x"}));
+        assert_eq!(
+            m.result,
+            json!({"error":"The action failed during initialization: x"})
+        );
         let m = mapped(map_init(Err(CallError::Timeout), T, T));
         assert!(m.timed_out);
         assert_eq!(

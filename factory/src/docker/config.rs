@@ -100,9 +100,13 @@ impl DockerConfig {
     /// The environment every container starts with: `__OW_API_HOST` then the extra variables.
     pub fn container_env(&self) -> Vec<String> {
         let mut env = vec![format!("__OW_API_HOST={}", self.api_host)];
-        env.extend(
-            self.extra_env.iter().map(|e| if e.contains('=') { e.clone() } else { format!("{e}=") }),
-        );
+        env.extend(self.extra_env.iter().map(|e| {
+            if e.contains('=') {
+                e.clone()
+            } else {
+                format!("{e}=")
+            }
+        }));
         env
     }
 }
@@ -127,9 +131,15 @@ mod tests {
         assert_eq!(config.cpu_shares(128), 64);
         assert_eq!(config.cpu_shares(2048), 1024);
         assert_eq!(config.cpu_shares(4096), 1024);
-        let tiny = DockerConfig { user_memory_mb: 1024 * 1024, ..DockerConfig::default() };
+        let tiny = DockerConfig {
+            user_memory_mb: 1024 * 1024,
+            ..DockerConfig::default()
+        };
         assert_eq!(tiny.cpu_shares(128), 2);
-        let cpus = DockerConfig { user_cpus: Some(2.0), ..DockerConfig::default() };
+        let cpus = DockerConfig {
+            user_cpus: Some(2.0),
+            ..DockerConfig::default()
+        };
         assert_eq!(cpus.nano_cpus(256), Some(250_000_000));
         assert_eq!(config.nano_cpus(256), None);
     }
@@ -144,6 +154,9 @@ mod tests {
             extra_env: vec!["A=1".into(), "B".into()],
             ..DockerConfig::default()
         };
-        assert_eq!(config.container_env(), vec!["__OW_API_HOST=https://api:443", "A=1", "B="]);
+        assert_eq!(
+            config.container_env(),
+            vec!["__OW_API_HOST=https://api:443", "A=1", "B="]
+        );
     }
 }

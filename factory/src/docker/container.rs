@@ -22,7 +22,8 @@ use crate::outcome::{Outcome, Status, error_result, messages};
 /// The message of an outcome that must not be recorded: the container could not take the activation
 /// (its runtime answered 503, or it was unreachable right after a resume), and the pool should run the
 /// activation on another container (OpenWhisk's `ContainerHealthError`). See [`needs_reschedule`].
-pub const RESCHEDULE_MESSAGE: &str = "The action container is not healthy; the activation must be rescheduled.";
+pub const RESCHEDULE_MESSAGE: &str =
+    "The action container is not healthy; the activation must be rescheduled.";
 /// Pause and unpause bound (OpenWhisk's `whisk.docker.client.timeouts`: 10 s).
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Remove and inspect bound (1 minute).
@@ -39,7 +40,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// instead of recording the outcome.
 pub fn needs_reschedule(outcome: &Outcome) -> bool {
     outcome.status == Status::WhiskError
-        && outcome.result.as_ref().and_then(|r| r.get("error")).and_then(Value::as_str) == Some(RESCHEDULE_MESSAGE)
+        && outcome
+            .result
+            .as_ref()
+            .and_then(|r| r.get("error"))
+            .and_then(Value::as_str)
+            == Some(RESCHEDULE_MESSAGE)
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +74,10 @@ pub struct DockerContainer {
 }
 
 impl DockerContainer {
-    #[allow(clippy::too_many_arguments, reason = "a private constructor fed by the factory")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a private constructor fed by the factory"
+    )]
     pub(crate) fn new(
         id: String,
         name: String,
@@ -86,7 +95,10 @@ impl DockerContainer {
             sentinelled,
             max_result_bytes,
             engine,
-            lifecycle: Mutex::new(Lifecycle { concurrency: 1, ..Lifecycle::default() }),
+            lifecycle: Mutex::new(Lifecycle {
+                concurrency: 1,
+                ..Lifecycle::default()
+            }),
             cursor: tokio::sync::Mutex::new(LogCursor::default()),
         }
     }
@@ -118,10 +130,14 @@ impl DockerContainer {
             let id = self.id.clone();
             let inspected = self
                 .engine
-                .call(REMOVE_TIMEOUT, |docker| async move { docker.inspect_container(&id, None).await })
+                .call(REMOVE_TIMEOUT, |docker| async move {
+                    docker.inspect_container(&id, None).await
+                })
                 .await;
             match inspected {
-                Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true) => return true,
+                Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true) => {
+                    return true;
+                }
                 Ok(_) => {}
                 Err(_) => return false,
             }
@@ -135,8 +151,17 @@ impl DockerContainer {
     /// The developer error of a dropped connection: out of memory, or the runtime died.
     async fn connection_failure(&self, abnormal: &'static str, reason: &str) -> Mapped {
         tracing::debug!(container = %self.id, reason, "connection to the runtime failed");
-        let message = if self.oom_killed().await { messages::MEMORY_EXHAUSTED } else { abnormal };
-        Mapped { status: Status::DeveloperError, result: error_result(message), size: None, timed_out: false }
+        let message = if self.oom_killed().await {
+            messages::MEMORY_EXHAUSTED
+        } else {
+            abnormal
+        };
+        Mapped {
+            status: Status::DeveloperError,
+            result: error_result(message),
+            size: None,
+            timed_out: false,
+        }
     }
 
     async fn collect_logs(&self, limit_mb: u32, developer_error: bool) -> Vec<String> {
@@ -154,7 +179,11 @@ impl DockerContainer {
             }
         };
         let mut cursor = self.cursor.lock().await;
-        let request = LogRequest { limit_mb, wait_for_sentinels: self.sentinelled, developer_error };
+        let request = LogRequest {
+            limit_mb,
+            wait_for_sentinels: self.sentinelled,
+            developer_error,
+        };
         let lines = logs::collect(&docker, &self.id, &mut cursor, request).await;
         if logs::collection_failed(&lines) {
             self.lifecycle().logs_broken = true;
@@ -163,7 +192,12 @@ impl DockerContainer {
     }
 
     fn reschedule(start: SystemTime) -> Outcome {
-        Outcome::error(Status::WhiskError, RESCHEDULE_MESSAGE, start, SystemTime::now())
+        Outcome::error(
+            Status::WhiskError,
+            RESCHEDULE_MESSAGE,
+            start,
+            SystemTime::now(),
+        )
     }
 }
 
@@ -177,12 +211,18 @@ fn init_body(init: &InitRequest) -> Value {
     }
     let mut value = Map::new();
     value.insert("name".into(), Value::String(init.name.clone()));
-    value.insert("main".into(), Value::String(init.main.clone().unwrap_or_else(|| "main".to_string())));
+    value.insert(
+        "main".into(),
+        Value::String(init.main.clone().unwrap_or_else(|| "main".to_string())),
+    );
     let (binary, code) = match &init.code {
         Some(Code::Text(text)) => (false, Some(text.clone())),
         Some(Code::Binary(bytes)) => {
             use base64::Engine as _;
-            (true, Some(base64::engine::general_purpose::STANDARD.encode(bytes)))
+            (
+                true,
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            )
         }
         None => (false, None),
     };
@@ -224,12 +264,23 @@ impl Container for DockerContainer {
         let body = Bytes::from(init_body(&init).to_string());
         let start = SystemTime::now();
         let started = Instant::now();
-        let call = client::post(self.address, "/init", body, timeout, MAX_INIT_RESPONSE_BYTES, true).await;
+        let call = client::post(
+            self.address,
+            "/init",
+            body,
+            timeout,
+            MAX_INIT_RESPONSE_BYTES,
+            true,
+        )
+        .await;
         let elapsed = started.elapsed();
         let mapped = match client::map_init(call, elapsed, timeout) {
             Answer::Mapped(mapped) => mapped,
             Answer::ShuttingDown => return Err(Box::new(Self::reschedule(start))),
-            Answer::ConnectionFailed(reason) => self.connection_failure(messages::ABNORMAL_INIT, &reason).await,
+            Answer::ConnectionFailed(reason) => {
+                self.connection_failure(messages::ABNORMAL_INIT, &reason)
+                    .await
+            }
         };
         let end = SystemTime::now();
         if mapped.status == Status::Success {
@@ -256,16 +307,29 @@ impl Container for DockerContainer {
         let resumed = std::mem::take(&mut self.lifecycle().resumed);
         let start = SystemTime::now();
         let started = Instant::now();
-        let call = client::post(self.address, "/run", body, timeout, self.max_result_bytes, false).await;
+        let call = client::post(
+            self.address,
+            "/run",
+            body,
+            timeout,
+            self.max_result_bytes,
+            false,
+        )
+        .await;
         let elapsed = started.elapsed();
         let mapped = match client::map_run(call, elapsed, timeout, self.max_result_bytes) {
             Answer::Mapped(mapped) => mapped,
             Answer::ShuttingDown => return Self::reschedule(start),
             Answer::ConnectionFailed(_) if resumed => return Self::reschedule(start),
-            Answer::ConnectionFailed(reason) => self.connection_failure(messages::ABNORMAL_RUN, &reason).await,
+            Answer::ConnectionFailed(reason) => {
+                self.connection_failure(messages::ABNORMAL_RUN, &reason)
+                    .await
+            }
         };
         let end = SystemTime::now();
-        let logs = self.collect_logs(run.limits.logs, mapped.status == Status::DeveloperError).await;
+        let logs = self
+            .collect_logs(run.limits.logs, mapped.status == Status::DeveloperError)
+            .await;
         Outcome {
             status: mapped.status,
             result: Some(mapped.result),
@@ -282,7 +346,9 @@ impl Container for DockerContainer {
     async fn pause(&self) -> Result<(), FactoryError> {
         let id = self.id.clone();
         self.engine
-            .call(PAUSE_TIMEOUT, |docker| async move { docker.pause_container(&id).await })
+            .call(PAUSE_TIMEOUT, |docker| async move {
+                docker.pause_container(&id).await
+            })
             .await
             .map_err(|e| operation_error("pause", &self.id, e))?;
         self.lifecycle().paused = true;
@@ -292,7 +358,9 @@ impl Container for DockerContainer {
     async fn resume(&self) -> Result<(), FactoryError> {
         let id = self.id.clone();
         self.engine
-            .call(PAUSE_TIMEOUT, |docker| async move { docker.unpause_container(&id).await })
+            .call(PAUSE_TIMEOUT, |docker| async move {
+                docker.unpause_container(&id).await
+            })
             .await
             .map_err(|e| operation_error("resume", &self.id, e))?;
         let mut lifecycle = self.lifecycle();
@@ -317,9 +385,16 @@ impl Container for DockerContainer {
         if was_paused {
             let id = self.id.clone();
             // A paused container cannot be killed cleanly everywhere; unpause first as OpenWhisk does.
-            let _ = self.engine.call(PAUSE_TIMEOUT, |docker| async move { docker.unpause_container(&id).await }).await;
+            let _ = self
+                .engine
+                .call(PAUSE_TIMEOUT, |docker| async move {
+                    docker.unpause_container(&id).await
+                })
+                .await;
         }
-        remove(&self.engine, &self.id).await.map_err(|e| operation_error("destroy", &self.id, e))
+        remove(&self.engine, &self.id)
+            .await
+            .map_err(|e| operation_error("destroy", &self.id, e))
     }
 
     async fn health(&self) -> Health {
@@ -329,7 +404,9 @@ impl Container for DockerContainer {
         if self.lifecycle().logs_broken {
             return Health::Unhealthy("log collection failed".into());
         }
-        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(self.address)).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(self.address))
+            .await
+        {
             Ok(Ok(_)) => Health::Healthy,
             Ok(Err(e)) => Health::Unhealthy(format!("connect to {}: {e}", self.address)),
             Err(_) => Health::Unhealthy(format!("connect to {} timed out", self.address)),
@@ -353,5 +430,9 @@ pub(crate) async fn remove(engine: &Engine, id: &str) -> Result<(), EngineError>
 }
 
 fn operation_error(operation: &'static str, id: &str, error: EngineError) -> FactoryError {
-    FactoryError::Operation { operation, id: id.to_string(), reason: error.to_string() }
+    FactoryError::Operation {
+        operation,
+        id: id.to_string(),
+        reason: error.to_string(),
+    }
 }

@@ -40,8 +40,12 @@ pub enum EngineError {
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EngineError::Unavailable(reason) => write!(f, "the Docker daemon does not answer: {reason}"),
-            EngineError::Api { status, message } => write!(f, "Docker API error {status}: {message}"),
+            EngineError::Unavailable(reason) => {
+                write!(f, "the Docker daemon does not answer: {reason}")
+            }
+            EngineError::Api { status, message } => {
+                write!(f, "Docker API error {status}: {message}")
+            }
         }
     }
 }
@@ -52,7 +56,10 @@ impl Engine {
         let host = host
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        Self { host, client: Mutex::new(None) }
+        Self {
+            host,
+            client: Mutex::new(None),
+        }
     }
 
     /// The daemon's address.
@@ -62,7 +69,12 @@ impl Engine {
 
     /// A connected client, connecting (and negotiating the API version) when there is none.
     pub async fn docker(&self) -> Result<Docker, EngineError> {
-        if let Some(docker) = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(docker) = self
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Ok(docker);
         }
         let docker = Docker::connect_with_host(&self.host)
@@ -72,7 +84,11 @@ impl Engine {
         let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
             Ok(Ok(docker)) => docker,
             Ok(Err(e)) => return Err(self.classify(e)),
-            Err(_) => return Err(EngineError::Unavailable("version negotiation timed out".into())),
+            Err(_) => {
+                return Err(EngineError::Unavailable(
+                    "version negotiation timed out".into(),
+                ));
+            }
         };
         *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(docker.clone());
         Ok(docker)
@@ -87,10 +103,17 @@ impl Engine {
     /// answer.
     pub fn classify(&self, error: BollardError) -> EngineError {
         match error {
-            BollardError::DockerResponseServerError { status_code, message } => {
-                EngineError::Api { status: status_code, message }
-            }
-            BollardError::JsonDataError { message, .. } => EngineError::Api { status: 200, message },
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Api {
+                status: status_code,
+                message,
+            },
+            BollardError::JsonDataError { message, .. } => EngineError::Api {
+                status: 200,
+                message,
+            },
             other => {
                 self.invalidate();
                 EngineError::Unavailable(other.to_string())
@@ -110,7 +133,9 @@ impl Engine {
             Ok(Err(e)) => Err(self.classify(e)),
             Err(_) => {
                 self.invalidate();
-                Err(EngineError::Unavailable(format!("no answer within {timeout:?}")))
+                Err(EngineError::Unavailable(format!(
+                    "no answer within {timeout:?}"
+                )))
             }
         }
     }

@@ -21,9 +21,11 @@ use crate::logs::{LogBuffer, Stream};
 /// The line every managed runtime writes to stdout and to stderr after each activation.
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 /// Appended when the sentinels did not arrive in time or reading failed.
-pub const LOG_COLLECTION_ERROR: &str = "There was an issue while collecting your logs. Data might be missing.";
+pub const LOG_COLLECTION_ERROR: &str =
+    "There was an issue while collecting your logs. Data might be missing.";
 /// Appended after a developer error, when OpenWhisk does not wait for sentinels.
-pub const DEVELOPER_ERROR_LOGS: &str = "The action did not initialize or run as expected. Log data might be missing.";
+pub const DEVELOPER_ERROR_LOGS: &str =
+    "The action did not initialize or run as expected. Log data might be missing.";
 /// Longest wait for the next line while waiting for the sentinels (OpenWhisk's idle timeout). Bounds a
 /// runtime that refused a request and so writes no sentinel.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,7 +47,11 @@ pub struct LogCursor {
 impl LogCursor {
     /// Whole seconds since the epoch of the position (the API's `since`), 0 at the start.
     fn since(&self) -> i32 {
-        self.last.as_deref().and_then(epoch_seconds).and_then(|s| i32::try_from(s).ok()).unwrap_or(0)
+        self.last
+            .as_deref()
+            .and_then(epoch_seconds)
+            .and_then(|s| i32::try_from(s).ok())
+            .unwrap_or(0)
     }
 
     /// Whether a line stamped `at` was consumed by an earlier read (`before` is the cursor as that read
@@ -86,7 +92,11 @@ fn epoch_seconds(at: &str) -> Option<i64> {
         u8::try_from(number(17..19)?).ok()?,
     )
     .ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp())
+    Some(
+        PrimitiveDateTime::new(date, time)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 /// How to read one activation's logs.
@@ -107,7 +117,12 @@ pub struct LogRequest {
 /// rather than following it: each read is a consistent snapshot up to the end of the file, while a
 /// follow stream of the 20.10 json-file driver can lose lines written as it switches from reading to
 /// watching.
-pub async fn collect(docker: &Docker, id: &str, cursor: &mut LogCursor, request: LogRequest) -> Vec<String> {
+pub async fn collect(
+    docker: &Docker,
+    id: &str,
+    cursor: &mut LogCursor,
+    request: LogRequest,
+) -> Vec<String> {
     let limit_bytes = u64::from(request.limit_mb) * crate::limits::BYTES_PER_MB;
     let mut buffer = LogBuffer::new(limit_bytes);
     let wait = request.wait_for_sentinels && !request.developer_error;
@@ -116,28 +131,33 @@ pub async fn collect(docker: &Docker, id: &str, cursor: &mut LogCursor, request:
     let mut last_progress = Instant::now();
     let failed = loop {
         let before = cursor.clone();
-        let options =
-            LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).since(cursor.since()).build();
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(cursor.since())
+            .build();
         let mut stream = docker.logs(id, Some(options));
         let mut skipped = 0;
         let mut progressed = false;
         let mut read_failed = false;
         'read: loop {
-            let (stream_kind, message) = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => {
-                    read_failed = true;
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(container = id, error = %e, "reading container logs failed");
-                    read_failed = true;
-                    break;
-                }
-                Ok(Some(Ok(LogOutput::StdOut { message }))) => (Stream::Stdout, message),
-                Ok(Some(Ok(LogOutput::StdErr { message }))) => (Stream::Stderr, message),
-                Ok(Some(Ok(_))) => continue,
-            };
+            let (stream_kind, message) =
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Err(_) => {
+                        read_failed = true;
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(container = id, error = %e, "reading container logs failed");
+                        read_failed = true;
+                        break;
+                    }
+                    Ok(Some(Ok(LogOutput::StdOut { message }))) => (Stream::Stdout, message),
+                    Ok(Some(Ok(LogOutput::StdErr { message }))) => (Stream::Stderr, message),
+                    Ok(Some(Ok(_))) => continue,
+                };
             let text = String::from_utf8_lossy(&message);
             for record in text.split_terminator('\n') {
                 let (at, line) = record.split_once(' ').unwrap_or((record, ""));
@@ -219,7 +239,10 @@ mod tests {
     fn test_collection_failure_is_detected_like_openwhisk() {
         let notice = |t: &str| format!("2024-04-05T19:34:38.990123Z     stderr: {t}");
         assert!(collection_failed(&[notice(LOG_COLLECTION_ERROR)]));
-        assert!(collection_failed(&[notice(LOG_COLLECTION_ERROR), notice(DEVELOPER_ERROR_LOGS)]));
+        assert!(collection_failed(&[
+            notice(LOG_COLLECTION_ERROR),
+            notice(DEVELOPER_ERROR_LOGS)
+        ]));
         assert!(!collection_failed(&[notice(DEVELOPER_ERROR_LOGS)]));
         assert!(!collection_failed(&[]));
     }

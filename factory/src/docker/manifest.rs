@@ -115,7 +115,12 @@ impl ImageName {
     /// (`ExecManifest.ImageName.resolveImageName`; a trailing `/` is added to the registry).
     pub fn resolve(&self, default_registry: Option<&str>) -> String {
         let mut image = String::new();
-        if let Some(registry) = self.registry.as_deref().or(default_registry).filter(|r| !r.is_empty()) {
+        if let Some(registry) = self
+            .registry
+            .as_deref()
+            .or(default_registry)
+            .filter(|r| !r.is_empty())
+        {
             image.push_str(registry);
             if !registry.ends_with('/') {
                 image.push('/');
@@ -134,7 +139,12 @@ impl ImageName {
     }
 
     fn from_raw(raw: RawImage) -> Self {
-        Self { registry: raw.registry, prefix: raw.prefix, name: raw.name, tag: raw.tag }
+        Self {
+            registry: raw.registry,
+            prefix: raw.prefix,
+            name: raw.name,
+            tag: raw.tag,
+        }
     }
 }
 
@@ -168,16 +178,22 @@ pub struct Manifest {
 impl Manifest {
     /// Parses manifest JSON text.
     pub fn from_json(text: &str) -> Result<Self, ManifestError> {
-        let raw: RawManifest = serde_json::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        let raw: RawManifest =
+            serde_json::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
         Self::from_raw(raw)
     }
 
     /// Reads and parses a manifest file.
     pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
-        let read_error = |reason: String| ManifestError::Read { path: path.display().to_string(), reason };
+        let read_error = |reason: String| ManifestError::Read {
+            path: path.display().to_string(),
+            reason,
+        };
         let meta = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?;
         if meta.len() > MAX_MANIFEST_BYTES {
-            return Err(read_error(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+            return Err(read_error(format!(
+                "larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
         }
         let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
         Self::from_json(&text)
@@ -194,17 +210,23 @@ impl Manifest {
         let mut defaults = BTreeMap::new();
         for (family, kinds) in raw.runtimes {
             if kinds.is_empty() {
-                return Err(ManifestError::Invalid(format!("family '{family}' has no kinds")));
+                return Err(ManifestError::Invalid(format!(
+                    "family '{family}' has no kinds"
+                )));
             }
             let single = kinds.len() == 1;
             let mut family_defaults = Vec::new();
             for raw_runtime in kinds {
                 let kind = raw_runtime.kind;
                 if kind.is_empty() || kind == BLACKBOX_KIND {
-                    return Err(ManifestError::Invalid(format!("family '{family}' has a bad kind '{kind}'")));
+                    return Err(ManifestError::Invalid(format!(
+                        "family '{family}' has a bad kind '{kind}'"
+                    )));
                 }
                 if raw_runtime.image.name.is_empty() {
-                    return Err(ManifestError::Invalid(format!("kind '{kind}' has no image name")));
+                    return Err(ManifestError::Invalid(format!(
+                        "kind '{kind}' has no image name"
+                    )));
                 }
                 let default = raw_runtime.default.unwrap_or(false);
                 if default || single {
@@ -226,7 +248,9 @@ impl Manifest {
                     stem_cells,
                 };
                 if runtimes.insert(kind.clone(), runtime).is_some() {
-                    return Err(ManifestError::Invalid(format!("kind '{kind}' appears twice")));
+                    return Err(ManifestError::Invalid(format!(
+                        "kind '{kind}' appears twice"
+                    )));
                 }
             }
             match family_defaults.as_slice() {
@@ -234,7 +258,9 @@ impl Manifest {
                     defaults.insert(family.clone(), one.clone());
                 }
                 [] => {
-                    return Err(ManifestError::Invalid(format!("family '{family}' has no default kind")));
+                    return Err(ManifestError::Invalid(format!(
+                        "family '{family}' has no default kind"
+                    )));
                 }
                 _ => {
                     return Err(ManifestError::Invalid(format!(
@@ -243,8 +269,16 @@ impl Manifest {
                 }
             }
         }
-        let blackboxes = raw.blackboxes.into_iter().map(ImageName::from_raw).collect();
-        Ok(Self { runtimes, defaults, blackboxes })
+        let blackboxes = raw
+            .blackboxes
+            .into_iter()
+            .map(ImageName::from_raw)
+            .collect();
+        Ok(Self {
+            runtimes,
+            defaults,
+            blackboxes,
+        })
     }
 
     /// The managed runtime of `kind`, resolving `<family>:default`.
@@ -265,7 +299,8 @@ impl Manifest {
     /// The image of a managed `kind` (`None` for unknown kinds and `blackbox`), with
     /// `default_registry` for entries that name no registry.
     pub fn image_for(&self, kind: &str, default_registry: Option<&str>) -> Option<String> {
-        self.runtime(kind).map(|runtime| runtime.image.resolve(default_registry))
+        self.runtime(kind)
+            .map(|runtime| runtime.image.resolve(default_registry))
     }
 
     /// All managed runtimes, by kind.
@@ -282,18 +317,27 @@ impl Manifest {
     /// each resolved with `default_registry`.
     pub fn is_native_blackbox(&self, image: &str, default_registry: Option<&str>) -> bool {
         let wanted = with_tag(image);
-        self.blackboxes.iter().any(|b| with_tag(&b.resolve(default_registry)) == wanted)
+        self.blackboxes
+            .iter()
+            .any(|b| with_tag(&b.resolve(default_registry)) == wanted)
     }
 
     /// Every stem cell of every kind.
     pub fn stem_cells(&self) -> Vec<StemCell> {
-        self.runtimes.values().flat_map(|r| r.stem_cells.iter().cloned()).collect()
+        self.runtimes
+            .values()
+            .flat_map(|r| r.stem_cells.iter().cloned())
+            .collect()
     }
 }
 
 /// `image` with docker's implicit `:latest` made explicit, for comparisons.
 fn with_tag(image: &str) -> String {
-    if image_tag(image).is_some() { image.to_string() } else { format!("{image}:latest") }
+    if image_tag(image).is_some() {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
 }
 
 /// The tag of an image reference (`None` when it has none), by the docker reference grammar: the tag
@@ -319,9 +363,13 @@ fn stem_cell(kind: &str, raw: RawStemCell) -> Result<StemCell, ManifestError> {
         .or(raw.count)
         .ok_or_else(|| invalid("initialCount is required".into()))?;
     if count <= 0 {
-        return Err(invalid(format!("initialCount must be positive, not {count}")));
+        return Err(invalid(format!(
+            "initialCount must be positive, not {count}"
+        )));
     }
-    let memory = raw.memory.ok_or_else(|| invalid("memory is required".into()))?;
+    let memory = raw
+        .memory
+        .ok_or_else(|| invalid("memory is required".into()))?;
     let memory_mb = parse_byte_size_mb(&memory).map_err(invalid)?;
     let reactive = match raw.reactive {
         None => None,
@@ -357,7 +405,12 @@ fn stem_cell(kind: &str, raw: RawStemCell) -> Result<StemCell, ManifestError> {
             })
         }
     };
-    Ok(StemCell { kind: kind.to_string(), memory_mb, initial_count: to_u32(count).map_err(invalid)?, reactive })
+    Ok(StemCell {
+        kind: kind.to_string(),
+        memory_mb,
+        initial_count: to_u32(count).map_err(invalid)?,
+        reactive,
+    })
 }
 
 fn to_u32(value: i64) -> Result<u32, String> {
@@ -368,9 +421,13 @@ fn to_u32(value: i64) -> Result<u32, String> {
 /// case, optional space) into whole MB (MiB).
 pub fn parse_byte_size_mb(text: &str) -> Result<u32, String> {
     let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a size"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size"))?;
     let multiplier: u64 = match unit.trim().to_ascii_uppercase().as_str() {
         "B" => 1,
         "K" | "KB" => 1024,
@@ -378,7 +435,9 @@ pub fn parse_byte_size_mb(text: &str) -> Result<u32, String> {
         "G" | "GB" => 1024 * 1024 * 1024,
         _ => return Err(format!("'{text}' has an unknown size unit")),
     };
-    let bytes = number.checked_mul(multiplier).ok_or_else(|| format!("'{text}' is too large"))?;
+    let bytes = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("'{text}' is too large"))?;
     let mb = bytes / crate::limits::BYTES_PER_MB;
     if mb == 0 {
         return Err(format!("'{text}' is less than 1 MB"));
@@ -389,11 +448,18 @@ pub fn parse_byte_size_mb(text: &str) -> Result<u32, String> {
 /// Parses Scala duration text (`"2 minutes"`, `"30s"`, `"1.5 hours"`, `"500 ms"`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration"))?;
     let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit.strip_suffix('s').filter(|u| !u.is_empty() && *u != "m" && *u != "n").unwrap_or(&unit);
+    let unit = unit
+        .strip_suffix('s')
+        .filter(|u| !u.is_empty() && *u != "m" && *u != "n")
+        .unwrap_or(&unit);
     let seconds_per_unit = match unit {
         "d" | "day" => 86_400.0,
         "h" | "hr" | "hour" => 3_600.0,
@@ -404,7 +470,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ns" | "nano" | "nanosecond" => 1e-9,
         _ => return Err(format!("'{text}' has an unknown time unit")),
     };
-    Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| format!("'{text}' is out of range"))
+    Duration::try_from_secs_f64(number * seconds_per_unit)
+        .map_err(|_| format!("'{text}' is out of range"))
 }
 
 #[cfg(test)]
@@ -412,20 +479,40 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/runtimes").join(name);
-        let path = if path.exists() { path } else { Path::new("/work/shared/fixtures/runtimes").join(name) };
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/runtimes")
+            .join(name);
+        let path = if path.exists() {
+            path
+        } else {
+            Path::new("/work/shared/fixtures/runtimes").join(name)
+        };
         std::fs::read_to_string(&path).unwrap()
     }
 
     #[test]
     fn test_shipped_manifest_resolves_kinds_to_images() {
         let manifest = Manifest::from_json(&fixture("runtimes.json")).unwrap();
-        assert_eq!(manifest.image_for("nodejs:20", None).unwrap(), "openwhisk/action-nodejs-v20:nightly");
-        assert_eq!(manifest.image_for("nodejs:default", None).unwrap(), "openwhisk/action-nodejs-v20:nightly");
-        assert_eq!(manifest.runtime("python:default").unwrap().kind, "python:3.10");
-        assert_eq!(manifest.image_for("java:8", None).unwrap(), "openwhisk/java8action:nightly");
         assert_eq!(
-            manifest.image_for("swift:5.7", Some("registry.local:5000")).unwrap(),
+            manifest.image_for("nodejs:20", None).unwrap(),
+            "openwhisk/action-nodejs-v20:nightly"
+        );
+        assert_eq!(
+            manifest.image_for("nodejs:default", None).unwrap(),
+            "openwhisk/action-nodejs-v20:nightly"
+        );
+        assert_eq!(
+            manifest.runtime("python:default").unwrap().kind,
+            "python:3.10"
+        );
+        assert_eq!(
+            manifest.image_for("java:8", None).unwrap(),
+            "openwhisk/java8action:nightly"
+        );
+        assert_eq!(
+            manifest
+                .image_for("swift:5.7", Some("registry.local:5000"))
+                .unwrap(),
             "registry.local:5000/openwhisk/action-swift-v5.7:nightly"
         );
         assert!(manifest.supports("blackbox"));
@@ -462,7 +549,10 @@ mod tests {
     fn test_wasm_manifest_lists_the_wasm_kind() {
         let manifest = Manifest::from_json(&fixture("runtimes-with-wasm.json")).unwrap();
         assert!(manifest.supports("wasm:wasip1"));
-        assert_eq!(manifest.runtime("wasm:default").unwrap().kind, "wasm:wasip1");
+        assert_eq!(
+            manifest.runtime("wasm:default").unwrap().kind,
+            "wasm:wasip1"
+        );
     }
 
     fn with_cell(cell: &str) -> String {
@@ -476,7 +566,10 @@ mod tests {
         let ok = r#"{"count":1,"memory":"128 MB","reactive":{"minCount":0,"maxCount":2,"ttl":"30 seconds","threshold":2,"increment":2}}"#;
         let cells = Manifest::from_json(&with_cell(ok)).unwrap().stem_cells();
         assert_eq!(cells[0].initial_count, 1);
-        assert_eq!(cells[0].reactive.as_ref().unwrap().ttl, Duration::from_secs(30));
+        assert_eq!(
+            cells[0].reactive.as_ref().unwrap().ttl,
+            Duration::from_secs(30)
+        );
         for bad in [
             r#"{"initialCount":0,"memory":"128 MB"}"#,
             r#"{"memory":"128 MB"}"#,
@@ -490,7 +583,10 @@ mod tests {
             r#"{"initialCount":1,"memory":"128 MB","reactive":{"minCount":0,"maxCount":2,"ttl":"2 minutes","threshold":1,"increment":0}}"#,
         ] {
             assert!(
-                matches!(Manifest::from_json(&with_cell(bad)), Err(ManifestError::Invalid(_))),
+                matches!(
+                    Manifest::from_json(&with_cell(bad)),
+                    Err(ManifestError::Invalid(_))
+                ),
                 "{bad}"
             );
         }
@@ -499,12 +595,19 @@ mod tests {
     #[test]
     fn test_families_need_exactly_one_default() {
         let two = r#"{"runtimes":{"n":[{"kind":"n:1","image":{"name":"a"}},{"kind":"n:2","image":{"name":"b"}}]}}"#;
-        assert!(matches!(Manifest::from_json(two), Err(ManifestError::Invalid(_))));
-        let single = r#"{"runtimes":{"n":[{"kind":"n:1","image":{"name":"a"},"sentinelledLogs":false}]}}"#;
+        assert!(matches!(
+            Manifest::from_json(two),
+            Err(ManifestError::Invalid(_))
+        ));
+        let single =
+            r#"{"runtimes":{"n":[{"kind":"n:1","image":{"name":"a"},"sentinelledLogs":false}]}}"#;
         let manifest = Manifest::from_json(single).unwrap();
         assert_eq!(manifest.image_for("n:default", None).unwrap(), "a");
         assert!(!manifest.runtime("n:1").unwrap().sentinelled_logs);
-        assert!(matches!(Manifest::from_json("{"), Err(ManifestError::Parse(_))));
+        assert!(matches!(
+            Manifest::from_json("{"),
+            Err(ManifestError::Parse(_))
+        ));
     }
 
     #[test]
@@ -525,7 +628,10 @@ mod tests {
     #[test]
     fn test_image_references_follow_the_docker_grammar() {
         assert_eq!(image_tag("openwhisk/dockerskeleton"), None);
-        assert_eq!(image_tag("openwhisk/dockerskeleton:nightly"), Some("nightly"));
+        assert_eq!(
+            image_tag("openwhisk/dockerskeleton:nightly"),
+            Some("nightly")
+        );
         assert_eq!(image_tag("localhost:5000/x/y"), None);
         assert_eq!(image_tag("localhost:5000/x/y:1.0@sha256:abc"), Some("1.0"));
         assert!(has_registry("localhost:5000/x/y"));

@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
 };
@@ -67,7 +69,9 @@ static CONTAINER_COUNT: AtomicU64 = AtomicU64::new(1);
 
 /// Keeps letters, digits and `_` (`ContainerProxy.containerName`; ASCII only, as docker names must be).
 fn name_part(text: &str) -> String {
-    text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
 }
 
 /// The name of a new container: `{prefix}_{n}_{namespace}_{action}` or `{prefix}_{n}_prewarm_{kind}`.
@@ -109,17 +113,28 @@ impl DockerFactory {
     pub fn new(config: DockerConfig, manifest: Manifest) -> Arc<Self> {
         let engine = Arc::new(Engine::new(config.host.clone()));
         let creations = (config.parallel_runs > 0).then(|| Semaphore::new(config.parallel_runs));
-        Arc::new(Self { config, manifest, engine, creations })
+        Arc::new(Self {
+            config,
+            manifest,
+            engine,
+            creations,
+        })
     }
 
     /// A factory whose daemon answered: fails with [`DockerError::Connect`] when it does not.
-    pub async fn connect(config: DockerConfig, manifest: Manifest) -> Result<Arc<Self>, DockerError> {
+    pub async fn connect(
+        config: DockerConfig,
+        manifest: Manifest,
+    ) -> Result<Arc<Self>, DockerError> {
         let factory = Self::new(config, manifest);
         factory
             .engine
             .docker()
             .await
-            .map_err(|e| DockerError::Connect { host: factory.engine.host().to_string(), reason: e.to_string() })?;
+            .map_err(|e| DockerError::Connect {
+                host: factory.engine.host().to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(factory)
     }
 
@@ -137,15 +152,24 @@ impl DockerFactory {
     pub fn plan(&self, spec: &ContainerSpec) -> Result<ImagePlan, FactoryError> {
         if spec.kind == BLACKBOX_KIND {
             let Some(image) = spec.image.as_deref().filter(|i| !i.is_empty()) else {
-                return Err(FactoryError::Provision { reason: "a blackbox action without an image".into() });
+                return Err(FactoryError::Provision {
+                    reason: "a blackbox action without an image".into(),
+                });
             };
-            let image = match self.config.user_images_registry.as_deref().filter(|r| !r.is_empty()) {
+            let image = match self
+                .config
+                .user_images_registry
+                .as_deref()
+                .filter(|r| !r.is_empty())
+            {
                 Some(registry) if !manifest::has_registry(image) => {
                     format!("{}/{image}", registry.trim_end_matches('/'))
                 }
                 _ => image.to_string(),
             };
-            let native = self.manifest.is_native_blackbox(&image, self.config.runtimes_registry.as_deref());
+            let native = self
+                .manifest
+                .is_native_blackbox(&image, self.config.runtimes_registry.as_deref());
             let tag = manifest::image_tag(&image);
             return Ok(ImagePlan {
                 pull: !native,
@@ -155,12 +179,17 @@ impl DockerFactory {
                 image,
             });
         }
-        let runtime = self
-            .manifest
-            .runtime(&spec.kind)
-            .ok_or_else(|| FactoryError::UnsupportedKind { factory: "docker", kind: spec.kind.clone() })?;
+        let runtime =
+            self.manifest
+                .runtime(&spec.kind)
+                .ok_or_else(|| FactoryError::UnsupportedKind {
+                    factory: "docker",
+                    kind: spec.kind.clone(),
+                })?;
         Ok(ImagePlan {
-            image: runtime.image.resolve(self.config.runtimes_registry.as_deref()),
+            image: runtime
+                .image
+                .resolve(self.config.runtimes_registry.as_deref()),
             pull: false,
             pull_must_succeed: false,
             sentinelled: runtime.sentinelled_logs,
@@ -169,17 +198,30 @@ impl DockerFactory {
     }
 
     fn unavailable(&self, error: impl std::fmt::Display) -> FactoryError {
-        FactoryError::Unavailable { factory: "docker", reason: error.to_string() }
+        FactoryError::Unavailable {
+            factory: "docker",
+            reason: error.to_string(),
+        }
     }
 
     /// Pulls `image`; `Ok(false)` when the pull failed (the caller decides whether that matters).
     async fn pull(&self, image: &str) -> Result<bool, FactoryError> {
-        let docker = self.engine.docker().await.map_err(|e| self.unavailable(e))?;
+        let docker = self
+            .engine
+            .docker()
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let (from_image, tag) = match manifest::image_tag(image) {
-            Some(tag) => (image[..image.len() - tag.len() - 1].to_string(), tag.to_string()),
+            Some(tag) => (
+                image[..image.len() - tag.len() - 1].to_string(),
+                tag.to_string(),
+            ),
             None => (image.to_string(), "latest".to_string()),
         };
-        let options = CreateImageOptionsBuilder::new().from_image(&from_image).tag(&tag).build();
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&from_image)
+            .tag(&tag)
+            .build();
         let pulled = tokio::time::timeout(PULL_TIMEOUT, async {
             let mut progress = docker.create_image(Some(options), None, None);
             while let Some(step) = progress.next().await {
@@ -208,7 +250,10 @@ impl DockerFactory {
         let memory = i64::from(spec.memory_mb) * crate::limits::BYTES_PER_MB as i64;
         let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         let port_bindings = self.config.publish_on_loopback.then(|| {
-            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+            let binding = PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(String::new()),
+            };
             HashMap::from([(format!("{RUNTIME_PORT}/tcp"), Some(vec![binding]))])
         });
         let host_config = HostConfig {
@@ -222,9 +267,16 @@ impl DockerFactory {
             dns_search: non_empty(&self.config.dns_search),
             dns_options: non_empty(&self.config.dns_options),
             cap_drop: Some(vec!["NET_RAW".into(), "NET_ADMIN".into()]),
-            ulimits: Some(vec![ResourcesUlimits { name: Some("nofile".into()), soft: Some(1024), hard: Some(1024) }]),
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(1024),
+                hard: Some(1024),
+            }]),
             pids_limit: Some(1024),
-            log_config: Some(HostConfigLogConfig { typ: Some("json-file".into()), config: None }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: None,
+            }),
             port_bindings,
             ..HostConfig::default()
         };
@@ -236,7 +288,10 @@ impl DockerFactory {
             image: Some(plan.image.clone()),
             env: Some(self.config.container_env()),
             labels: Some(labels),
-            exposed_ports: self.config.publish_on_loopback.then(|| vec![format!("{RUNTIME_PORT}/tcp")]),
+            exposed_ports: self
+                .config
+                .publish_on_loopback
+                .then(|| vec![format!("{RUNTIME_PORT}/tcp")]),
             host_config: Some(host_config),
             ..ContainerCreateBody::default()
         }
@@ -254,12 +309,17 @@ impl DockerFactory {
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = self
             .engine
-            .call(RUN_TIMEOUT, |docker| async move { docker.create_container(Some(options), body).await })
+            .call(RUN_TIMEOUT, |docker| async move {
+                docker.create_container(Some(options), body).await
+            })
             .await;
         let id = match created {
             Ok(created) => created.id,
             Err(EngineError::Unavailable(reason)) => return Err(self.unavailable(reason)),
-            Err(EngineError::Api { status: 404, message }) => {
+            Err(EngineError::Api {
+                status: 404,
+                message,
+            }) => {
                 if plan.blackbox && pull_failed {
                     return Err(pull_error(&plan.image));
                 }
@@ -269,22 +329,37 @@ impl DockerFactory {
                     "the runtime image {} is not on this host (managed images are never pulled): {message}",
                     plan.image
                 );
-                return Err(FactoryError::Provision { reason: format!("image {} is missing: {message}", plan.image) });
+                return Err(FactoryError::Provision {
+                    reason: format!("image {} is missing: {message}", plan.image),
+                });
             }
             Err(e) => {
-                return Err(FactoryError::Provision { reason: format!("creating a container of {}: {e}", plan.image) });
+                return Err(FactoryError::Provision {
+                    reason: format!("creating a container of {}: {e}", plan.image),
+                });
             }
         };
         let owned = id.clone();
-        let started = self.engine.call(RUN_TIMEOUT, |docker| async move { docker.start_container(&owned, None).await }).await;
+        let started = self
+            .engine
+            .call(RUN_TIMEOUT, |docker| async move {
+                docker.start_container(&owned, None).await
+            })
+            .await;
         if let Err(e) = started {
             let _ = container::remove(&self.engine, &id).await;
             return Err(match e {
                 EngineError::Unavailable(reason) => self.unavailable(reason),
-                EngineError::Api { message, .. } if message.contains("executable file not found") => {
-                    FactoryError::BlackboxStart { message: format!("executable file not found in image {}", plan.image) }
+                EngineError::Api { message, .. }
+                    if message.contains("executable file not found") =>
+                {
+                    FactoryError::BlackboxStart {
+                        message: format!("executable file not found in image {}", plan.image),
+                    }
                 }
-                e => FactoryError::Provision { reason: format!("starting {name}: {e}") },
+                e => FactoryError::Provision {
+                    reason: format!("starting {name}: {e}"),
+                },
             });
         }
         match self.locate(&id).await {
@@ -309,11 +384,15 @@ impl DockerFactory {
         let owned = id.to_string();
         let info = self
             .engine
-            .call(RUN_TIMEOUT, |docker| async move { docker.inspect_container(&owned, None).await })
+            .call(RUN_TIMEOUT, |docker| async move {
+                docker.inspect_container(&owned, None).await
+            })
             .await
             .map_err(|e| match e {
                 EngineError::Unavailable(reason) => self.unavailable(reason),
-                e => FactoryError::Provision { reason: format!("inspecting {id}: {e}") },
+                e => FactoryError::Provision {
+                    reason: format!("inspecting {id}: {e}"),
+                },
             })?;
         let settings = info.network_settings.unwrap_or_default();
         if self.config.publish_on_loopback {
@@ -322,10 +401,16 @@ impl DockerFactory {
                 .as_ref()
                 .and_then(|ports| ports.get(&format!("{RUNTIME_PORT}/tcp")))
                 .and_then(|bindings| bindings.as_ref())
-                .and_then(|bindings| bindings.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()));
+                .and_then(|bindings| {
+                    bindings
+                        .iter()
+                        .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
+                });
             return port
                 .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
-                .ok_or_else(|| FactoryError::Provision { reason: format!("{id} has no published port {RUNTIME_PORT}") });
+                .ok_or_else(|| FactoryError::Provision {
+                    reason: format!("{id} has no published port {RUNTIME_PORT}"),
+                });
         }
         let ip = settings
             .networks
@@ -333,9 +418,10 @@ impl DockerFactory {
             .and_then(|networks| networks.get(&self.config.network))
             .and_then(|endpoint| endpoint.ip_address.as_deref())
             .and_then(|ip| ip.parse::<IpAddr>().ok());
-        ip.map(|ip| SocketAddr::new(ip, RUNTIME_PORT)).ok_or_else(|| FactoryError::Provision {
-            reason: format!("{id} has no IP address on network {}", self.config.network),
-        })
+        ip.map(|ip| SocketAddr::new(ip, RUNTIME_PORT))
+            .ok_or_else(|| FactoryError::Provision {
+                reason: format!("{id} has no IP address on network {}", self.config.network),
+            })
     }
 
     /// Containers of this invoker (label and name prefix both match): `(id, paused)`.
@@ -345,14 +431,21 @@ impl DockerFactory {
             ("label", vec![format!("{INSTANCE_LABEL}={prefix}")]),
             ("name", vec![format!("{prefix}_")]),
         ]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         let listed = self
             .engine
-            .call(RUN_TIMEOUT, |docker| async move { docker.list_containers(Some(options)).await })
+            .call(RUN_TIMEOUT, |docker| async move {
+                docker.list_containers(Some(options)).await
+            })
             .await
             .map_err(|e| match e {
                 EngineError::Unavailable(reason) => self.unavailable(reason),
-                e => FactoryError::Provision { reason: format!("listing containers: {e}") },
+                e => FactoryError::Provision {
+                    reason: format!("listing containers: {e}"),
+                },
             })?;
         let wanted = format!("/{prefix}_");
         Ok(listed
@@ -362,7 +455,10 @@ impl DockerFactory {
                     && c.names.iter().flatten().any(|n| n.starts_with(&wanted))
             })
             .filter_map(|c| {
-                let paused = matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::PAUSED));
+                let paused = matches!(
+                    c.state,
+                    Some(bollard::models::ContainerSummaryStateEnum::PAUSED)
+                );
                 c.id.map(|id| (id, paused))
             })
             .collect())
@@ -370,7 +466,9 @@ impl DockerFactory {
 }
 
 fn pull_error(image: &str) -> FactoryError {
-    FactoryError::BlackboxStart { message: format!("Failed to pull container image '{image}'.") }
+    FactoryError::BlackboxStart {
+        message: format!("Failed to pull container image '{image}'."),
+    }
 }
 
 #[async_trait]
@@ -390,7 +488,10 @@ impl Factory for DockerFactory {
     async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>, FactoryError> {
         let plan = self.plan(&spec)?;
         // Fail fast while the daemon is away; this also reconnects when it is back.
-        self.engine.docker().await.map_err(|e| self.unavailable(e))?;
+        self.engine
+            .docker()
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let mut pull_failed = false;
         if plan.pull && !self.pull(&plan.image).await? {
             if plan.pull_must_succeed {
@@ -408,7 +509,10 @@ impl Factory for DockerFactory {
     }
 
     async fn health(&self) -> Health {
-        let pinged = self.engine.call(PING_TIMEOUT, |docker| async move { docker.ping().await }).await;
+        let pinged = self
+            .engine
+            .call(PING_TIMEOUT, |docker| async move { docker.ping().await })
+            .await;
         match pinged {
             Ok(_) => Health::Healthy,
             Err(e) => Health::Unhealthy(e.to_string()),
@@ -423,7 +527,9 @@ impl Factory for DockerFactory {
                     let owned = id.clone();
                     let _ = self
                         .engine
-                        .call(Duration::from_secs(10), |docker| async move { docker.unpause_container(&owned).await })
+                        .call(Duration::from_secs(10), |docker| async move {
+                            docker.unpause_container(&owned).await
+                        })
                         .await;
                 }
                 if let Err(e) = container::remove(&self.engine, &id).await {
@@ -432,9 +538,15 @@ impl Factory for DockerFactory {
             }
             Ok(())
         };
-        tokio::time::timeout(CLEANUP_TIMEOUT, work).await.unwrap_or_else(|_| {
-            Err(FactoryError::Operation { operation: "cleanup", id: String::new(), reason: "timed out".into() })
-        })
+        tokio::time::timeout(CLEANUP_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FactoryError::Operation {
+                    operation: "cleanup",
+                    id: String::new(),
+                    reason: "timed out".into(),
+                })
+            })
     }
 }
 
@@ -450,18 +562,28 @@ mod tests {
         "blackboxes":[{"prefix":"openwhisk","name":"dockerskeleton","tag":"nightly"}]}"#;
 
     fn spec(kind: &str, image: Option<&str>) -> ContainerSpec {
-        ContainerSpec { kind: kind.into(), image: image.map(Into::into), memory_mb: 256, purpose: Purpose::Prewarm }
+        ContainerSpec {
+            kind: kind.into(),
+            image: image.map(Into::into),
+            memory_mb: 256,
+            purpose: Purpose::Prewarm,
+        }
     }
 
     #[test]
     fn test_names_follow_openwhisk() {
-        let cold = Purpose::Cold { namespace: "guest@x.org".into(), action: "hello-world".into() };
+        let cold = Purpose::Cold {
+            namespace: "guest@x.org".into(),
+            action: "hello-world".into(),
+        };
         let name = container_name("wsk00", &cold, "nodejs:20");
         let parts: Vec<_> = name.splitn(3, '_').collect();
         assert_eq!(parts[0], "wsk00");
         assert!(parts[1].parse::<u64>().unwrap() >= 1);
         assert_eq!(parts[2], "guestxorg_helloworld");
-        assert!(container_name("wsk00", &Purpose::Prewarm, "nodejs:20").ends_with("_prewarm_nodejs20"));
+        assert!(
+            container_name("wsk00", &Purpose::Prewarm, "nodejs:20").ends_with("_prewarm_nodejs20")
+        );
     }
 
     #[test]
@@ -470,27 +592,51 @@ mod tests {
         let managed = f.plan(&spec("nodejs:default", None)).unwrap();
         assert_eq!(managed.image, "openwhisk/action-nodejs-v20:nightly");
         assert!(!managed.pull && managed.sentinelled && !managed.blackbox);
-        let native = f.plan(&spec("blackbox", Some("openwhisk/dockerskeleton:nightly"))).unwrap();
+        let native = f
+            .plan(&spec("blackbox", Some("openwhisk/dockerskeleton:nightly")))
+            .unwrap();
         assert!(!native.pull && native.sentinelled);
         let latest = f.plan(&spec("blackbox", Some("me/action"))).unwrap();
         assert!(latest.pull && latest.pull_must_succeed && !latest.sentinelled);
         let tagged = f.plan(&spec("blackbox", Some("me/action:1.2"))).unwrap();
         assert!(tagged.pull && !tagged.pull_must_succeed);
-        assert!(matches!(f.plan(&spec("python:3.11", None)), Err(FactoryError::UnsupportedKind { .. })));
+        assert!(matches!(
+            f.plan(&spec("python:3.11", None)),
+            Err(FactoryError::UnsupportedKind { .. })
+        ));
         assert!(f.supports("blackbox") && f.supports("nodejs:20") && !f.supports("wasm:wasip1"));
         let registry = factory(
             MANIFEST,
-            DockerConfig { user_images_registry: Some("reg.local:5000/".into()), ..DockerConfig::default() },
+            DockerConfig {
+                user_images_registry: Some("reg.local:5000/".into()),
+                ..DockerConfig::default()
+            },
         );
-        assert_eq!(registry.plan(&spec("blackbox", Some("me/a:1"))).unwrap().image, "reg.local:5000/me/a:1");
-        assert_eq!(registry.plan(&spec("blackbox", Some("docker.io/me/a"))).unwrap().image, "docker.io/me/a");
+        assert_eq!(
+            registry
+                .plan(&spec("blackbox", Some("me/a:1")))
+                .unwrap()
+                .image,
+            "reg.local:5000/me/a:1"
+        );
+        assert_eq!(
+            registry
+                .plan(&spec("blackbox", Some("docker.io/me/a")))
+                .unwrap()
+                .image,
+            "docker.io/me/a"
+        );
     }
 
     #[test]
     fn test_create_body_matches_docker_run() {
         let f = factory(
             MANIFEST,
-            DockerConfig { api_host: "https://h:443".into(), dns_servers: vec!["1.1.1.1".into()], ..DockerConfig::default() },
+            DockerConfig {
+                api_host: "https://h:443".into(),
+                dns_servers: vec!["1.1.1.1".into()],
+                ..DockerConfig::default()
+            },
         );
         let s = spec("nodejs:20", None);
         let body = f.create_body(&s, &f.plan(&s).unwrap());
@@ -499,11 +645,17 @@ mod tests {
         assert_eq!(host.memory_swap, host.memory);
         assert_eq!(host.cpu_shares, Some(128));
         assert_eq!(host.network_mode.as_deref(), Some("bridge"));
-        assert_eq!(host.cap_drop, Some(vec!["NET_RAW".to_string(), "NET_ADMIN".to_string()]));
+        assert_eq!(
+            host.cap_drop,
+            Some(vec!["NET_RAW".to_string(), "NET_ADMIN".to_string()])
+        );
         assert_eq!(host.pids_limit, Some(1024));
         assert_eq!(host.dns, Some(vec!["1.1.1.1".to_string()]));
         assert_eq!(host.dns_search, None);
-        assert_eq!(body.env, Some(vec!["__OW_API_HOST=https://h:443".to_string()]));
+        assert_eq!(
+            body.env,
+            Some(vec!["__OW_API_HOST=https://h:443".to_string()])
+        );
         assert_eq!(body.labels.unwrap()[INSTANCE_LABEL], "wsk0");
     }
 }
