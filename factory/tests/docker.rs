@@ -16,7 +16,10 @@ use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::query_parameters::{RemoveContainerOptionsBuilder, TagImageOptionsBuilder};
-use factory::docker::{DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest, logs as docker_logs};
+use factory::docker::{
+    DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest, RESCHEDULE_MESSAGE, logs as docker_logs,
+    needs_reschedule,
+};
 use factory::outcome::messages;
 use factory::{
     ActivationContext, Code, Container, ContainerSpec, Factory, FactoryError, InitRequest, Limits,
@@ -889,4 +892,42 @@ async fn test_docker_publish_on_loopback() {
         .await;
     assert_eq!(outcome.result, Some(json!({"via": "loopback"})));
     assert!(container.health().await.is_healthy());
+}
+
+#[tokio::test]
+async fn test_docker_unreachable_after_resume_is_rescheduled() {
+    let (docker, factory, _cleanup) = setup("resched").await;
+    let limits = limits(10_000, 128, 10);
+    // Right after a resume, a runtime that cannot be reached is the container's fault: reschedule.
+    let resumed = warm(&factory, "echo", limits).await;
+    resumed.pause().await.expect("pause");
+    resumed.resume().await.expect("resume");
+    docker
+        .kill_container(
+            resumed.id(),
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("kill");
+    let outcome = resumed.run(run_request(json!({}), limits)).await;
+    assert!(needs_reschedule(&outcome), "{outcome:?}");
+    assert_eq!(
+        (outcome.status, error_of(&outcome)),
+        (Status::WhiskError, json!(RESCHEDULE_MESSAGE))
+    );
+    // Otherwise the same failure is the action's.
+    let plain = warm(&factory, "echo", limits).await;
+    docker
+        .kill_container(
+            plain.id(),
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("kill");
+    let outcome = plain.run(run_request(json!({}), limits)).await;
+    assert!(!needs_reschedule(&outcome));
+    assert_eq!(
+        (outcome.status, error_of(&outcome)),
+        (Status::DeveloperError, json!(messages::ABNORMAL_RUN))
+    );
 }

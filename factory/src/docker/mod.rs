@@ -25,8 +25,8 @@ pub mod manifest;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +37,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
 };
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
 use crate::container::{Container, ContainerSpec, Factory, Health, Purpose, StemCell};
@@ -100,12 +101,21 @@ pub struct ImagePlan {
 }
 
 /// The Docker factory. Cheap to share (`Arc`); all state is behind it.
-#[derive(Debug)]
 pub struct DockerFactory {
     config: DockerConfig,
     manifest: Manifest,
     engine: Arc<Engine>,
     creations: Option<Semaphore>,
+    pulls: Mutex<HashMap<String, Shared<BoxFuture<'static, Result<bool, String>>>>>,
+}
+
+impl std::fmt::Debug for DockerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerFactory")
+            .field("config", &self.config)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DockerFactory {
@@ -118,6 +128,7 @@ impl DockerFactory {
             manifest,
             engine,
             creations,
+            pulls: Mutex::new(HashMap::new()),
         })
     }
 
@@ -205,45 +216,30 @@ impl DockerFactory {
     }
 
     /// Pulls `image`; `Ok(false)` when the pull failed (the caller decides whether that matters).
+    /// Concurrent pulls of the same image share one pull, as OpenWhisk coalesces them.
     async fn pull(&self, image: &str) -> Result<bool, FactoryError> {
-        let docker = self
-            .engine
-            .docker()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        let (from_image, tag) = match manifest::image_tag(image) {
-            Some(tag) => (
-                image[..image.len() - tag.len() - 1].to_string(),
-                tag.to_string(),
-            ),
-            None => (image.to_string(), "latest".to_string()),
+        let shared = {
+            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            pulls
+                .entry(image.to_string())
+                .or_insert_with(|| {
+                    pull_image(self.engine.clone(), image.to_string())
+                        .boxed()
+                        .shared()
+                })
+                .clone()
         };
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&from_image)
-            .tag(&tag)
-            .build();
-        let pulled = tokio::time::timeout(PULL_TIMEOUT, async {
-            let mut progress = docker.create_image(Some(options), None, None);
-            while let Some(step) = progress.next().await {
-                step?;
-            }
-            Ok::<(), bollard::errors::Error>(())
-        })
-        .await;
-        match pulled {
-            Ok(Ok(())) => Ok(true),
-            Ok(Err(e)) => match self.engine.classify(e) {
-                EngineError::Unavailable(reason) => Err(self.unavailable(reason)),
-                api => {
-                    tracing::warn!(image, error = %api, "image pull failed");
-                    Ok(false)
-                }
-            },
-            Err(_) => {
-                tracing::warn!(image, "image pull timed out");
-                Ok(false)
+        let result = shared.clone().await;
+        {
+            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            if pulls
+                .get(image)
+                .is_some_and(|current| current.ptr_eq(&shared))
+            {
+                pulls.remove(image);
             }
         }
+        result.map_err(|reason| self.unavailable(reason))
     }
 
     fn create_body(&self, spec: &ContainerSpec, plan: &ImagePlan) -> ContainerCreateBody {
@@ -462,6 +458,45 @@ impl DockerFactory {
                 c.id.map(|id| (id, paused))
             })
             .collect())
+    }
+}
+
+/// One pull of `image`: `Ok(false)` when the registry refused or did not answer in time, `Err` when
+/// the daemon is away.
+async fn pull_image(engine: Arc<Engine>, image: String) -> Result<bool, String> {
+    let docker = engine.docker().await.map_err(|e| e.to_string())?;
+    let (from_image, tag) = match manifest::image_tag(&image) {
+        Some(tag) => (
+            image[..image.len() - tag.len() - 1].to_string(),
+            tag.to_string(),
+        ),
+        None => (image.clone(), "latest".to_string()),
+    };
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(&from_image)
+        .tag(&tag)
+        .build();
+    let pulled = tokio::time::timeout(PULL_TIMEOUT, async {
+        let mut progress = docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            step?;
+        }
+        Ok::<(), bollard::errors::Error>(())
+    })
+    .await;
+    match pulled {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(e)) => match engine.classify(e) {
+            EngineError::Unavailable(reason) => Err(reason),
+            api => {
+                tracing::warn!(image, error = %api, "image pull failed");
+                Ok(false)
+            }
+        },
+        Err(_) => {
+            tracing::warn!(image, "image pull timed out");
+            Ok(false)
+        }
     }
 }
 
