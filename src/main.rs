@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run one action file once, as the invoker would, and print its result.
     Run(commands::run::RunArgs),
+    /// Serve OpenWhisk's REST API (actions, activations, web actions) on one node, with an
+    /// embedded store: a local OpenWhisk for development.
+    Standalone(commands::standalone::StandaloneArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +38,6 @@ fn main() -> ExitCode {
 fn main_exec(cli: Cli) -> commands::ExitStatus {
     match cli.command {
         Command::Run(args) => commands::run::execute(args),
+        Command::Standalone(args) => commands::standalone::execute(args),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: exit statuses and logging setup.
 
 pub mod run;
+pub mod standalone;
 
 use factory::Status;
 

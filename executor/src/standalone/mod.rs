@@ -4,11 +4,253 @@
 //!
 //! It is a second *source* feeding the same pool and record builder as the Kafka invoker: every
 //! invoke becomes one [`crate::message::ActivationMessage`], exactly as the controller would have
-//! put it on `invoker{N}`.
+//! put it on `invoker{N}`, and goes through the same processor ([`crate::invoker::Processor`]).
+//!
+//! [`api::handle`] answers one request (tests call it without a socket); [`Server`] binds a listener
+//! and serves HTTP/1.1 connections with it until shut down.
 
+pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod http;
+pub mod local;
 pub mod validate;
 pub mod web;
-pub mod api;
-pub mod backend;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use api::{KindSet, State, handle};
+
+use crate::clock::SystemClock;
+use crate::invoker::{Blacklist, Processor};
+use crate::metrics::Metrics;
+use crate::pool::{Pool, PoolConfig, PoolFactory};
+use crate::store::local::LocalStore;
+use crate::store::{
+    ActionLoader, ActivationStore, DEFAULT_ACTION_CACHE_ENTRIES, EntityStore, LimitRanges, StoreLevel,
+};
+
+/// OpenWhisk's standalone port (`wsk` and the npm client's local default).
+pub const DEFAULT_PORT: u16 = 3233;
+/// How long a connection may take to send its request head; bounds idle sockets an anonymous
+/// client can hold open.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running standalone server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and serves `state` until [`Server::shutdown`].
+    pub async fn bind(addr: SocketAddr, state: Arc<State>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(accept_loop(listener, state, cancel.clone(), tasks.clone()));
+        tracing::info!(%addr, "standalone server listening");
+        Ok(Self { addr, cancel, tasks })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish (up to `grace`), and returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("standalone server: connections still open after the grace period");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: CancellationToken, tasks: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, std::convert::Infallible>(handle(state, request).await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                }
+                () = cancel.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
+
+/// How a standalone node is set up. Every field documents its default.
+#[derive(Debug, Clone)]
+pub struct StandaloneConfig {
+    /// Where the server listens. Default `127.0.0.1:3233`.
+    pub addr: SocketAddr,
+    /// The embedded store's directory: action documents and activation records live here and
+    /// survive restarts. No default: the command line picks one.
+    pub data_dir: std::path::PathBuf,
+    /// The accepted API keys. Default: OpenWhisk's guest key for namespace `guest`.
+    pub subjects: auth::Subjects,
+    /// The exec kinds accepted on PUT. Default: `wasm:wasip1` only (the command adds the runtimes
+    /// manifest's kinds when Docker answers).
+    pub kinds: KindSet,
+    /// The pool's parameters (memory in MB, timers). Default: [`PoolConfig::default`] (2048 MB).
+    pub pool: PoolConfig,
+    /// How long blocking invokes wait before answering 202. Default 60 s.
+    pub max_blocking_wait: Duration,
+}
+
+impl StandaloneConfig {
+    /// The defaults, storing under `data_dir`.
+    pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            data_dir: data_dir.into(),
+            subjects: auth::Subjects::default(),
+            kinds: KindSet::new([]),
+            pool: PoolConfig::default(),
+            max_blocking_wait: api::MAX_BLOCKING_WAIT,
+        }
+    }
+}
+
+/// Why a standalone node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    /// The pool refused its configuration.
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
+    /// The data directory cannot be used.
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running standalone node: server, processor, pool and store.
+#[derive(Debug)]
+pub struct Standalone {
+    server: Server,
+    pool: Arc<Pool>,
+}
+
+/// How long shutdown waits for running activations (the longest action timeout plus a margin).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(300 + 30);
+
+impl Standalone {
+    /// Opens the store under `config.data_dir`, starts the pool over `factories` (asked in order
+    /// which one runs a kind), builds the processor (the Kafka invoker's, without acks) and serves.
+    pub async fn start(config: StandaloneConfig, factories: Vec<PoolFactory>) -> Result<Self, StandaloneError> {
+        let addr = config.addr;
+        let (state, pool) = Self::assemble(config, factories).await?;
+        let server = Server::bind(addr, state).await.map_err(|source| StandaloneError::Bind { addr, source })?;
+        Ok(Self { server, pool })
+    }
+
+    /// Everything [`Standalone::start`] builds except the listener: the request state (for
+    /// [`handle`]) and the pool (to shut down).
+    pub async fn assemble(
+        config: StandaloneConfig,
+        factories: Vec<PoolFactory>,
+    ) -> Result<(Arc<State>, Arc<Pool>), StandaloneError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StandaloneError::DataDir { path: config.data_dir.clone(), source })?;
+        let store = Arc::new(LocalStore::new(config.data_dir.clone()));
+        let entities: Arc<dyn EntityStore> = store.clone();
+        let activations: Arc<dyn ActivationStore> = store;
+        let pool = Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
+        let loader = Arc::new(ActionLoader::new(
+            Arc::clone(&entities),
+            Arc::new(config.kinds.clone()),
+            LimitRanges::default(),
+            DEFAULT_ACTION_CACHE_ENTRIES,
+        ));
+        let processor = Arc::new(Processor {
+            pool: Arc::clone(&pool),
+            loader,
+            activations: Arc::clone(&activations),
+            acks: None,
+            metrics: Arc::new(Metrics::new()),
+            blacklist: Arc::new(Blacklist::default()),
+            blocking_level: StoreLevel::default(),
+            non_blocking_level: StoreLevel::default(),
+        });
+        let backend = Arc::new(local::LocalBackend::new(entities, activations, processor));
+        let state = Arc::new(State {
+            subjects: config.subjects,
+            kinds: config.kinds,
+            backend,
+            max_blocking_wait: config.max_blocking_wait,
+        });
+        Ok((state, pool))
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops serving, waits for running activations (up to `grace`) and stops the pool.
+    pub async fn shutdown(self, grace: Duration) {
+        self.server.shutdown(grace).await;
+        self.pool.shutdown(grace).await;
+    }
+}
