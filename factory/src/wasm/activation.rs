@@ -50,7 +50,11 @@ pub struct ActivationState {
 impl ActivationState {
     /// The state of a store running with `wasi` under `limiter`.
     pub(crate) fn new(wasi: WasiP1Ctx, limiter: ActivationLimiter) -> Self {
-        Self { wasi, limiter, scratch_exceeded: false }
+        Self {
+            wasi,
+            limiter,
+            scratch_exceeded: false,
+        }
     }
 
     /// The store's limiter.
@@ -114,7 +118,12 @@ pub(crate) fn run(
     let timeout = run.limits.timeout_duration();
     let whisk_error = |what: &str, error: &dyn std::fmt::Display| {
         tracing::error!(activation = %run.context.activation_id, %error, "{what}");
-        Outcome::error(Status::WhiskError, messages::RESOURCE_ERROR, start, SystemTime::now())
+        Outcome::error(
+            Status::WhiskError,
+            messages::RESOURCE_ERROR,
+            start,
+            SystemTime::now(),
+        )
     };
 
     let params = serde_json::to_string(&run.params).unwrap_or_else(|_| "{}".to_string());
@@ -146,7 +155,10 @@ pub(crate) fn run(
         return whisk_error("cannot preopen the scratch directory", &error);
     }
 
-    let memory_bytes = run.limits.memory_bytes().min(shared.config.max_memory_bytes());
+    let memory_bytes = run
+        .limits
+        .memory_bytes()
+        .min(shared.config.max_memory_bytes());
     let limiter = ActivationLimiter::new(usize::try_from(memory_bytes).unwrap_or(usize::MAX));
     let state = ActivationState::new(wasi.build_p1(), limiter);
     let mut store = Store::new(shared.engine.engine(), state);
@@ -157,7 +169,13 @@ pub(crate) fn run(
     {
         return whisk_error("cannot set fuel", &error);
     }
-    set_deadline(&mut store, shared, timeout, started, scratch.as_ref().map(ScratchDir::path));
+    set_deadline(
+        &mut store,
+        shared,
+        timeout,
+        started,
+        scratch.as_ref().map(ScratchDir::path),
+    );
 
     let ending = match module.instance_pre().instantiate(&mut store) {
         Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
@@ -167,14 +185,17 @@ pub(crate) fn run(
                 Err(error) => Ending::Trapped(error),
             },
             // Checked at init; reaching this means the module changed under us.
-            Err(error) => return whisk_error("the module lost its _start export", &format!("{error:#}")),
+            Err(error) => {
+                return whisk_error("the module lost its _start export", &format!("{error:#}"));
+            }
         },
         Err(error) => Ending::Trapped(error),
     };
 
     let consumed = fuel.map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
     let memory_denied = store.data().limiter.memory_denied();
-    let scratch_exceeded = store.data().scratch_exceeded || scratch.as_ref().is_some_and(ScratchDir::over_cap);
+    let scratch_exceeded =
+        store.data().scratch_exceeded || scratch.as_ref().is_some_and(ScratchDir::over_cap);
     // The instance goes back to the pool before the output is examined.
     drop(store);
     let scratch_message = scratch.as_ref().map(ScratchDir::exhausted_message);
@@ -183,11 +204,17 @@ pub(crate) fn run(
     let captured = capture.finish();
     let mut outcome = if scratch_exceeded {
         let logs = captured.into_logs(false);
-        failure(Status::DeveloperError, scratch_message.unwrap_or_default(), logs)
+        failure(
+            Status::DeveloperError,
+            scratch_message.unwrap_or_default(),
+            logs,
+        )
     } else {
         match ending {
             Ending::Returned => finish(captured, shared.config.max_result_bytes),
-            Ending::Trapped(error) => trapped(captured, &error, memory_denied, run.limits.timeout, fuel),
+            Ending::Trapped(error) => {
+                trapped(captured, &error, memory_denied, run.limits.timeout, fuel)
+            }
         }
     };
     outcome.start = start;
@@ -211,7 +238,10 @@ fn set_deadline(
         None => store.set_epoch_deadline(shared.engine.deadline_ticks(timeout)),
         Some(path) => {
             let path = path.to_path_buf();
-            let (max_bytes, max_entries) = (shared.config.scratch.max_bytes, shared.config.scratch.max_entries);
+            let (max_bytes, max_entries) = (
+                shared.config.scratch.max_bytes,
+                shared.config.scratch.max_entries,
+            );
             let deadline = started + timeout;
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(move |mut context| {
@@ -241,7 +271,11 @@ fn failure(status: Status, message: impl Into<String>, logs: LogBuffer) -> Outco
 /// The outcome of an action that ended normally: its last stdout line decides.
 fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
     let Some(line) = captured.result_line() else {
-        return failure(Status::DeveloperError, messages::NOT_A_DICTIONARY_OR_ARRAY, captured.into_logs(false));
+        return failure(
+            Status::DeveloperError,
+            messages::NOT_A_DICTIONARY_OR_ARRAY,
+            captured.into_logs(false),
+        );
     };
     let len = line.len;
     if len > max_result_bytes {
@@ -251,7 +285,10 @@ fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
         outcome.size = Some(len);
         return outcome;
     }
-    match serde_json::from_slice::<Value>(line.text).ok().and_then(classify_result) {
+    match serde_json::from_slice::<Value>(line.text)
+        .ok()
+        .and_then(classify_result)
+    {
         Some((status, result)) => {
             let logs = captured.into_logs(true);
             let now = SystemTime::now();
@@ -261,7 +298,11 @@ fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
             outcome.logs = logs.into_lines();
             outcome
         }
-        None => failure(Status::DeveloperError, messages::NOT_A_DICTIONARY_OR_ARRAY, captured.into_logs(false)),
+        None => failure(
+            Status::DeveloperError,
+            messages::NOT_A_DICTIONARY_OR_ARRAY,
+            captured.into_logs(false),
+        ),
     }
 }
 
@@ -276,13 +317,19 @@ fn trapped(
     let logs = captured.into_logs(false);
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => {
-            let mut outcome = failure(Status::DeveloperError, messages::timed_out(timeout_ms), logs);
+            let mut outcome = failure(
+                Status::DeveloperError,
+                messages::timed_out(timeout_ms),
+                logs,
+            );
             outcome.timed_out = true;
             outcome
         }
-        Some(Trap::OutOfFuel) => {
-            failure(Status::DeveloperError, messages::fuel_exhausted(fuel.unwrap_or(0)), logs)
-        }
+        Some(Trap::OutOfFuel) => failure(
+            Status::DeveloperError,
+            messages::fuel_exhausted(fuel.unwrap_or(0)),
+            logs,
+        ),
         _ if memory_denied => failure(Status::DeveloperError, messages::MEMORY_EXHAUSTED, logs),
         trap => {
             let mut logs = logs;
@@ -300,7 +347,12 @@ fn trap_message(error: &wasmtime::Error, trap: Option<&Trap>) -> String {
     };
     let frame = error
         .downcast_ref::<wasmtime::WasmBacktrace>()
-        .and_then(|trace| trace.frames().iter().find_map(|frame| frame.func_name().map(str::to_string)));
+        .and_then(|trace| {
+            trace
+                .frames()
+                .iter()
+                .find_map(|frame| frame.func_name().map(str::to_string))
+        });
     match frame {
         Some(function) => format!("{what} (in {function})"),
         None => what,
@@ -311,7 +363,11 @@ fn trap_message(error: &wasmtime::Error, trap: Option<&Trap>) -> String {
 /// blocked past the deadline, e.g. a long sleep): a timeout, with whatever it logged so far.
 pub(crate) fn abandoned(capture: &OutputCapture, start: SystemTime, timeout_ms: u64) -> Outcome {
     let logs = capture.finish().into_logs(false);
-    let mut outcome = failure(Status::DeveloperError, messages::timed_out(timeout_ms), logs);
+    let mut outcome = failure(
+        Status::DeveloperError,
+        messages::timed_out(timeout_ms),
+        logs,
+    );
     outcome.timed_out = true;
     outcome.start = start;
     outcome

@@ -95,7 +95,10 @@ pub enum CacheError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.to_path_buf(), source }
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A module ready to instantiate: compiled, checked and linked.
@@ -119,7 +122,11 @@ impl CompiledModule {
     pub(crate) fn new(digest: CodeDigest, pre: InstancePre<ActivationState>) -> Self {
         let range = pre.module().image_range();
         let code_bytes = (range.end as usize).saturating_sub(range.start as usize);
-        Self { digest, pre, code_bytes }
+        Self {
+            digest,
+            pre,
+            code_bytes,
+        }
     }
 
     /// The SHA-256 of the module bytes.
@@ -130,6 +137,18 @@ impl CompiledModule {
     /// Bytes of compiled code and data this module keeps in memory.
     pub fn code_bytes(&self) -> usize {
         self.code_bytes
+    }
+
+    /// The compiled code as wasmtime serializes it (a `.cwasm` artifact of this factory's engine).
+    /// The factory itself never accepts such bytes as action code; this exists for tools and for
+    /// tests proving it.
+    pub fn serialize(&self) -> Result<Vec<u8>, super::WasmError> {
+        self.pre
+            .module()
+            .serialize()
+            .map_err(|error| super::WasmError::Serialize {
+                reason: super::error::describe(&error),
+            })
     }
 
     /// The linked module, ready to instantiate.
@@ -227,7 +246,9 @@ impl ModuleCache {
         disk_dir: Option<&Path>,
         compatibility: &[u8; 32],
     ) -> Result<Self, CacheError> {
-        let disk = disk_dir.map(|dir| DiskCache::open(dir, compatibility)).transpose()?;
+        let disk = disk_dir
+            .map(|dir| DiskCache::open(dir, compatibility))
+            .transpose()?;
         Ok(Self {
             max_bytes,
             memory: Mutex::new(MemoryCache::default()),
@@ -288,6 +309,10 @@ impl ModuleCache {
         match disk.load(digest) {
             Ok(None) => None,
             Ok(Some(artifact)) => {
+                #[expect(
+                    unsafe_code,
+                    reason = "loading our own authenticated compiled artifacts"
+                )]
                 // SAFETY: `artifact` is exactly the bytes this cache wrote with
                 // `Module::serialize`: `DiskCache::load` returns only bytes whose HMAC tag, made
                 // with the secret key only this cache can read, matches, and it read them into
@@ -295,8 +320,8 @@ impl ModuleCache {
                 // an engine with the same compatibility hash (part of the file name and of the
                 // tag), and wasmtime itself re-checks version and configuration and refuses a
                 // mismatch with an error.
-                #[expect(unsafe_code, reason = "loading our own authenticated compiled artifacts")]
-                match unsafe { Module::deserialize(engine, &artifact) } {
+                let loaded = unsafe { Module::deserialize(engine, &artifact) };
+                match loaded {
                     Ok(module) => Some(module),
                     Err(error) => {
                         bump(&self.counters.disk_errors);
@@ -325,7 +350,10 @@ impl ModuleCache {
             .module()
             .serialize()
             .map_err(|error| format!("{error:#}"))
-            .and_then(|artifact| disk.store(&prepared.digest, &artifact).map_err(|e| e.to_string()));
+            .and_then(|artifact| {
+                disk.store(&prepared.digest, &artifact)
+                    .map_err(|e| e.to_string())
+            });
         match stored {
             Ok(()) => bump(&self.counters.disk_writes),
             Err(error) => {
@@ -355,7 +383,10 @@ impl ModuleCache {
         let mut memory = lock(&self.memory);
         memory.clock += 1;
         let now = memory.clock;
-        let entry = Entry { module: Arc::clone(&module), last_used: now };
+        let entry = Entry {
+            module: Arc::clone(&module),
+            last_used: now,
+        };
         if let Some(old) = memory.entries.insert(module.digest, entry) {
             memory.bytes -= old.module.code_bytes as u64;
         }
@@ -415,20 +446,32 @@ pub(crate) struct DiskCache {
 impl DiskCache {
     /// Opens (creating when missing) the cache in `dir` for an engine with `compatibility`.
     pub(crate) fn open(dir: &Path, compatibility: &[u8; 32]) -> Result<Self, CacheError> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error(dir))?;
         let metadata = fs::metadata(dir).map_err(io_error(dir))?;
         check_private(dir, &metadata, 0o022, "is writable by group or others")?;
         let key = load_or_create_key(dir)?;
-        Ok(Self { dir: dir.to_path_buf(), key, compatibility: *compatibility })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key,
+            compatibility: *compatibility,
+        })
     }
 
     fn path(&self, digest: &CodeDigest) -> PathBuf {
         let compatibility = hex::encode(&self.compatibility[..16]);
-        self.dir.join(format!("{}-{compatibility}.{ARTIFACT_EXTENSION}", hex::encode(digest)))
+        self.dir.join(format!(
+            "{}-{compatibility}.{ARTIFACT_EXTENSION}",
+            hex::encode(digest)
+        ))
     }
 
     fn tag(&self, digest: &CodeDigest, artifact: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        let mut mac =
+            HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(digest);
         mac.update(&self.compatibility);
         mac.update(artifact);
@@ -482,7 +525,8 @@ impl DiskCache {
             .and_then(|()| file.write_all(artifact))
             .and_then(|()| file.flush())
             .map_err(io_error(file.path()))?;
-        file.persist(&path).map_err(|error| io_error(&path)(error.error))?;
+        file.persist(&path)
+            .map_err(|error| io_error(&path)(error.error))?;
         Ok(())
     }
 }
@@ -496,7 +540,10 @@ fn check_private(
     what: &str,
 ) -> Result<(), CacheError> {
     if metadata.permissions().mode() & forbidden_mode != 0 {
-        return Err(CacheError::NotPrivate { path: path.to_path_buf(), reason: what.to_string() });
+        return Err(CacheError::NotPrivate {
+            path: path.to_path_buf(),
+            reason: what.to_string(),
+        });
     }
     // `/proc/self` belongs to the process's effective user; where there is no procfs the
     // permission check above has to do.
@@ -505,7 +552,11 @@ fn check_private(
     {
         return Err(CacheError::NotPrivate {
             path: path.to_path_buf(),
-            reason: format!("is owned by uid {}, not by this process (uid {})", metadata.uid(), me.uid()),
+            reason: format!(
+                "is owned by uid {}, not by this process (uid {})",
+                metadata.uid(),
+                me.uid()
+            ),
         });
     }
     Ok(())
@@ -517,7 +568,10 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_BYTES], CacheError> {
     match fs::symlink_metadata(&path) {
         Ok(metadata) => {
             if !metadata.is_file() {
-                return Err(CacheError::NotPrivate { path, reason: "is not a regular file".into() });
+                return Err(CacheError::NotPrivate {
+                    path,
+                    reason: "is not a regular file".into(),
+                });
             }
             check_private(&path, &metadata, 0o077, "is accessible to group or others")?;
             read_key(&path)
@@ -529,11 +583,15 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_BYTES], CacheError> {
                 .prefix(".tmp-key-")
                 .tempfile_in(dir)
                 .map_err(io_error(dir))?;
-            file.write_all(&key).and_then(|()| file.flush()).map_err(io_error(&path))?;
+            file.write_all(&key)
+                .and_then(|()| file.flush())
+                .map_err(io_error(&path))?;
             match file.persist_noclobber(&path) {
                 Ok(_) => Ok(key),
                 // Another process created it first: use theirs, like every later start will.
-                Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => load_or_create_key(dir),
+                Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(dir)
+                }
                 Err(error) => Err(io_error(&path)(error.error)),
             }
         }
@@ -543,10 +601,12 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_BYTES], CacheError> {
 
 fn read_key(path: &Path) -> Result<[u8; KEY_BYTES], CacheError> {
     let bytes = fs::read(path).map_err(io_error(path))?;
-    bytes.try_into().map_err(|bytes: Vec<u8>| CacheError::NotPrivate {
-        path: path.to_path_buf(),
-        reason: format!("holds {} bytes, not a {KEY_BYTES}-byte key", bytes.len()),
-    })
+    bytes
+        .try_into()
+        .map_err(|bytes: Vec<u8>| CacheError::NotPrivate {
+            path: path.to_path_buf(),
+            reason: format!("holds {} bytes, not a {KEY_BYTES}-byte key", bytes.len()),
+        })
 }
 
 #[cfg(test)]
@@ -569,14 +629,20 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&path, &bytes).unwrap();
-        assert!(matches!(cache.load(&digest), Err(CacheError::Rejected { .. })));
+        assert!(matches!(
+            cache.load(&digest),
+            Err(CacheError::Rejected { .. })
+        ));
 
         // A file made with another key (another cache) is rejected too.
         let other_dir = tempfile::tempdir().unwrap();
         let other = DiskCache::open(other_dir.path(), &COMPAT).unwrap();
         other.store(&digest, b"artifact bytes").unwrap();
         fs::copy(other.path(&digest), &path).unwrap();
-        assert!(matches!(cache.load(&digest), Err(CacheError::Rejected { .. })));
+        assert!(matches!(
+            cache.load(&digest),
+            Err(CacheError::Rejected { .. })
+        ));
     }
 
     #[test]
@@ -587,7 +653,10 @@ mod tests {
         first.store(&digest, b"a").unwrap();
         let second = DiskCache::open(dir.path(), &COMPAT).unwrap();
         assert_eq!(second.load(&digest).unwrap().unwrap(), b"a");
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Another engine configuration does not see the file.
         let other_engine = DiskCache::open(dir.path(), &[8; 32]).unwrap();
@@ -600,6 +669,9 @@ mod tests {
         DiskCache::open(dir.path(), &COMPAT).unwrap();
         let key = dir.path().join(KEY_FILE);
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(DiskCache::open(dir.path(), &COMPAT), Err(CacheError::NotPrivate { .. })));
+        assert!(matches!(
+            DiskCache::open(dir.path(), &COMPAT),
+            Err(CacheError::NotPrivate { .. })
+        ));
     }
 }

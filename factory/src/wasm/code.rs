@@ -48,7 +48,9 @@ pub enum CodeError {
     #[error("the action has no code")]
     Missing,
     /// The code is text (source or WAT), not a binary.
-    #[error("the code is text, not a binary module (build the action for wasm32-wasip1 and send the .wasm file or a zip of it)")]
+    #[error(
+        "the code is text, not a binary module (build the action for wasm32-wasip1 and send the .wasm file or a zip of it)"
+    )]
     Text,
     /// The bytes are neither a module nor a zip.
     #[error("the code is neither a wasm module (\\0asm) nor a zip archive")]
@@ -57,7 +59,9 @@ pub enum CodeError {
     #[error("precompiled native code is not accepted; send the .wasm module")]
     Precompiled,
     /// A component rather than a core module.
-    #[error("it is a WebAssembly component; only core modules (WASI preview 1 commands, wasm32-wasip1) are supported")]
+    #[error(
+        "it is a WebAssembly component; only core modules (WASI preview 1 commands, wasm32-wasip1) are supported"
+    )]
     Component,
     /// The module ends before its version field.
     #[error("the module is truncated")]
@@ -84,7 +88,9 @@ pub enum CodeError {
         candidates: String,
     },
     /// The zip holds several `.wasm` files and `main` names none (or more than one) of them.
-    #[error("the zip archive holds several .wasm files ({candidates}) and main \"{main}\" names none of them")]
+    #[error(
+        "the zip archive holds several .wasm files ({candidates}) and main \"{main}\" names none of them"
+    )]
     MainNotInZip {
         /// The `.wasm` entries found.
         candidates: String,
@@ -103,7 +109,9 @@ pub enum CodeError {
         name: String,
     },
     /// The module does not export `_start` as a function without parameters or results.
-    #[error("it does not export a _start function taking and returning nothing (is it a WASI command?)")]
+    #[error(
+        "it does not export a _start function taking and returning nothing (is it a WASI command?)"
+    )]
     NoStart,
     /// The module does not export its memory as `memory`.
     #[error("it does not export its memory as \"memory\"")]
@@ -139,8 +147,8 @@ pub fn extract<'a>(code: Option<&'a Code>, main: Option<&str>) -> Result<Cow<'a,
 
 /// The chosen `.wasm` entry of a zip.
 fn unzip(bytes: &[u8], main: Option<&str>) -> Result<Vec<u8>, CodeError> {
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|error| CodeError::Zip(error.to_string()))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|error| CodeError::Zip(error.to_string()))?;
     if archive.len() > MAX_ZIP_ENTRIES {
         return Err(CodeError::TooManyEntries);
     }
@@ -158,16 +166,27 @@ fn unzip(bytes: &[u8], main: Option<&str>) -> Result<Vec<u8>, CodeError> {
             let Some(main) = main else {
                 return Err(CodeError::AmbiguousZip { candidates });
             };
-            let named: Vec<&String> = several.iter().filter(|name| names_entry(main, name)).collect();
+            let named: Vec<&String> = several
+                .iter()
+                .filter(|name| names_entry(main, name))
+                .collect();
             match named.as_slice() {
                 [one] => (*one).clone(),
-                _ => return Err(CodeError::MainNotInZip { candidates, main: main.to_string() }),
+                _ => {
+                    return Err(CodeError::MainNotInZip {
+                        candidates,
+                        main: main.to_string(),
+                    });
+                }
             }
         }
     };
-    let entry = archive.by_name(&chosen).map_err(|error| CodeError::Zip(error.to_string()))?;
+    let entry = archive
+        .by_name(&chosen)
+        .map_err(|error| CodeError::Zip(error.to_string()))?;
     // The declared size is the archive's claim; the read is bounded whatever it says.
-    let mut module = Vec::with_capacity(usize::try_from(entry.size().min(MAX_MODULE_BYTES)).unwrap_or(0));
+    let mut module =
+        Vec::with_capacity(usize::try_from(entry.size().min(MAX_MODULE_BYTES)).unwrap_or(0));
     entry
         .take(MAX_MODULE_BYTES + 1)
         .read_to_end(&mut module)
@@ -195,7 +214,11 @@ pub fn check_header(bytes: &[u8]) -> Result<(), CodeError> {
         if WASM_MAGIC.starts_with(bytes) && !bytes.is_empty() {
             return Err(CodeError::Truncated);
         }
-        return Err(if std::str::from_utf8(bytes).is_ok() { CodeError::Text } else { CodeError::NotWasm });
+        return Err(if std::str::from_utf8(bytes).is_ok() {
+            CodeError::Text
+        } else {
+            CodeError::NotWasm
+        });
     }
     let Some(version) = bytes.get(4..8) else {
         return Err(CodeError::Truncated);
@@ -211,7 +234,10 @@ pub fn check_header(bytes: &[u8]) -> Result<(), CodeError> {
 /// Checks a compiled module's interface: a WASI preview 1 command importing only from
 /// `wasi_snapshot_preview1`, exporting `_start: [] -> []` and its `memory`.
 pub fn check_interface(module: &Module) -> Result<(), CodeError> {
-    if let Some(import) = module.imports().find(|import| import.module() != WASI_P1_MODULE) {
+    if let Some(import) = module
+        .imports()
+        .find(|import| import.module() != WASI_P1_MODULE)
+    {
         return Err(CodeError::ForeignImport {
             module: import.module().to_string(),
             name: import.name().to_string(),
@@ -237,7 +263,9 @@ mod tests {
         let mut out = Cursor::new(Vec::new());
         let mut writer = zip::ZipWriter::new(&mut out);
         for (name, bytes) in entries {
-            writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            writer
+                .start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             writer.write_all(bytes).unwrap();
         }
         writer.finish().unwrap();
@@ -268,7 +296,10 @@ mod tests {
         let other = b"\0asm\x01\0\0\0\0";
         let code = binary(zip_of(&[("a.wasm", MODULE), ("b.wasm", other)]));
         assert_eq!(extract(Some(&code), Some("b")).unwrap().as_ref(), other);
-        assert_eq!(extract(Some(&code), Some("a.wasm")).unwrap().as_ref(), MODULE);
+        assert_eq!(
+            extract(Some(&code), Some("a.wasm")).unwrap().as_ref(),
+            MODULE
+        );
         assert_eq!(
             extract(Some(&code), None).unwrap_err().message(),
             "The wasm module is invalid: the zip archive holds several .wasm files (a.wasm, b.wasm); set main to the one to run."
@@ -284,14 +315,23 @@ mod tests {
         assert_eq!(check_header(b"(module)"), Err(CodeError::Text));
         assert_eq!(check_header(b"\0as"), Err(CodeError::Truncated));
         assert_eq!(check_header(b"\0asm\x01"), Err(CodeError::Truncated));
-        assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Err(CodeError::Component));
+        assert_eq!(
+            check_header(b"\0asm\x0d\0\x01\0"),
+            Err(CodeError::Component)
+        );
         assert_eq!(check_header(&[0xff, 0xfe, 0x00]), Err(CodeError::NotWasm));
-        assert_eq!(check_header(b"\0asm\x02\0\0\0"), Err(CodeError::UnsupportedVersion([2, 0, 0, 0])));
+        assert_eq!(
+            check_header(b"\0asm\x02\0\0\0"),
+            Err(CodeError::UnsupportedVersion([2, 0, 0, 0]))
+        );
     }
 
     #[test]
     fn test_text_and_missing_code_are_refused() {
-        assert_eq!(extract(Some(&Code::Text("fn main() {}".into())), None), Err(CodeError::Text));
+        assert_eq!(
+            extract(Some(&Code::Text("fn main() {}".into())), None),
+            Err(CodeError::Text)
+        );
         assert_eq!(extract(None, None), Err(CodeError::Missing));
         assert_eq!(
             CodeError::Missing.message(),

@@ -175,7 +175,8 @@ const MAX_MAX_MEMORY_MB: u32 = 4096;
 impl WasmConfig {
     /// Checks every value; the first bad one is reported.
     pub fn validate(&self) -> Result<(), WasmError> {
-        let invalid = |field: &'static str, reason: String| Err(WasmError::Config { field, reason });
+        let invalid =
+            |field: &'static str, reason: String| Err(WasmError::Config { field, reason });
         if self.kinds.is_empty() {
             return invalid("kinds", "at least one kind is needed".into());
         }
@@ -185,7 +186,10 @@ impl WasmConfig {
         if self.max_memory_mb == 0 || self.max_memory_mb > MAX_MAX_MEMORY_MB {
             return invalid(
                 "max_memory_mb",
-                format!("must be between 1 and {MAX_MAX_MEMORY_MB}, not {}", self.max_memory_mb),
+                format!(
+                    "must be between 1 and {MAX_MAX_MEMORY_MB}, not {}",
+                    self.max_memory_mb
+                ),
             );
         }
         if !(MIN_EPOCH_TICK_MS..=MAX_EPOCH_TICK_MS).contains(&self.epoch_tick_ms) {
@@ -234,8 +238,14 @@ mod tests {
     fn test_fuel_budget_per_millisecond_scales_with_timeout() {
         assert_eq!(FuelMode::Off.budget(1000), None);
         assert_eq!(FuelMode::Fixed(7).budget(1000), Some(7));
-        assert_eq!(FuelMode::PerMillisecondOfTimeout(3).budget(1000), Some(3000));
-        assert_eq!(FuelMode::PerMillisecondOfTimeout(u64::MAX).budget(2), Some(u64::MAX));
+        assert_eq!(
+            FuelMode::PerMillisecondOfTimeout(3).budget(1000),
+            Some(3000)
+        );
+        assert_eq!(
+            FuelMode::PerMillisecondOfTimeout(u64::MAX).budget(2),
+            Some(u64::MAX)
+        );
     }
 
     #[test]
@@ -255,9 +265,27 @@ mod tests {
 
     #[test]
     fn test_validate_rejects_bad_values() {
-        let config = WasmConfig { pool_instances: 0, ..WasmConfig::default() };
-        assert!(matches!(config.validate(), Err(WasmError::Config { field: "pool_instances", .. })));
-        let config = WasmConfig { epoch_tick_ms: 0, ..WasmConfig::default() };
-        assert!(matches!(config.validate(), Err(WasmError::Config { field: "epoch_tick_ms", .. })));
+        let config = WasmConfig {
+            pool_instances: 0,
+            ..WasmConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(WasmError::Config {
+                field: "pool_instances",
+                ..
+            })
+        ));
+        let config = WasmConfig {
+            epoch_tick_ms: 0,
+            ..WasmConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(WasmError::Config {
+                field: "epoch_tick_ms",
+                ..
+            })
+        ));
     }
 }

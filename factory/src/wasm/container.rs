@@ -65,7 +65,13 @@ impl std::fmt::Debug for WasmContainer {
 
 impl WasmContainer {
     pub(crate) fn new(id: String, spec: ContainerSpec, shared: Arc<Shared>) -> Self {
-        Self { id, spec, shared, ready: OnceLock::new(), destroyed: AtomicBool::new(false) }
+        Self {
+            id,
+            spec,
+            shared,
+            ready: OnceLock::new(),
+            destroyed: AtomicBool::new(false),
+        }
     }
 
     /// The compiled module, once initialised.
@@ -95,10 +101,18 @@ impl Container for WasmContainer {
         let start = SystemTime::now();
         let span = tracing::info_span!("wasm_init", container = %self.id, activation = %init.context.activation_id);
         if self.ready.get().is_some() {
-            return Err(init_failure(Status::DeveloperError, ALREADY_INITIALIZED, start));
+            return Err(init_failure(
+                Status::DeveloperError,
+                ALREADY_INITIALIZED,
+                start,
+            ));
         }
         if self.destroyed.load(Ordering::Acquire) {
-            return Err(init_failure(Status::WhiskError, messages::RESOURCE_ERROR, start));
+            return Err(init_failure(
+                Status::WhiskError,
+                messages::RESOURCE_ERROR,
+                start,
+            ));
         }
         let shared = Arc::clone(&self.shared);
         let (code, main) = (init.code.clone(), init.main.clone());
@@ -107,25 +121,38 @@ impl Container for WasmContainer {
             let _entered = compile_span.enter();
             shared.resolve(code.as_ref(), main.as_deref())
         });
-        let resolved = tokio::time::timeout(init.limits.timeout_duration(), task).instrument(span).await;
+        let resolved = tokio::time::timeout(init.limits.timeout_duration(), task)
+            .instrument(span)
+            .await;
         let module = match resolved {
             // The compilation goes on in the background and still fills the cache.
             Err(_elapsed) => {
-                let mut outcome =
-                    init_failure(Status::DeveloperError, messages::init_timed_out(init.limits.timeout), start);
+                let mut outcome = init_failure(
+                    Status::DeveloperError,
+                    messages::init_timed_out(init.limits.timeout),
+                    start,
+                );
                 outcome.timed_out = true;
                 return Err(outcome);
             }
             Ok(Err(join_error)) => {
                 tracing::error!(error = %join_error, "the wasm init task failed");
-                return Err(init_failure(Status::WhiskError, messages::RESOURCE_ERROR, start));
+                return Err(init_failure(
+                    Status::WhiskError,
+                    messages::RESOURCE_ERROR,
+                    start,
+                ));
             }
             Ok(Ok(Err(WasmError::Code(error)))) => {
                 return Err(init_failure(Status::DeveloperError, error.message(), start));
             }
             Ok(Ok(Err(error))) => {
                 tracing::error!(%error, "cannot prepare a wasm module");
-                return Err(init_failure(Status::WhiskError, messages::RESOURCE_ERROR, start));
+                return Err(init_failure(
+                    Status::WhiskError,
+                    messages::RESOURCE_ERROR,
+                    start,
+                ));
             }
             Ok(Ok(Ok(module))) => module,
         };
@@ -134,17 +161,31 @@ impl Container for WasmContainer {
             .into_iter()
             .filter(|(name, value)| is_valid_env(name, value))
             .collect();
-        let setup = Arc::new(ActionSetup { name: init.name, init_env });
+        let setup = Arc::new(ActionSetup {
+            name: init.name,
+            init_env,
+        });
         if self.ready.set(Ready { module, setup }).is_err() {
             // Two concurrent inits: the first to finish won.
-            return Err(init_failure(Status::DeveloperError, ALREADY_INITIALIZED, start));
+            return Err(init_failure(
+                Status::DeveloperError,
+                ALREADY_INITIALIZED,
+                start,
+            ));
         }
-        Ok(InitDone { start, end: SystemTime::now() })
+        Ok(InitDone {
+            start,
+            end: SystemTime::now(),
+        })
     }
 
     async fn run(&self, run: RunRequest) -> Outcome {
         let span = tracing::info_span!("wasm_run", container = %self.id, activation = %run.context.activation_id);
-        let Some(ready) = self.ready.get().filter(|_| !self.destroyed.load(Ordering::Acquire)) else {
+        let Some(ready) = self
+            .ready
+            .get()
+            .filter(|_| !self.destroyed.load(Ordering::Acquire))
+        else {
             let _entered = span.enter();
             tracing::error!("run on a wasm container that is not initialised or was destroyed");
             return Outcome::instant_error(Status::WhiskError, messages::RESOURCE_ERROR);
@@ -155,11 +196,15 @@ impl Container for WasmContainer {
             return Outcome::instant_error(Status::WhiskError, messages::RESOURCE_ERROR);
         };
         let start = SystemTime::now();
-        let capture = OutputCapture::new(run.limits.log_bytes(), self.shared.config.max_result_bytes);
+        let capture =
+            OutputCapture::new(run.limits.log_bytes(), self.shared.config.max_result_bytes);
         let timeout_ms = run.limits.timeout;
         let wait = run.limits.timeout_duration() + ABANDON_GRACE;
-        let (shared, module, setup) =
-            (Arc::clone(&self.shared), Arc::clone(&ready.module), Arc::clone(&ready.setup));
+        let (shared, module, setup) = (
+            Arc::clone(&self.shared),
+            Arc::clone(&ready.module),
+            Arc::clone(&ready.setup),
+        );
         let task_capture = capture.clone();
         let task_span = span.clone();
         let task = tokio::task::spawn_blocking(move || {

@@ -33,7 +33,9 @@ pub(crate) struct WasmEngine {
 
 impl std::fmt::Debug for WasmEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmEngine").field("tick", &self.tick).finish_non_exhaustive()
+        f.debug_struct("WasmEngine")
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,9 +44,11 @@ impl WasmEngine {
     pub(crate) fn new(config: &WasmConfig) -> Result<Self, WasmError> {
         let mut pool = PoolingAllocationConfig::default();
         let slots = config.pool_instances;
-        let max_memory_bytes = usize::try_from(config.max_memory_bytes()).map_err(|_| {
-            WasmError::Config { field: "max_memory_mb", reason: "does not fit this host".into() }
-        })?;
+        let max_memory_bytes =
+            usize::try_from(config.max_memory_bytes()).map_err(|_| WasmError::Config {
+                field: "max_memory_mb",
+                reason: "does not fit this host".into(),
+            })?;
         pool.total_core_instances(slots)
             .total_memories(slots)
             .total_tables(slots)
@@ -62,11 +66,17 @@ impl WasmEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true)
             .consume_fuel(config.fuel.is_on());
-        let engine = Engine::new(&wasmtime_config)
-            .map_err(|error| WasmError::Engine { reason: describe(&error) })?;
+        let engine = Engine::new(&wasmtime_config).map_err(|error| WasmError::Engine {
+            reason: describe(&error),
+        })?;
         let compatibility = compatibility_digest(&engine);
         let ticker = spawn_epoch_ticker(engine.weak(), config.epoch_tick())?;
-        Ok(Self { engine, ticker, tick: config.epoch_tick(), compatibility })
+        Ok(Self {
+            engine,
+            ticker,
+            tick: config.epoch_tick(),
+            compatibility,
+        })
     }
 
     /// The engine.
@@ -123,7 +133,11 @@ struct Sha256Hasher(Sha256);
 impl Hasher for Sha256Hasher {
     fn finish(&self) -> u64 {
         let digest = self.0.clone().finalize();
-        u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+        u64::from_le_bytes(
+            digest[..8]
+                .try_into()
+                .expect("a SHA-256 digest has 32 bytes"),
+        )
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -153,17 +167,28 @@ mod tests {
 
     #[test]
     fn test_fuel_changes_the_compatibility_hash() {
-        let small = WasmConfig { pool_instances: 2, ..WasmConfig::default() };
+        let small = WasmConfig {
+            pool_instances: 2,
+            ..WasmConfig::default()
+        };
         let without = WasmEngine::new(&small).unwrap();
         let again = WasmEngine::new(&small).unwrap();
-        let with = WasmEngine::new(&WasmConfig { fuel: FuelMode::Fixed(1), ..small }).unwrap();
+        let with = WasmEngine::new(&WasmConfig {
+            fuel: FuelMode::Fixed(1),
+            ..small
+        })
+        .unwrap();
         assert_eq!(without.compatibility(), again.compatibility());
         assert_ne!(without.compatibility(), with.compatibility());
     }
 
     #[test]
     fn test_ticker_ends_with_the_engine() {
-        let config = WasmConfig { pool_instances: 1, epoch_tick_ms: 1, ..WasmConfig::default() };
+        let config = WasmConfig {
+            pool_instances: 1,
+            epoch_tick_ms: 1,
+            ..WasmConfig::default()
+        };
         let engine = WasmEngine::new(&config).unwrap();
         assert!(engine.ticker_alive());
         let WasmEngine { engine, ticker, .. } = engine;

@@ -50,17 +50,20 @@ pub enum WasmError {
         /// wasmtime's error.
         reason: String,
     },
-    /// A blocking task of the factory panicked or was cancelled.
-    #[error("a wasm worker task failed: {reason}")]
-    Task {
-        /// The join error.
+    /// A compiled module could not be serialized.
+    #[error("cannot serialize the compiled module: {reason}")]
+    Serialize {
+        /// wasmtime's error.
         reason: String,
     },
 }
 
 impl From<WasmError> for FactoryError {
     fn from(error: WasmError) -> Self {
-        FactoryError::Unavailable { factory: "wasm", reason: error.to_string() }
+        FactoryError::Unavailable {
+            factory: "wasm",
+            reason: error.to_string(),
+        }
     }
 }
 

@@ -26,7 +26,10 @@ pub(crate) struct ActivationLimiter {
 impl ActivationLimiter {
     /// A limiter allowing `memory_bytes` of linear memory.
     pub(crate) fn new(memory_bytes: usize) -> Self {
-        Self { memory_bytes, memory_denied: false }
+        Self {
+            memory_bytes,
+            memory_denied: false,
+        }
     }
 
     /// Whether a memory allocation (at instantiation or a `memory.grow`) was refused.
@@ -85,7 +88,11 @@ mod tests {
         assert!(limiter.memory_growing(0, 64 << 20, None).unwrap());
         assert!(limiter.memory_growing(64 << 20, 128 << 20, None).unwrap());
         assert!(!limiter.memory_denied());
-        assert!(!limiter.memory_growing(128 << 20, (128 << 20) + 65536, None).unwrap());
+        assert!(
+            !limiter
+                .memory_growing(128 << 20, (128 << 20) + 65536, None)
+                .unwrap()
+        );
         assert!(limiter.memory_denied());
     }
 

@@ -68,7 +68,9 @@ pub struct WasmFactory {
 
 impl std::fmt::Debug for WasmFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmFactory").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("WasmFactory")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +104,11 @@ impl Shared {
     }
 
     /// The compiled module for an action's code, through the cache. Blocking.
-    pub(crate) fn resolve(&self, code: Option<&Code>, main: Option<&str>) -> Result<Arc<CompiledModule>, WasmError> {
+    pub(crate) fn resolve(
+        &self,
+        code: Option<&Code>,
+        main: Option<&str>,
+    ) -> Result<Arc<CompiledModule>, WasmError> {
         let bytes = code::extract(code, main)?;
         code::check_header(&bytes)?;
         let digest = digest_of(&bytes);
@@ -166,14 +172,19 @@ impl WasmFactory {
         config.validate()?;
         let engine = WasmEngine::new(&config)?;
         let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi)
-            .map_err(|error| WasmError::Linker { reason: describe(&error) })?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi).map_err(
+            |error| WasmError::Linker {
+                reason: describe(&error),
+            },
+        )?;
         let cache = ModuleCache::new(
             config.cache_max_bytes,
             config.disk_cache_dir.as_deref(),
             engine.compatibility(),
         )?;
-        let slots = usize::try_from(config.pool_instances).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+        let slots = usize::try_from(config.pool_instances)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
         Ok(Self {
             shared: Arc::new(Shared {
                 engine,
@@ -196,11 +207,13 @@ impl WasmFactory {
     /// Live metrics: pool occupancy, activations, cache.
     pub fn metrics(&self) -> WasmMetrics {
         let shared = &self.shared;
-        let in_use = shared.config.pool_instances.saturating_sub(
-            u32::try_from(shared.slots.available_permits()).unwrap_or(u32::MAX),
-        );
+        let in_use = shared
+            .config
+            .pool_instances
+            .saturating_sub(u32::try_from(shared.slots.available_permits()).unwrap_or(u32::MAX));
         let pool = shared.engine.engine().pooling_allocator_metrics();
-        let field = |get: fn(&wasmtime::PoolingAllocatorMetrics) -> u64| pool.as_ref().map_or(0, get);
+        let field =
+            |get: fn(&wasmtime::PoolingAllocatorMetrics) -> u64| pool.as_ref().map_or(0, get);
         WasmMetrics {
             instance_slots: shared.config.pool_instances,
             instance_slots_in_use: in_use,
@@ -218,7 +231,11 @@ impl WasmFactory {
     /// The module for `code` through the cache (memory, disk, or compiled now), and where it came
     /// from. Blocking: compiling takes tens to hundreds of milliseconds. What [`Container::init`]
     /// does, without the timeout; for benches and tools.
-    pub fn load(&self, code: &Code, main: Option<&str>) -> Result<(Arc<CompiledModule>, Source), WasmError> {
+    pub fn load(
+        &self,
+        code: &Code,
+        main: Option<&str>,
+    ) -> Result<(Arc<CompiledModule>, Source), WasmError> {
         let before = self.shared.cache.metrics();
         let module = self.shared.resolve(Some(code), main)?;
         let after = self.shared.cache.metrics();
@@ -247,17 +264,30 @@ impl WasmFactory {
     pub fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
         let shared = &self.shared;
         let memory_bytes = usize::try_from(shared.config.max_memory_bytes()).unwrap_or(usize::MAX);
-        let state = ActivationState::new(WasiCtxBuilder::new().build_p1(), ActivationLimiter::new(memory_bytes));
+        let state = ActivationState::new(
+            WasiCtxBuilder::new().build_p1(),
+            ActivationLimiter::new(memory_bytes),
+        );
         let mut store = Store::new(shared.engine.engine(), state);
         store.limiter(|state| state.limiter());
         if let Some(fuel) = shared.config.fuel.budget(crate::limits::DEFAULT_TIMEOUT_MS) {
-            store.set_fuel(fuel).map_err(|error| WasmError::Instantiate { reason: describe(&error) })?;
+            store
+                .set_fuel(fuel)
+                .map_err(|error| WasmError::Instantiate {
+                    reason: describe(&error),
+                })?;
         }
-        store.set_epoch_deadline(shared.engine.deadline_ticks(crate::limits::Limits::default().timeout_duration()));
+        store.set_epoch_deadline(
+            shared
+                .engine
+                .deadline_ticks(crate::limits::Limits::default().timeout_duration()),
+        );
         module
             .instance_pre()
             .instantiate(&mut store)
-            .map_err(|error| WasmError::Instantiate { reason: describe(&error) })?;
+            .map_err(|error| WasmError::Instantiate {
+                reason: describe(&error),
+            })?;
         Ok(())
     }
 
@@ -280,10 +310,17 @@ impl Factory for WasmFactory {
 
     async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>, FactoryError> {
         if !self.supports(&spec.kind) {
-            return Err(FactoryError::UnsupportedKind { factory: "wasm", kind: spec.kind });
+            return Err(FactoryError::UnsupportedKind {
+                factory: "wasm",
+                kind: spec.kind,
+            });
         }
         let n = self.shared.next_container.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(WasmContainer::new(format!("wasm-{n}"), spec, Arc::clone(&self.shared))))
+        Ok(Arc::new(WasmContainer::new(
+            format!("wasm-{n}"),
+            spec,
+            Arc::clone(&self.shared),
+        )))
     }
 
     async fn health(&self) -> Health {

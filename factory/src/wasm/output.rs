@@ -104,13 +104,16 @@ impl Capture {
         if self.logs.is_truncated() {
             return 0;
         }
-        self.log_limit_bytes.saturating_sub(self.logs.used_bytes() + self.after_bytes)
+        self.log_limit_bytes
+            .saturating_sub(self.logs.used_bytes() + self.after_bytes)
     }
 
     /// How many bytes of an open line on `stream` are worth keeping: one more than can still be
     /// logged (so a cut line is known not to fit), and for stdout one more than the result cap.
     fn keep_bytes(&self, stream: Stream) -> usize {
-        let log = usize::try_from(self.remaining_bytes()).unwrap_or(usize::MAX).saturating_add(1);
+        let log = usize::try_from(self.remaining_bytes())
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         match stream {
             Stream::Stdout => log.max(self.max_result_bytes.saturating_add(1)),
             Stream::Stderr if self.logs.is_truncated() => 0,
@@ -130,7 +133,9 @@ impl Capture {
         let partial = self.partial(stream);
         partial.len = partial.len.saturating_add(chunk.len());
         let room = keep.saturating_sub(partial.text.len());
-        partial.text.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        partial
+            .text
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
     fn write(&mut self, stream: Stream, mut bytes: &[u8], at: SystemTime) {
@@ -144,7 +149,12 @@ impl Capture {
 
     fn end_line(&mut self, stream: Stream, at: SystemTime) {
         let Partial { text, len } = std::mem::take(self.partial(stream));
-        self.complete(Line { at, stream, text, len });
+        self.complete(Line {
+            at,
+            stream,
+            text,
+            len,
+        });
     }
 
     fn complete(&mut self, line: Line) {
@@ -166,7 +176,9 @@ impl Capture {
         if self.after_overflow {
             return;
         }
-        let cost = u64::try_from(line.len).unwrap_or(u64::MAX).saturating_add(1);
+        let cost = u64::try_from(line.len)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         let too_many = self.lines_logged + self.after.len() >= MAX_LOG_LINES;
         if too_many || !line.is_complete() || cost > self.remaining_bytes() {
             self.after_overflow = true;
@@ -233,17 +245,25 @@ impl OutputCapture {
             after_bytes: 0,
             after_overflow: false,
         };
-        Self { inner: Arc::new(Mutex::new(capture)) }
+        Self {
+            inner: Arc::new(Mutex::new(capture)),
+        }
     }
 
     /// The guest's stdout.
     pub(crate) fn stdout(&self) -> CaptureStream {
-        CaptureStream { inner: Arc::clone(&self.inner), stream: Stream::Stdout }
+        CaptureStream {
+            inner: Arc::clone(&self.inner),
+            stream: Stream::Stdout,
+        }
     }
 
     /// The guest's stderr.
     pub(crate) fn stderr(&self) -> CaptureStream {
-        CaptureStream { inner: Arc::clone(&self.inner), stream: Stream::Stderr }
+        CaptureStream {
+            inner: Arc::clone(&self.inner),
+            stream: Stream::Stderr,
+        }
     }
 
     /// Ends the capture: open lines are completed, stamped now. Returns what was captured; the
@@ -268,7 +288,9 @@ impl OutputCapture {
             after_bytes: 0,
             after_overflow: false,
         };
-        Captured { capture: std::mem::replace(&mut *capture, empty) }
+        Captured {
+            capture: std::mem::replace(&mut *capture, empty),
+        }
     }
 }
 
@@ -286,7 +308,10 @@ pub(crate) struct Captured {
 impl Captured {
     /// The last non-blank stdout line, if any.
     pub(crate) fn result_line(&self) -> Option<ResultLine<'_>> {
-        self.capture.held.as_ref().map(|line| ResultLine { text: &line.text, len: line.len })
+        self.capture.held.as_ref().map(|line| ResultLine {
+            text: &line.text,
+            len: line.len,
+        })
     }
 
     /// The logs: every line in order within the limit, the result line included unless
@@ -353,7 +378,11 @@ impl OutputStream for CaptureStream {
 }
 
 impl AsyncWrite for CaptureStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.accept(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -398,7 +427,10 @@ mod tests {
         let result = captured.result_line().unwrap();
         assert_eq!(result.text, b"{\"a\":1}");
         assert_eq!(result.len, 7);
-        assert_eq!(texts(captured.into_logs(true)), ["stdout: one", "stderr: two", "stderr: three"]);
+        assert_eq!(
+            texts(captured.into_logs(true)),
+            ["stdout: one", "stderr: two", "stderr: three"]
+        );
     }
 
     #[test]
@@ -411,7 +443,13 @@ mod tests {
         assert_eq!(captured.result_line().unwrap().text, b"not json");
         assert_eq!(
             texts(captured.into_logs(false)),
-            ["stdout: a", "stdout: not json", "stderr: after", "stderr: ", "stdout:   "]
+            [
+                "stdout: a",
+                "stdout: not json",
+                "stderr: after",
+                "stderr: ",
+                "stdout:   "
+            ]
         );
     }
 

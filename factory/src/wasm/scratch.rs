@@ -52,7 +52,11 @@ impl ScratchDir {
             Some(parent) => builder.tempdir_in(parent)?,
             None => builder.tempdir()?,
         };
-        Ok(Self { dir, max_bytes: config.max_bytes, max_entries: config.max_entries })
+        Ok(Self {
+            dir,
+            max_bytes: config.max_bytes,
+            max_entries: config.max_entries,
+        })
     }
 
     /// The host path to preopen.
@@ -87,7 +91,9 @@ pub(crate) fn usage(root: &Path, max_entries: u64) -> io::Result<Usage> {
             let entry = entry?;
             let metadata = entry.metadata()?;
             total.entries += 1;
-            total.bytes = total.bytes.saturating_add(metadata.blocks().saturating_mul(STAT_BLOCK_BYTES));
+            total.bytes = total
+                .bytes
+                .saturating_add(metadata.blocks().saturating_mul(STAT_BLOCK_BYTES));
             if total.entries > max_entries {
                 return Ok(total);
             }
@@ -106,7 +112,10 @@ mod tests {
 
     #[test]
     fn test_usage_counts_files_in_subdirectories_and_not_through_links() {
-        let config = ScratchConfig { enabled: true, ..ScratchConfig::default() };
+        let config = ScratchConfig {
+            enabled: true,
+            ..ScratchConfig::default()
+        };
         let scratch = ScratchDir::create(&config).unwrap();
         let root = scratch.path().to_path_buf();
         std::fs::create_dir(root.join("sub")).unwrap();
@@ -124,7 +133,12 @@ mod tests {
 
     #[test]
     fn test_over_cap_by_bytes_or_entries() {
-        let config = ScratchConfig { enabled: true, max_bytes: 4096, max_entries: 2, ..ScratchConfig::default() };
+        let config = ScratchConfig {
+            enabled: true,
+            max_bytes: 4096,
+            max_entries: 2,
+            ..ScratchConfig::default()
+        };
         let scratch = ScratchDir::create(&config).unwrap();
         std::fs::write(scratch.path().join("a"), vec![1u8; 64 * 1024]).unwrap();
         assert!(scratch.over_cap());
