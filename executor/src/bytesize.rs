@@ -28,7 +28,9 @@ pub struct ByteSize(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ByteSizeError {
     /// The text is not `<number>[ ]<unit>`.
-    #[error("invalid size {0:?}: expected a whole number and a unit B, K, KB, M, MB, G or GB (e.g. \"2048 m\")")]
+    #[error(
+        "invalid size {0:?}: expected a whole number and a unit B, K, KB, M, MB, G or GB (e.g. \"2048 m\")"
+    )]
     Syntax(String),
     /// The number does not fit in 64 bits of bytes.
     #[error("size {0:?} is too large")]
@@ -133,7 +135,9 @@ mod tests {
 
     #[test]
     fn test_parse_rejects_malformed_text() {
-        for bad in ["", "m", "12", "12 x", "12  m", "-1 m", "1.5 GB", "12 TB", "1 m b"] {
+        for bad in [
+            "", "m", "12", "12 x", "12  m", "-1 m", "1.5 GB", "12 TB", "1 m b",
+        ] {
             assert!(
                 matches!(ByteSize::parse(bad), Err(ByteSizeError::Syntax(_))),
                 "{bad:?}"

@@ -106,7 +106,7 @@ pub enum ConfigError {
 }
 
 /// Which invoker this is (spec 1.5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceConfig {
     /// The instance number N (topic `invoker{N}`, `--id`). Default 0.
@@ -115,16 +115,6 @@ pub struct InstanceConfig {
     pub unique_name: Option<String>,
     /// The name the controller logs (`--displayedName`). Default none.
     pub displayed_name: Option<String>,
-}
-
-impl Default for InstanceConfig {
-    fn default() -> Self {
-        Self {
-            id: 0,
-            unique_name: None,
-            displayed_name: None,
-        }
-    }
 }
 
 /// Kafka (spec 1).
@@ -496,7 +486,11 @@ impl InvokerConfig {
         }
         if let Some(value) = get("CONFIG_whisk_containerPool_userMemory") {
             self.pool.user_memory = ByteSize::parse(value).map_err(|error| {
-                env_error("CONFIG_whisk_containerPool_userMemory", value, error.to_string())
+                env_error(
+                    "CONFIG_whisk_containerPool_userMemory",
+                    value,
+                    error.to_string(),
+                )
             })?;
         }
         if let Some(value) = get("CONFIG_whisk_kafka_topics_prefix") {
@@ -628,12 +622,14 @@ impl InvokerConfig {
             return Ok(Some(text.clone()));
         }
         match &self.runtimes_manifest_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map(Some)
-                .map_err(|source| ConfigError::Io {
-                    path: path.clone(),
-                    source,
-                }),
+            Some(path) => {
+                std::fs::read_to_string(path)
+                    .map(Some)
+                    .map_err(|source| ConfigError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+            }
             None => Ok(None),
         }
     }
@@ -723,7 +719,10 @@ mod tests {
         assert_eq!(couch.entity_db, "p_whisks");
         assert_eq!(couch.activation_db, DEFAULT_ACTIVATION_DB);
         assert_eq!(config.pool.user_memory.as_mb(), 2048);
-        assert_eq!(config.invoker_instance_id().user_memory.to_string(), "2147483648 B");
+        assert_eq!(
+            config.invoker_instance_id().user_memory.to_string(),
+            "2147483648 B"
+        );
     }
 
     #[test]
@@ -732,9 +731,17 @@ mod tests {
         let error = config
             .apply_env(&env(&[("CONFIG_whisk_containerPool_userMemory", "lots")]))
             .unwrap_err();
-        assert!(error.to_string().contains("CONFIG_whisk_containerPool_userMemory"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("CONFIG_whisk_containerPool_userMemory"),
+            "{error}"
+        );
         let error = config.apply_env(&env(&[("PORT", "http")])).unwrap_err();
-        assert!(error.to_string().starts_with("environment variable PORT="), "{error}");
+        assert!(
+            error.to_string().starts_with("environment variable PORT="),
+            "{error}"
+        );
     }
 
     #[test]

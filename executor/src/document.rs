@@ -101,7 +101,7 @@ pub fn resolve_kind(kind: &str, resolver: &dyn KindResolver) -> Option<String> {
 pub fn is_base64(code: &str) -> bool {
     let trimmed = code.trim();
     // The regex is applied to the untrimmed code, so surrounding whitespace fails it.
-    if trimmed.is_empty() || code.len() % 4 != 0 || trimmed.len() != code.len() {
+    if trimmed.is_empty() || !code.len().is_multiple_of(4) || trimmed.len() != code.len() {
         return false;
     }
     let bytes = code.as_bytes();
@@ -167,7 +167,9 @@ impl AttachmentRef {
             Ok(AttachmentLocation::Inline(bytes))
         } else if let Some(uuid) = name.strip_prefix("couch:") {
             if uuid.is_empty() {
-                return Err(DocumentError::Attachment("empty couch: attachment name".into()));
+                return Err(DocumentError::Attachment(
+                    "empty couch: attachment name".into(),
+                ));
             }
             Ok(AttachmentLocation::Document(uuid.to_string()))
         } else if !name.is_empty() && !name.contains(':') {
@@ -222,7 +224,10 @@ pub fn prepare_code(code: &Code) -> PreparedCode {
             ),
             attachment_type: content_type.to_string(),
             length: Some(bytes.len() as u64),
-            digest: Some(format!("sha256-{}", hex::encode(sha2::Sha256::digest(&bytes)))),
+            digest: Some(format!(
+                "sha256-{}",
+                hex::encode(sha2::Sha256::digest(&bytes))
+            )),
         })
     } else {
         let name = uuid::Uuid::new_v4().to_string();
@@ -320,7 +325,9 @@ fn read_code_field(value: Option<&Value>) -> Result<Option<CodeSource>, String> 
         Some(object @ Value::Object(_)) => serde_json::from_value(object.clone())
             .map(|reference| Some(CodeSource::Attachment(reference)))
             .map_err(|error| format!("exec.code: {error}")),
-        Some(other) => Err(format!("exec.code must be a string or an object, not {other}")),
+        Some(other) => Err(format!(
+            "exec.code must be a string or an object, not {other}"
+        )),
     }
 }
 
@@ -384,7 +391,9 @@ impl<'de> Deserialize<'de> for Exec {
                 // Legacy Java documents hold the jar under "jar".
                 let code = read_code_field(map.get("code").or_else(|| map.get("jar")))
                     .map_err(D::Error::custom)?
-                    .ok_or_else(|| D::Error::custom(format!("exec.code is missing for kind {kind}")))?;
+                    .ok_or_else(|| {
+                        D::Error::custom(format!("exec.code is missing for kind {kind}"))
+                    })?;
                 let binary = binary_of(&code, &map);
                 Ok(Exec::Code {
                     kind,
@@ -489,7 +498,11 @@ pub struct ActionDocument {
     #[serde(rename = "_rev", default, skip_serializing_if = "Option::is_none")]
     pub rev: Option<String>,
     /// `"action"`; checked when present.
-    #[serde(rename = "entityType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "entityType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entity_type: Option<String>,
     /// `ns` or `ns/pkg`.
     pub namespace: String,
@@ -510,7 +523,11 @@ pub struct ActionDocument {
     /// Epoch ms of the last update.
     pub updated: u64,
     /// CouchDB attachment stubs.
-    #[serde(rename = "_attachments", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_attachments",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub attachments: Option<Map<String, Value>>,
 }
 
@@ -573,14 +590,18 @@ impl ActionDocument {
     ) -> Result<ExecutableAction, DocumentError> {
         let (kind, image, main, executable) = match &self.exec {
             Exec::Code { kind, main, .. } => (
-                resolve_kind(kind, resolver).ok_or_else(|| DocumentError::UnknownKind(kind.clone()))?,
+                resolve_kind(kind, resolver)
+                    .ok_or_else(|| DocumentError::UnknownKind(kind.clone()))?,
                 None,
                 main.clone(),
                 true,
             ),
-            Exec::Blackbox { image, main, .. } => {
-                ("blackbox".to_string(), Some(image.clone()), main.clone(), true)
-            }
+            Exec::Blackbox { image, main, .. } => (
+                "blackbox".to_string(),
+                Some(image.clone()),
+                main.clone(),
+                true,
+            ),
             Exec::Sequence { .. } => ("sequence".to_string(), None, None, false),
         };
         let parameters = self
@@ -647,15 +668,16 @@ mod tests {
 
     #[test]
     fn test_inline_binary_flag_is_recomputed() {
-        let exec: Exec =
-            serde_json::from_value(json!({"kind": "NodeJS:20 ", "code": "UEsDBA==", "binary": false}))
-                .unwrap();
+        let exec: Exec = serde_json::from_value(
+            json!({"kind": "NodeJS:20 ", "code": "UEsDBA==", "binary": false}),
+        )
+        .unwrap();
         assert_eq!(exec.kind(), "nodejs:20");
-        assert_eq!(exec.code().unwrap().1, true);
+        assert!(exec.code().unwrap().1);
         let exec: Exec =
             serde_json::from_value(json!({"kind": "nodejs:20", "code": "x => x", "binary": true}))
                 .unwrap();
-        assert_eq!(exec.code().unwrap().1, false);
+        assert!(!exec.code().unwrap().1);
         let exec: Exec =
             serde_json::from_value(json!({"kind": "java:8", "jar": "UEsDBA==", "main": "Hello"}))
                 .unwrap();
@@ -693,7 +715,12 @@ mod tests {
             AttachmentLocation::Inline(b"function main(p){return p}".to_vec())
         );
         let large = Code::Binary(vec![0u8; MAX_INLINE_SIZE].into());
-        let PreparedCode::Attachment { reference, name, bytes } = prepare_code(&large) else {
+        let PreparedCode::Attachment {
+            reference,
+            name,
+            bytes,
+        } = prepare_code(&large)
+        else {
             panic!("large code is attached");
         };
         assert_eq!(reference.attachment_name, format!("couch:{name}"));
@@ -728,8 +755,14 @@ mod tests {
             "nodejs:default" => Some("nodejs:20".to_string()),
             _ => None,
         };
-        assert_eq!(resolve_kind("nodejs:default", &manifest).unwrap(), "nodejs:20");
-        assert_eq!(resolve_kind("wasm:wasip1", &BuiltinKinds).unwrap(), WASM_KIND);
+        assert_eq!(
+            resolve_kind("nodejs:default", &manifest).unwrap(),
+            "nodejs:20"
+        );
+        assert_eq!(
+            resolve_kind("wasm:wasip1", &BuiltinKinds).unwrap(),
+            WASM_KIND
+        );
         assert_eq!(resolve_kind("wasm:default", &manifest).unwrap(), WASM_KIND);
         assert!(resolve_kind("cobol:1", &manifest).is_none());
     }

@@ -113,7 +113,10 @@ impl TransactionId {
         }
     }
 
-    #[allow(clippy::type_complexity, reason = "a private tuple of the parsed parts")]
+    #[allow(
+        clippy::type_complexity,
+        reason = "a private tuple of the parsed parts"
+    )]
     fn parse_parts(raw: &Value) -> Option<(String, u64, bool, Option<Box<TransactionId>>)> {
         let items = raw.as_array()?;
         let id = items.first()?.as_str()?.to_string();
@@ -246,44 +249,78 @@ impl<'de> Deserialize<'de> for ControllerInstanceId {
     }
 }
 
-/// This invoker's identity (`InvokerInstanceId`), sent in every ping and slot-freeing ack.
+/// This invoker's identity (`InvokerInstanceId`), sent in every ping and slot-freeing ack. Written
+/// with `"instanceType":"invoker"`; read only when it says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "InvokerWire", into = "InvokerWire")]
 pub struct InvokerInstanceId {
     /// The instance number N (topic `invoker{N}`).
     pub instance: u32,
     /// Memory for user containers; sets the controller's capacity for this invoker.
     pub user_memory: ByteSize,
     /// FPC only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busy_memory: Option<ByteSize>,
-    #[serde(deserialize_with = "invoker_type", serialize_with = "write_invoker_type")]
-    instance_type: (),
     /// Resource tags (FPC scheduling); written even when empty.
     pub tags: Vec<String>,
     /// Namespaces dedicated to this invoker (FPC); written even when empty.
     pub dedicated_namespaces: Vec<String>,
     /// The unique name (`--uniqueName`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_name: Option<String>,
     /// A friendlier name for the controller's logs (`--displayedName`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub displayed_name: Option<String>,
 }
 
-fn invoker_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
-    let kind = String::deserialize(deserializer)?;
-    if kind == "invoker" {
-        Ok(())
-    } else {
-        Err(D::Error::custom(format!(
-            "instanceType {kind:?} is not \"invoker\""
-        )))
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvokerWire {
+    instance: u32,
+    user_memory: ByteSize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    busy_memory: Option<ByteSize>,
+    instance_type: String,
+    tags: Vec<String>,
+    dedicated_namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unique_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    displayed_name: Option<String>,
+}
+
+impl TryFrom<InvokerWire> for InvokerInstanceId {
+    type Error = String;
+
+    fn try_from(wire: InvokerWire) -> Result<Self, Self::Error> {
+        if wire.instance_type != "invoker" {
+            return Err(format!(
+                "instanceType {:?} is not \"invoker\"",
+                wire.instance_type
+            ));
+        }
+        Ok(Self {
+            instance: wire.instance,
+            user_memory: wire.user_memory,
+            busy_memory: wire.busy_memory,
+            tags: wire.tags,
+            dedicated_namespaces: wire.dedicated_namespaces,
+            unique_name: wire.unique_name,
+            displayed_name: wire.displayed_name,
+        })
     }
 }
 
-fn write_invoker_type<S: Serializer>(_: &(), serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str("invoker")
+impl From<InvokerInstanceId> for InvokerWire {
+    fn from(id: InvokerInstanceId) -> Self {
+        Self {
+            instance: id.instance,
+            user_memory: id.user_memory,
+            busy_memory: id.busy_memory,
+            instance_type: "invoker".to_string(),
+            tags: id.tags,
+            dedicated_namespaces: id.dedicated_namespaces,
+            unique_name: id.unique_name,
+            displayed_name: id.displayed_name,
+        }
+    }
 }
 
 impl InvokerInstanceId {
@@ -298,7 +335,6 @@ impl InvokerInstanceId {
             instance,
             user_memory,
             busy_memory: None,
-            instance_type: (),
             tags: Vec::new(),
             dedicated_namespaces: Vec::new(),
             unique_name,
@@ -1092,7 +1128,12 @@ mod tests {
         let tid: TransactionId = serde_json::from_value(json!(["abc", 1, true, ["p", 7]])).unwrap();
         assert!(tid.extra_logging());
         assert_eq!(tid.parent().unwrap().start_millis(), 7);
-        for odd in [json!("x"), json!([1, 2]), json!(["a"]), json!(["a", 1, "x"])] {
+        for odd in [
+            json!("x"),
+            json!([1, 2]),
+            json!(["a"]),
+            json!(["a", 1, "x"]),
+        ] {
             let tid: TransactionId = serde_json::from_value(odd.clone()).unwrap();
             assert_eq!(tid.id(), SID_UNKNOWN);
             assert_eq!(serde_json::to_value(&tid).unwrap(), odd);
@@ -1106,7 +1147,9 @@ mod tests {
             serde_json::to_value(&id).unwrap(),
             json!({"asString": "0", "instanceType": "controller"})
         );
-        assert!(serde_json::from_value::<ControllerInstanceId>(json!({"asString": "a b"})).is_err());
+        assert!(
+            serde_json::from_value::<ControllerInstanceId>(json!({"asString": "a b"})).is_err()
+        );
         assert!(
             serde_json::from_value::<ControllerInstanceId>(
                 json!({"asString": "0", "instanceType": "invoker"})
@@ -1182,7 +1225,9 @@ mod tests {
         let result = json!({"transid": ["t", 1], "response": "ab"});
         let ack: AcknowledgementMessage = serde_json::from_value(result).unwrap();
         assert!(!ack.frees_slot());
-        assert!(serde_json::from_value::<AcknowledgementMessage>(json!({"transid": ["t", 1]})).is_err());
+        assert!(
+            serde_json::from_value::<AcknowledgementMessage>(json!({"transid": ["t", 1]})).is_err()
+        );
     }
 
     #[test]

@@ -88,11 +88,7 @@ impl Serialize for Annotations {
             key: &'a str,
             value: &'a Value,
         }
-        serializer.collect_seq(
-            self.0
-                .iter()
-                .map(|(key, value)| Entry { key, value }),
-        )
+        serializer.collect_seq(self.0.iter().map(|(key, value)| Entry { key, value }))
     }
 }
 
@@ -137,7 +133,8 @@ mod status_code {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Status, D::Error> {
         let code = u64::deserialize(deserializer)?;
-        Status::from_code(code).ok_or_else(|| D::Error::custom(format!("statusCode {code} is not 0..3")))
+        Status::from_code(code)
+            .ok_or_else(|| D::Error::custom(format!("statusCode {code} is not 0..3")))
     }
 }
 
@@ -459,7 +456,8 @@ mod tests {
             response.to_extended_json(),
             json!({"status": "action developer error", "success": false, "result": {"error": "boom"}})
         );
-        let status: Result<ActivationResponse, _> = serde_json::from_value(json!({"statusCode": 4}));
+        let status: Result<ActivationResponse, _> =
+            serde_json::from_value(json!({"statusCode": 4}));
         assert!(status.is_err());
     }
 

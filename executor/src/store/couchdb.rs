@@ -100,7 +100,9 @@ pub struct CouchClient {
 
 impl std::fmt::Debug for CouchClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CouchClient").field("base", &self.base).finish()
+        f.debug_struct("CouchClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -190,7 +192,9 @@ impl CouchClient {
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| StoreError::Transport(format!("{uri}: no answer within {REQUEST_TIMEOUT:?}")))?
+            .map_err(|_| {
+                StoreError::Transport(format!("{uri}: no answer within {REQUEST_TIMEOUT:?}"))
+            })?
     }
 
     /// `GET` a JSON document; 404 → [`StoreError::NotFound`].
@@ -209,7 +213,13 @@ impl CouchClient {
     pub async fn put_json(&self, segments: &[&str], value: &Value) -> Result<String, StoreError> {
         let body = Bytes::from(serde_json::to_vec(value)?);
         let response = self
-            .request(Method::PUT, segments, "", Some("application/json"), Some(body))
+            .request(
+                Method::PUT,
+                segments,
+                "",
+                Some("application/json"),
+                Some(body),
+            )
             .await?;
         revision_of(response)
     }
@@ -242,7 +252,11 @@ fn revision_of(response: Response) -> Result<String, StoreError> {
 }
 
 /// `_all_docs` rows of ids starting with `<prefix>/`, with documents.
-async fn scan_prefix(client: &CouchClient, db: &str, prefix: &str) -> Result<Vec<Value>, StoreError> {
+async fn scan_prefix(
+    client: &CouchClient,
+    db: &str,
+    prefix: &str,
+) -> Result<Vec<Value>, StoreError> {
     let start = format!("\"{prefix}/\"");
     let end = format!("\"{prefix}/\u{fff0}\"");
     let query = format!(
@@ -254,7 +268,11 @@ async fn scan_prefix(client: &CouchClient, db: &str, prefix: &str) -> Result<Vec
     Ok(value
         .get("rows")
         .and_then(Value::as_array)
-        .map(|rows| rows.iter().filter_map(|row| row.get("doc").cloned()).collect())
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| row.get("doc").cloned())
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -287,7 +305,10 @@ impl CouchEntityStore {
 
 /// Puts `code` into the document's exec (as the prepared reference) and returns the attachment to
 /// upload, if any.
-pub(crate) fn attach_code(document: &mut ActionDocument, code: Option<Code>) -> Option<(String, Vec<u8>, String)> {
+pub(crate) fn attach_code(
+    document: &mut ActionDocument,
+    code: Option<Code>,
+) -> Option<(String, Vec<u8>, String)> {
     let code = code?;
     let binary = matches!(code, Code::Binary(_));
     let (reference, upload) = match prepare_code(&code) {
@@ -373,7 +394,10 @@ impl EntityStore for CouchEntityStore {
         if let Value::Object(map) = &mut value {
             map.remove("_attachments");
         }
-        let mut rev = self.client.put_json(&[&self.entity_db, &id], &value).await?;
+        let mut rev = self
+            .client
+            .put_json(&[&self.entity_db, &id], &value)
+            .await?;
         if let Some((name, bytes, content_type)) = upload {
             let response = self
                 .client
@@ -639,6 +663,9 @@ mod tests {
             protocol: "https".into(),
             ..CouchDbConfig::default()
         };
-        assert!(matches!(CouchClient::new(&config), Err(StoreError::Config(_))));
+        assert!(matches!(
+            CouchClient::new(&config),
+            Err(StoreError::Config(_))
+        ));
     }
 }

@@ -85,10 +85,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .parent()
         .ok_or_else(|| StoreError::Config(format!("{} has no parent", path.display())))?;
     fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(
-        ".tmp-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let temporary = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut file = fs::File::create(&temporary)?;
         file.write_all(bytes)?;
@@ -144,7 +141,8 @@ impl LocalStore {
     }
 
     fn entity_path(root: &Path, id: &str) -> PathBuf {
-        root.join(ENTITIES).join(format!("{}.json", encode_name(id)))
+        root.join(ENTITIES)
+            .join(format!("{}.json", encode_name(id)))
     }
 
     fn attachment_path(root: &Path, id: &str, name: &str) -> PathBuf {
@@ -223,14 +221,16 @@ impl EntityStore for LocalStore {
     ) -> Result<Vec<u8>, StoreError> {
         let (id, name) = (id.to_string(), name.to_string());
         self.blocking(move |root| {
-            read_limited(&LocalStore::attachment_path(root, &id, &name)).map_err(|error| match error {
-                // A missing attachment of a present document is a broken action, not a missing one.
-                StoreError::NotFound => StoreError::Status {
-                    status: 404,
-                    body: format!("attachment {name} of {id} is missing"),
+            read_limited(&LocalStore::attachment_path(root, &id, &name)).map_err(
+                |error| match error {
+                    // A missing attachment of a present document is a broken action, not a missing one.
+                    StoreError::NotFound => StoreError::Status {
+                        status: 404,
+                        body: format!("attachment {name} of {id} is missing"),
+                    },
+                    other => other,
                 },
-                other => other,
-            })
+            )
         })
         .await
     }
@@ -256,7 +256,10 @@ impl EntityStore for LocalStore {
         document.attachments = (!attachments.is_empty()).then_some(attachments);
         self.blocking(move |root| {
             let current = match read_document(root, &id) {
-                Ok(value) => value.get("_rev").and_then(Value::as_str).map(str::to_string),
+                Ok(value) => value
+                    .get("_rev")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 Err(StoreError::NotFound) => None,
                 Err(error) => return Err(error),
             };
@@ -323,7 +326,9 @@ impl EntityStore for LocalStore {
                 if !is_candidate {
                     continue;
                 }
-                let Ok(bytes) = read_limited(&path) else { continue };
+                let Ok(bytes) = read_limited(&path) else {
+                    continue;
+                };
                 let Ok(document) = ActionDocument::from_json(&bytes) else {
                     continue;
                 };
@@ -383,7 +388,9 @@ impl ActivationStore for LocalStore {
             .blocking(move |_| {
                 let mut activations = Vec::new();
                 for path in json_files(&dir)? {
-                    let Ok(bytes) = read_limited(&path) else { continue };
+                    let Ok(bytes) = read_limited(&path) else {
+                        continue;
+                    };
                     if let Ok(document) = serde_json::from_slice::<ActivationDocument>(&bytes) {
                         activations.push(document.activation);
                     }

@@ -195,8 +195,11 @@ pub trait ActivationStore: Send + Sync {
     async fn store(&self, activation: &WhiskActivation) -> Result<(), StoreError>;
 
     /// One record.
-    async fn get(&self, namespace: &str, activation_id: &str)
-    -> Result<WhiskActivation, StoreError>;
+    async fn get(
+        &self,
+        namespace: &str,
+        activation_id: &str,
+    ) -> Result<WhiskActivation, StoreError>;
 
     /// Records of a namespace, newest first.
     async fn list(&self, query: &ActivationQuery) -> Result<Vec<WhiskActivation>, StoreError>;
@@ -312,13 +315,7 @@ impl LimitRanges {
     /// Checks `limits` against the namespace's limits, each falling back to the system range
     /// (`ActionLimits.checkLimits`). The error is the message recorded as an application error.
     pub fn check(&self, limits: &Limits, user: &UserLimits) -> Result<(), String> {
-        fn within(
-            what: &str,
-            value: u64,
-            min: u64,
-            max: u64,
-            unit: &str,
-        ) -> Result<(), String> {
+        fn within(what: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), String> {
             if value < min {
                 Err(format!(
                     "{what} {value}{unit} below allowed threshold of {min}{unit}"
@@ -553,18 +550,74 @@ mod tests {
             StoreLevel::Failures,
             StoreLevel::FailuresNotApplicationErrors,
         );
-        assert!(should_store(&none, false, true, Status::Success, always, hard));
-        assert!(!should_store(&none, false, false, Status::Success, always, hard));
-        assert!(!should_store(&none, false, false, Status::ApplicationError, always, hard));
-        assert!(should_store(&none, false, false, Status::DeveloperError, always, hard));
-        assert!(should_store(&none, false, true, Status::ApplicationError, failures, always));
-        assert!(!should_store(&none, false, true, Status::Success, failures, always));
-        assert!(should_store(&none, true, true, Status::Success, failures, failures));
+        assert!(should_store(
+            &none,
+            false,
+            true,
+            Status::Success,
+            always,
+            hard
+        ));
+        assert!(!should_store(
+            &none,
+            false,
+            false,
+            Status::Success,
+            always,
+            hard
+        ));
+        assert!(!should_store(
+            &none,
+            false,
+            false,
+            Status::ApplicationError,
+            always,
+            hard
+        ));
+        assert!(should_store(
+            &none,
+            false,
+            false,
+            Status::DeveloperError,
+            always,
+            hard
+        ));
+        assert!(should_store(
+            &none,
+            false,
+            true,
+            Status::ApplicationError,
+            failures,
+            always
+        ));
+        assert!(!should_store(
+            &none,
+            false,
+            true,
+            Status::Success,
+            failures,
+            always
+        ));
+        assert!(should_store(
+            &none,
+            true,
+            true,
+            Status::Success,
+            failures,
+            failures
+        ));
         let off = UserLimits {
             store_activations: Some(false),
             ..UserLimits::default()
         };
-        assert!(!should_store(&off, true, true, Status::WhiskError, always, always));
+        assert!(!should_store(
+            &off,
+            true,
+            true,
+            Status::WhiskError,
+            always,
+            always
+        ));
         assert_eq!(
             StoreLevel::parse("STORE_FAILURES"),
             Some(StoreLevel::Failures)

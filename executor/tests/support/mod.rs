@@ -1,0 +1,16 @@
+//! Test support shared by the executor's integration tests (and reusable from other test crates with
+//! `#[path = "../executor/tests/support/mod.rs"] mod support;`):
+//!
+//! - [`pouchdb::PouchDb`]: a real `pouchdb-server --in-memory` on a free 127.0.0.1 port, with an admin
+//!   user, killed when dropped;
+//! - [`fixtures`]: the OpenWhisk golden fixtures copied into `executor/tests/fixtures/` and a
+//!   runtimes-manifest kind resolver built from the copied manifest.
+
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the support module"
+)]
+
+pub mod fixtures;
+pub mod pouchdb;
+pub mod tansu;

@@ -1,0 +1,168 @@
+//! A real Kafka-protocol broker for tests: Tansu (`tansu broker`, in-memory storage) on a free
+//! 127.0.0.1 port, ready when it answers a metadata request, killed when dropped.
+//!
+//! The binary is `$TANSU`, else `tansu` on `PATH`, else `~/.cargo/bin/tansu`. A missing binary fails
+//! the test (it is never skipped): install it with
+//! `cargo install tansu --version 0.6.0 --locked --features dynostore` (about 9 minutes), or run
+//! `scripts/test`, which does.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+
+/// How long the broker may take to answer its first metadata request.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running Tansu broker.
+#[derive(Debug)]
+pub struct Tansu {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU") {
+        return PathBuf::from(path);
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("tansu");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let candidate = home.join(".cargo/bin/tansu");
+    if candidate.is_file() {
+        return candidate;
+    }
+    panic!(
+        "the Tansu broker is needed by this test and was not found ($TANSU, PATH, ~/.cargo/bin). \
+         Install it with `cargo install tansu --version 0.6.0 --locked --features dynostore` \
+         (about 9 minutes) or run scripts/test"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+impl Tansu {
+    /// Starts a broker and waits until it answers.
+    pub fn start() -> Self {
+        let binary = binary();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("tansu.log");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let out = std::fs::File::create(&log).expect("tansu log file");
+        let err = out.try_clone().expect("tansu log file");
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .env_remove("STORAGE_ENGINE")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        let mut tansu = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        tansu.wait_ready();
+        tansu
+    }
+
+    fn wait_ready(&mut self) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("log_level", "0")
+            .create()
+            .expect("metadata client");
+        let start = Instant::now();
+        while start.elapsed() < READY_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tansu exited with {status} at start:\n{}", self.log());
+            }
+            if consumer
+                .fetch_metadata(None, Duration::from_millis(500))
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "tansu did not answer within {READY_TIMEOUT:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the broker wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Creates topics (1 partition), as the controller does for `completed{C}` and `health`.
+    pub async fn create_topics(&self, names: &[&str]) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("admin client");
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                NewTopic::new(name, 1, TopicReplication::Fixed(1))
+                    .set("max.message.bytes", "1054644")
+            })
+            .collect();
+        let results = admin
+            .create_topics(topics.iter(), &AdminOptions::new())
+            .await
+            .expect("create topics");
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => panic!("cannot create topic {name}: {code}"),
+            }
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
