@@ -66,6 +66,13 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> KindResolver for F {
     }
 }
 
+/// The runtimes manifest resolves its kinds and `<family>:default` (`ExecManifest`).
+impl KindResolver for factory::docker::Manifest {
+    fn resolve(&self, kind: &str) -> Option<String> {
+        self.runtime(kind).map(|runtime| runtime.kind.clone())
+    }
+}
+
 /// A resolver knowing only the kinds this crate knows itself (`wasm:wasip1`, `wasm:default`); for a
 /// node without the runtimes manifest.
 #[derive(Debug, Clone, Copy, Default)]

@@ -745,3 +745,36 @@ async fn test_local_blacklist() {
     store.set_blocked_namespaces(&names).await.unwrap();
     assert_eq!(store.blocked_namespaces().await.unwrap(), names);
 }
+
+#[tokio::test]
+async fn test_open_stores_follows_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = executor::config::InvokerConfig::default();
+    config.local_store.dir = dir.path().to_path_buf();
+    let record = activation(1, "guest", "a", 10, Status::ApplicationError);
+    let local = executor::store::open_stores(&config).unwrap();
+    local.activations.store(&record).await.unwrap();
+    assert!(
+        dir.path()
+            .join("activations/guest")
+            .join(format!("{:032x}.json", 1))
+            .exists()
+    );
+
+    let server = PouchDb::start();
+    let couch = server.config("open");
+    let client = CouchClient::new(&couch).unwrap();
+    client.ensure_db(&couch.activation_db).await.unwrap();
+    config.couchdb = Some(couch.clone());
+    let remote = executor::store::open_stores(&config).unwrap();
+    remote.activations.store(&record).await.unwrap();
+    let raw = client
+        .get_json(&[&couch.activation_db, &format!("guest/{:032x}", 1)], "")
+        .await
+        .unwrap();
+    assert_eq!(raw["name"], "a");
+    assert!(matches!(
+        remote.entities.get_action("guest/a", None).await,
+        Err(StoreError::NotFound | StoreError::Status { .. })
+    ));
+}

@@ -208,6 +208,24 @@ fn test_fixture_actions_convert() {
         .into_executable(None, &resolver)
         .unwrap();
     assert!(!sequence.executable);
+    // The factory's manifest resolves the same way as the test resolver.
+    let manifest = factory::docker::Manifest::from_json(
+        &String::from_utf8(fixtures::bytes("runtimes/runtimes-with-wasm.json")).unwrap(),
+    )
+    .unwrap();
+    let mut by_default = load("action-health-test.json");
+    by_default.exec =
+        serde_json::from_value(json!({"kind": "nodejs:default", "code": "x => x"})).unwrap();
+    assert_eq!(
+        by_default.into_executable(None, &manifest).unwrap().kind,
+        "nodejs:20"
+    );
+    let mut unknown = load("action-health-test.json");
+    unknown.exec = serde_json::from_value(json!({"kind": "cobol:85", "code": "x"})).unwrap();
+    assert!(matches!(
+        unknown.into_executable(None, &manifest),
+        Err(executor::document::DocumentError::UnknownKind(kind)) if kind == "cobol:85"
+    ));
     let health = load("action-health-test.json");
     let health = health
         .into_executable(

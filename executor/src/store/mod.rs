@@ -121,6 +121,34 @@ pub trait EntityStore: Send + Sync {
     async fn blocked_namespaces(&self) -> Result<BTreeSet<String>, StoreError>;
 }
 
+/// The two stores of a node, as [`open_stores`] makes them from the configuration.
+#[derive(Clone)]
+pub struct Stores {
+    /// Action documents (and the blacklist).
+    pub entities: Arc<dyn EntityStore>,
+    /// Activation records.
+    pub activations: Arc<dyn ActivationStore>,
+}
+
+/// The stores `config` names: CouchDB when `config.couchdb` is set, else the local directory store
+/// at `config.local_store.dir`. Must be called inside a tokio runtime (the CouchDB activation store
+/// spawns its batcher). Databases are not created: OpenWhisk's deployment creates them.
+pub fn open_stores(config: &crate::config::InvokerConfig) -> Result<Stores, StoreError> {
+    match &config.couchdb {
+        Some(couch) => Ok(Stores {
+            entities: Arc::new(couchdb::CouchEntityStore::new(couch)?),
+            activations: Arc::new(couchdb::CouchActivationStore::new(couch)?),
+        }),
+        None => {
+            let local = Arc::new(local::LocalStore::new(config.local_store.dir.clone()));
+            Ok(Stores {
+                entities: local.clone(),
+                activations: local,
+            })
+        }
+    }
+}
+
 /// A query over stored activations (the standalone server's `GET /activations`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivationQuery {
