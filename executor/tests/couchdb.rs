@@ -658,6 +658,29 @@ async fn test_couchdb_activation_batches_and_reads() {
     );
     assert_eq!(raw["response"]["statusCode"], 1);
 
+    // Many records at once travel in few `_bulk_docs` requests of at most 500.
+    const MANY: usize = 1_100;
+    let before = server.log().matches("_bulk_docs").count();
+    let many: Vec<WhiskActivation> = (0..MANY)
+        .map(|i| activation(10_000 + i, "bulk", "b", 20_000 + i as u64, Status::Success))
+        .collect();
+    let results = futures::future::join_all(many.iter().map(|record| store.store(record))).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let requests = server.log().matches("_bulk_docs").count() - before;
+    assert!(
+        (MANY.div_ceil(500)..MANY / 10).contains(&requests),
+        "{MANY} records took {requests} bulk requests"
+    );
+    let last = store
+        .get("bulk", many[MANY - 1].activation_id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(last, many[MANY - 1]);
+
     // Storing the same activation twice is a conflict reported to the caller.
     let again = activation(3, "guest", "odd", 1_002, Status::ApplicationError);
     assert!(matches!(

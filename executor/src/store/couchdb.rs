@@ -501,12 +501,15 @@ pub struct CouchActivationStore {
 
 impl CouchActivationStore {
     /// A store over `config`'s activations database. Must be called inside a tokio runtime (it
-    /// spawns the batcher).
+    /// spawns the batcher); outside one it is a [`StoreError::Config`].
     pub fn new(config: &CouchDbConfig) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            StoreError::Config("the CouchDB activation store needs a tokio runtime".into())
+        })?;
         let client = CouchClient::new(config)?;
         let db = config.activation_db.clone();
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_batcher(client.clone(), db.clone(), receiver));
+        runtime.spawn(run_batcher(client.clone(), db.clone(), receiver));
         Ok(Self { client, db, queue })
     }
 }
@@ -589,6 +592,9 @@ async fn write_batch(
             .iter()
             .map(|row| match row.get("error").and_then(Value::as_str) {
                 None => Ok(()),
+                // Activation ids are unique: a conflict on a retry means an earlier attempt that
+                // looked failed (a lost answer) did write the record.
+                Some("conflict") if attempt > 0 => Ok(()),
                 Some("conflict") => Err(StoreError::Conflict),
                 Some(error) => Err(StoreError::Status {
                     status: 0,
@@ -655,6 +661,14 @@ mod tests {
         assert_eq!(encode_segment("whisk.system"), "whisk.system");
         assert_eq!(encode_segment("a b+c"), "a%20b%2Bc");
         assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn test_activation_store_needs_a_runtime() {
+        assert!(matches!(
+            CouchActivationStore::new(&CouchDbConfig::default()),
+            Err(StoreError::Config(_))
+        ));
     }
 
     #[test]
