@@ -25,6 +25,9 @@ enum Command {
     /// Serve OpenWhisk's REST API (actions, activations, web actions) on one node, with an
     /// embedded store: a local OpenWhisk for development.
     Standalone(commands::standalone::StandaloneArgs),
+    /// Run as an OpenWhisk invoker: consume `invoker{N}` from Kafka, answer the controller, store
+    /// activation records.
+    Invoker(commands::invoker::InvokerArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +42,6 @@ fn main_exec(cli: Cli) -> commands::ExitStatus {
     match cli.command {
         Command::Run(args) => commands::run::execute(args),
         Command::Standalone(args) => commands::standalone::execute(args),
+        Command::Invoker(args) => commands::invoker::execute(args),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: exit statuses and logging setup.
 
+pub mod invoker;
 pub mod run;
 pub mod standalone;
 

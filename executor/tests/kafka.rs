@@ -1,0 +1,339 @@
+//! The Kafka side of the invoker against a real broker (Tansu, see `support/tansu.rs`): topic
+//! creation, the feed's commit-before-processing and permits, pings and the admin switch, acks.
+
+#[path = "support/tansu.rs"]
+mod tansu;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use executor::ack::{AckPlan, AckSender};
+use executor::admin::{self, Admin};
+use executor::kafka::{self, Feed, FeedConfig, Producer};
+use executor::message::{
+    AcknowledgementMessage, ActivationMessage, InvokerInstanceId, PingMessage,
+};
+use executor::metrics::Metrics;
+use executor::ping::Pinger;
+use executor::record::{FallbackReason, WhiskActivation};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use tansu::Tansu;
+use tokio::sync::Semaphore;
+
+fn consumer(tansu: &Tansu, topic: &str, group: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// The next record's value, or `None` after `timeout`.
+async fn next(consumer: &StreamConsumer, timeout: Duration) -> Option<Vec<u8>> {
+    match tokio::time::timeout(timeout, consumer.recv()).await {
+        Ok(Ok(message)) => Some(message.payload().unwrap_or_default().to_vec()),
+        Ok(Err(error)) => panic!("consume failed: {error}"),
+        Err(_) => None,
+    }
+}
+
+fn instance() -> InvokerInstanceId {
+    InvokerInstanceId::new(
+        0,
+        "2048 MB".parse().expect("byte size"),
+        Some("0".into()),
+        None,
+    )
+}
+
+fn fixture_message(name: &str) -> ActivationMessage {
+    let bytes = std::fs::read(format!(
+        "{}/../../shared/fixtures/kafka/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .or_else(|_| std::fs::read(format!("/work/shared/fixtures/kafka/{name}")))
+    .expect("fixture");
+    ActivationMessage::parse(&bytes).expect("fixture parses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_ensure_topic_creates_once_and_accepts_an_existing_topic() {
+    let tansu = Tansu::start();
+    kafka::ensure_topic(&tansu.bootstrap(), "invoker7")
+        .await
+        .expect("created");
+    kafka::ensure_topic(&tansu.bootstrap(), "invoker7")
+        .await
+        .expect("exists is fine");
+    let producer = Producer::new(&tansu.bootstrap()).expect("producer");
+    producer
+        .send("invoker7", "{}")
+        .await
+        .expect("the topic takes records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_processing() {
+    let tansu = Tansu::start();
+    kafka::ensure_topic(&tansu.bootstrap(), "invoker0")
+        .await
+        .expect("topic");
+    let producer = Producer::new(&tansu.bootstrap()).expect("producer");
+    for i in 0..5 {
+        producer
+            .send("invoker0", &format!("m{i}"))
+            .await
+            .expect("produce");
+    }
+    let permits = Arc::new(Semaphore::new(2));
+    let metrics = Arc::new(Metrics::new());
+    let mut feed = Feed::start(
+        FeedConfig {
+            bootstrap: tansu.bootstrap(),
+            topic: "invoker0".into(),
+            permits: permits.clone(),
+        },
+        metrics.clone(),
+    )
+    .expect("feed");
+    let first = tokio::time::timeout(Duration::from_secs(30), feed.messages.recv())
+        .await
+        .expect("first message in time")
+        .expect("feed open");
+    let second = feed.messages.recv().await.expect("second");
+    assert_eq!(
+        (first.payload.as_slice(), second.payload.as_slice()),
+        (&b"m0"[..], &b"m1"[..])
+    );
+    // Two permits, both held: nothing more comes.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(2500), feed.messages.recv())
+            .await
+            .is_err(),
+        "the feed took a message without a permit"
+    );
+    let first_offset = first.offset;
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(10), feed.messages.recv())
+        .await
+        .expect("a freed permit lets one more in")
+        .expect("feed open");
+    assert_eq!((first_offset, second.offset, third.offset), (0, 1, 2));
+    assert_eq!(third.payload, b"m2");
+    assert_eq!(permits.available_permits(), 0);
+    // Stopped while every permit is held: nothing more is taken (or committed).
+    feed.stop().await;
+    drop((second, third));
+
+    // Committed before processing: a new consumer of the group starts after what was taken.
+    let mut feed = Feed::start(
+        FeedConfig {
+            bootstrap: tansu.bootstrap(),
+            topic: "invoker0".into(),
+            permits: Arc::new(Semaphore::new(8)),
+        },
+        metrics,
+    )
+    .expect("second feed");
+    let resumed = tokio::time::timeout(Duration::from_secs(30), feed.messages.recv())
+        .await
+        .expect("resumed in time")
+        .expect("feed open");
+    assert_eq!(String::from_utf8_lossy(&resumed.payload), "m3");
+    feed.stop().await;
+}
+
+async fn body(response: hyper::Response<Full<Bytes>>) -> (StatusCode, String) {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn request(method: Method, path: &str, credentials: Option<&str>) -> Request<()> {
+    use base64::Engine as _;
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(credentials) = credentials {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        builder = builder.header("authorization", format!("Basic {encoded}"));
+    }
+    builder.body(()).expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_silence() {
+    let tansu = Tansu::start();
+    tansu.create_topics(&["health"]).await;
+    let producer = Producer::new(&tansu.bootstrap()).expect("producer");
+    let pinger = Arc::new(Pinger::start(producer, "health".into(), instance()));
+    let admin = Admin {
+        pinger: pinger.clone(),
+        metrics: Arc::new(Metrics::new()),
+        pool: None,
+        username: "invoker.user".into(),
+        password: "invoker.pass".into(),
+    };
+    let health = consumer(&tansu, "health", "health0");
+    let mut pings = Vec::new();
+    while pings.len() < 3 {
+        let value = next(&health, Duration::from_secs(15))
+            .await
+            .expect("a ping");
+        pings.push(PingMessage::parse(&value).expect("ping parses"));
+    }
+    for ping in &pings {
+        assert_eq!(ping.name, instance());
+        assert!(ping.is_enabled);
+    }
+    let raw = serde_json::to_value(&pings[0]).expect("ping json");
+    assert_eq!(raw["name"]["userMemory"], "2147483648 B");
+    assert_eq!(raw["name"]["instanceType"], "invoker");
+
+    assert_eq!(
+        body(admin::handle(&admin, request(Method::GET, "/ping", None)).await).await,
+        (StatusCode::OK, "pong".into())
+    );
+    let (status, _) = body(
+        admin::handle(
+            &admin,
+            request(Method::POST, "/disable", Some("invoker.user:wrong")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        body(admin::handle(&admin, request(Method::POST, "/disable", None)).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let good = Some("invoker.user:invoker.pass");
+    let (status, text) =
+        body(admin::handle(&admin, request(Method::GET, "/nothing", good)).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    let disabled = body(admin::handle(&admin, request(Method::POST, "/disable", good)).await).await;
+    assert_eq!(
+        disabled,
+        (StatusCode::OK, "invoker0/0 is now disabled.".into())
+    );
+    let again = body(admin::handle(&admin, request(Method::POST, "/disable", good)).await).await;
+    assert_eq!(
+        again,
+        (StatusCode::OK, "invoker0/0 is already disabled.".into())
+    );
+    assert_eq!(
+        body(admin::handle(&admin, request(Method::GET, "/isEnabled", good)).await).await,
+        (StatusCode::OK, r#"{"enabled":false}"#.into())
+    );
+    // Pings up to the disabled one, then silence.
+    let mut saw_disabled = false;
+    while let Some(value) = next(&health, Duration::from_secs(4)).await {
+        let ping = PingMessage::parse(&value).expect("ping parses");
+        assert!(!saw_disabled, "a ping after the disabled ping: {ping:?}");
+        saw_disabled = !ping.is_enabled;
+    }
+    assert!(saw_disabled, "no disabled ping");
+    let enabled = body(admin::handle(&admin, request(Method::POST, "/enable", good)).await).await;
+    assert_eq!(
+        enabled,
+        (StatusCode::OK, "invoker0/0 is now enabled.".into())
+    );
+    let ping = PingMessage::parse(
+        &next(&health, Duration::from_secs(5))
+            .await
+            .expect("pinging again"),
+    )
+    .expect("parses");
+    assert!(ping.is_enabled);
+    pinger.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_acks_echo_transid_and_shrink_non_blocking() {
+    let tansu = Tansu::start();
+    tansu.create_topics(&["completed0"]).await;
+    let producer = Producer::new(&tansu.bootstrap()).expect("producer");
+    let acks = AckSender::new(
+        producer,
+        String::new(),
+        instance(),
+        None,
+        Arc::new(Metrics::new()),
+    );
+    let completed = consumer(&tansu, "completed0", "completed0");
+
+    // Non-blocking fallback: one Combined, shrunk.
+    let message = fixture_message("activation-message-nonblocking.json");
+    let activation = WhiskActivation::fallback(
+        &message,
+        &FallbackReason::NotFound,
+        std::time::SystemTime::now(),
+    );
+    acks.acknowledge(&message, &activation, AckPlan::Combined)
+        .await;
+    let raw = next(&completed, Duration::from_secs(15))
+        .await
+        .expect("ack");
+    let json: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+    assert_eq!(
+        json["transid"],
+        serde_json::to_value(&message.transid).expect("transid")
+    );
+    assert_eq!(json["response"], message.activation_id.to_string());
+    assert_eq!(json["isSystemError"], false);
+
+    // Blocking, logs collected: Result (logs emptied) then Completion.
+    let message = fixture_message("activation-message-blocking.json");
+    let mut activation = WhiskActivation::fallback(
+        &message,
+        &FallbackReason::FetchFailed,
+        std::time::SystemTime::now(),
+    );
+    activation.logs = vec!["a log line".into()];
+    acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion)
+        .await;
+    let result = AcknowledgementMessage::parse(
+        &next(&completed, Duration::from_secs(5))
+            .await
+            .expect("result"),
+    )
+    .expect("parses");
+    match &result {
+        AcknowledgementMessage::Result {
+            response: executor::message::AckResponse::Activation(activation),
+            transid,
+        } => {
+            assert!(activation.logs.is_empty());
+            assert_eq!(transid, &message.transid);
+        }
+        other => panic!("expected a whole Result ack, got {other:?}"),
+    }
+    let completion = AcknowledgementMessage::parse(
+        &next(&completed, Duration::from_secs(5))
+            .await
+            .expect("completion"),
+    )
+    .expect("parses");
+    match completion {
+        AcknowledgementMessage::Completion {
+            is_system_error,
+            instance: who,
+            ..
+        } => {
+            assert!(is_system_error, "status 3 is a system error");
+            assert_eq!(who, instance());
+        }
+        other => panic!("expected a Completion, got {other:?}"),
+    }
+}
