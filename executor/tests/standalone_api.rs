@@ -292,17 +292,19 @@ async fn test_sizes_obeyed_and_violated() {
     let too_big = create(&node, "huge", json!({"exec": {"kind": "wasm:wasip1", "code": huge}})).await;
     assert_error(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "exec larger than allowed: 50331652 > 50331648 bytes.");
 
-    // Invoke payloads: at most 1 MiB.
+    // Invoke payloads: at most 1 MiB (hello ignores `p`, so its result stays small).
+    let hello = create(&node, "hello", json!({"exec": {"kind": "wasm:wasip1", "code": wasm_base64("hello")}})).await;
+    assert_eq!(hello.status, StatusCode::OK);
     let payload = |n: usize| json!({"p": "x".repeat(n - 8)});
     let at = serde_json::to_vec(&payload(limit)).unwrap();
     assert_eq!(at.len(), limit);
     let ok = node
-        .send(Method::POST, "/api/v1/namespaces/_/actions/params?blocking=true", Some(GUEST_KEY), &[("content-type", "application/json")], at)
+        .send(Method::POST, "/api/v1/namespaces/_/actions/hello?blocking=true&result=true", Some(GUEST_KEY), &[("content-type", "application/json")], at)
         .await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", &ok.text[..ok.text.len().min(300)]);
+    assert_eq!((ok.status, ok.body), (StatusCode::OK, json!({"greeting": "Hello, stranger!"})));
     let over = serde_json::to_vec(&payload(limit + 1)).unwrap();
     let too_big = node
-        .send(Method::POST, "/api/v1/namespaces/_/actions/params?blocking=true", Some(GUEST_KEY), &[("content-type", "application/json")], over)
+        .send(Method::POST, "/api/v1/namespaces/_/actions/hello?blocking=true", Some(GUEST_KEY), &[("content-type", "application/json")], over)
         .await;
     assert_error(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "Request larger than allowed: 1048577 > 1048576 bytes.");
     node.stop().await;
