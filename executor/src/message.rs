@@ -510,53 +510,65 @@ pub struct Namespace {
 }
 
 /// Per-namespace limits (`UserLimits`); every field optional. Unknown keys are kept and written back.
+/// The invoker uses `storeActivations`, the min/max action limits and the payload sizes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs, reason = "field names are OpenWhisk's; see spec 2.1")]
 pub struct UserLimits {
+    /// Invocations per minute allowed (controller-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocations_per_minute: Option<i64>,
+    /// Concurrent invocations allowed (controller-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent_invocations: Option<i64>,
+    /// Trigger fires per minute allowed (controller-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fires_per_minute: Option<i64>,
+    /// Kinds the namespace may create (controller-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_kinds: Option<Vec<String>>,
     /// `false`: the invoker must not store this namespace's activation records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_activations: Option<bool>,
-    /// MB.
+    /// Smallest action memory, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_action_memory: Option<u64>,
-    /// MB.
+    /// Largest action memory, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action_memory: Option<u64>,
-    /// MB.
+    /// Smallest action log limit, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_action_logs: Option<u64>,
-    /// MB.
+    /// Largest action log limit, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action_logs: Option<u64>,
-    /// Milliseconds.
+    /// Smallest action timeout, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_action_timeout: Option<u64>,
-    /// Milliseconds.
+    /// Largest action timeout, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action_timeout: Option<u64>,
+    /// Smallest intra-container concurrency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_action_concurrency: Option<u64>,
+    /// Largest intra-container concurrency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action_concurrency: Option<u64>,
+    /// Largest parameters (controller-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parameter_size: Option<ByteSize>,
+    /// Largest result before truncation (capped by the system's payload limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload_size: Option<ByteSize>,
+    /// Bytes kept of an oversize result in its error message (capped by the system's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncation_size: Option<ByteSize>,
+    /// FPC only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmed_container_keeping_count: Option<i64>,
+    /// FPC only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmed_container_keeping_timeout: Option<String>,
+    /// FPC only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action_instances: Option<i64>,
     /// Keys this version does not know, kept so that re-serialization loses nothing.
@@ -625,6 +637,9 @@ pub struct ActivationMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_context: Option<BTreeMap<String, String>>,
 }
+
+/// The workspace's one activation type: an [`ActivationMessage`], whichever source made it.
+pub type Activation = ActivationMessage;
 
 impl ActivationMessage {
     /// Reads a message from Kafka bytes.
