@@ -189,6 +189,10 @@ pub(crate) fn run(
                 return whisk_error("the module lost its _start export", &format!("{error:#}"));
             }
         },
+        // Cannot happen while every run holds a slot permit; if it does, it is ours, not the action's.
+        Err(error) if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+            return whisk_error("the instance pool is exhausted", &format!("{error:#}"));
+        }
         Err(error) => Ending::Trapped(error),
     };
 
@@ -290,13 +294,18 @@ fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
         .and_then(classify_result)
     {
         Some((status, result)) => {
-            let logs = captured.into_logs(true);
             let now = SystemTime::now();
-            let mut outcome = Outcome::error(status, "", now, now);
-            outcome.result = Some(result);
-            outcome.size = Some(len);
-            outcome.logs = logs.into_lines();
-            outcome
+            Outcome {
+                status,
+                result: Some(result),
+                size: Some(len),
+                logs: captured.into_logs(true).into_lines(),
+                start: now,
+                end: now,
+                init_time: None,
+                timed_out: false,
+                fuel: None,
+            }
         }
         None => failure(
             Status::DeveloperError,

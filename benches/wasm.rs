@@ -1,0 +1,202 @@
+//! The wasm factory's costs, measured with criterion on the real example actions:
+//!
+//! - `warm/echo_activation`: one warm activation of `echo` through `Container::run` (a pool slot,
+//!   a blocking-thread hop, a fresh store + WASI context + instance, the run, the output parsed).
+//! - `warm/instantiate_only`: the pooled instantiation alone (store + WASI context + instance,
+//!   created and dropped, nothing run).
+//! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
+//! - `cold/disk_cache`: create + init of `echo` with an empty memory cache and the module on disk
+//!   (read, authenticate, deserialize, link).
+//! - `prime/fuel_off`, `prime/fuel_on`: a CPU-bound activation (`prime`, n = 20000) without and with
+//!   fuel metering.
+//! - `throughput/echo_x64`: 64 concurrent warm `echo` activations on a multi-threaded runtime with
+//!   every core busy; criterion reports activations per second.
+//!
+//! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`. The medians and the
+//! machine go to `benches/RESULTS-wasm.md`. Every measurement is bounded by criterion's time and
+//! sample settings; nothing leaves the process.
+
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use factory::wasm::{FuelMode, WASM_WASIP1_KIND, WasmConfig, WasmFactory};
+use factory::{
+    ActivationContext, Code, Container, ContainerSpec, Factory, InitRequest, Limits, Purpose,
+    RunRequest, Status,
+};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+
+/// Pool slots of the bench factories: more than the concurrent activations of the throughput case.
+const POOL: u32 = 128;
+/// Concurrent activations per iteration of the throughput case.
+const CONCURRENT: usize = 64;
+/// `n` for `prime`: ~2k primes, a few milliseconds of arithmetic.
+const PRIME_N: u64 = 20_000;
+
+fn code(name: &str) -> Code {
+    let path = ow_action::artifacts::wasm_module(name).expect("the example actions build");
+    Code::Binary(Arc::from(std::fs::read(path).expect("the built module")))
+}
+
+fn context() -> ActivationContext {
+    ActivationContext {
+        activation_id: "0123456789abcdef0123456789abcdef".into(),
+        namespace: "guest".into(),
+        action_name: "/guest/bench".into(),
+        action_version: Some("0.0.1".into()),
+        transaction_id: "bench".into(),
+        api_key: None,
+        deadline: SystemTime::now() + Duration::from_secs(60),
+    }
+}
+
+fn factory(config: WasmConfig) -> WasmFactory {
+    WasmFactory::new(WasmConfig {
+        pool_instances: POOL,
+        ..config
+    })
+    .expect("a wasm factory")
+}
+
+async fn deploy(factory: &WasmFactory, code: &Code) -> Arc<dyn Container> {
+    let spec = ContainerSpec {
+        kind: WASM_WASIP1_KIND.into(),
+        image: None,
+        memory_mb: 256,
+        purpose: Purpose::Prewarm,
+    };
+    let container = factory.create(spec).await.expect("a container");
+    let init = InitRequest {
+        name: "bench".into(),
+        main: None,
+        code: Some(code.clone()),
+        env: BTreeMap::new(),
+        context: context(),
+        limits: Limits::default(),
+    };
+    container.init(init).await.expect("init");
+    container
+}
+
+async fn run(container: &dyn Container, params: Value) {
+    let request = RunRequest {
+        params,
+        context: context(),
+        limits: Limits::default(),
+    };
+    let outcome = container.run(request).await;
+    assert_eq!(outcome.status, Status::Success, "{outcome:?}");
+}
+
+fn warm(c: &mut Criterion) {
+    let rt = Runtime::new().expect("a tokio runtime");
+    let factory = factory(WasmConfig::default());
+    let echo = code("echo");
+    let container = rt.block_on(deploy(&factory, &echo));
+    let params = json!({"name": "bench", "n": 1});
+    let mut group = c.benchmark_group("warm");
+    group.bench_function("echo_activation", |b| {
+        b.iter(|| rt.block_on(run(container.as_ref(), params.clone())));
+    });
+    let (module, _) = factory.load(&echo, None).expect("echo loads");
+    group.bench_function("instantiate_only", |b| {
+        b.iter(|| factory.instantiate_only(&module).expect("instantiates"));
+    });
+    group.finish();
+}
+
+fn cold(c: &mut Criterion) {
+    let rt = Runtime::new().expect("a tokio runtime");
+    let echo = code("echo");
+    let mut group = c.benchmark_group("cold");
+    group.sample_size(20);
+
+    let memory_only = factory(WasmConfig::default());
+    group.bench_function("compile", |b| {
+        b.iter(|| {
+            memory_only.clear_memory_cache();
+            rt.block_on(deploy(&memory_only, &echo));
+        });
+    });
+    assert!(memory_only.metrics().cache.compiles > 1);
+
+    let dir = tempfile::tempdir().expect("a cache directory");
+    let disk = factory(WasmConfig {
+        disk_cache_dir: Some(dir.path().to_path_buf()),
+        ..WasmConfig::default()
+    });
+    rt.block_on(deploy(&disk, &echo));
+    group.bench_function("disk_cache", |b| {
+        b.iter(|| {
+            disk.clear_memory_cache();
+            rt.block_on(deploy(&disk, &echo));
+        });
+    });
+    let metrics = disk.metrics().cache;
+    assert_eq!(
+        metrics.compiles, 1,
+        "every cold start after the first came from disk"
+    );
+    assert!(metrics.disk_hits > 1);
+    group.finish();
+}
+
+fn prime(c: &mut Criterion) {
+    let rt = Runtime::new().expect("a tokio runtime");
+    let prime = code("prime");
+    let params = json!({ "n": PRIME_N });
+    let mut group = c.benchmark_group("prime");
+    for (name, fuel) in [
+        ("fuel_off", FuelMode::Off),
+        ("fuel_on", FuelMode::Fixed(u64::MAX / 2)),
+    ] {
+        let factory = factory(WasmConfig {
+            fuel,
+            ..WasmConfig::default()
+        });
+        let container = rt.block_on(deploy(&factory, &prime));
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(run(container.as_ref(), params.clone())));
+        });
+    }
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let factory = factory(WasmConfig::default());
+    let container = rt.block_on(deploy(&factory, &code("echo")));
+    let mut group = c.benchmark_group("throughput");
+    group.throughput(Throughput::Elements(CONCURRENT as u64));
+    group.bench_function(format!("echo_x{CONCURRENT}"), |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..CONCURRENT)
+                    .map(|i| {
+                        let container = Arc::clone(&container);
+                        tokio::spawn(
+                            async move { run(container.as_ref(), json!({ "i": i })).await },
+                        )
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("an activation task");
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, warm, cold, prime, throughput);
+criterion_main!(benches);
