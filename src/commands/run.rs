@@ -13,7 +13,7 @@ use clap::Args;
 use factory::limits::{DEFAULT_LOGS_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
 use factory::{
     ActivationContext, Code, ContainerSpec, Factory, InitRequest, Limits, Outcome, Purpose,
-    RunRequest, Status,
+    RunRequest,
 };
 use serde_json::{Map, Value};
 
@@ -76,7 +76,10 @@ pub struct RunArgs {
 
 /// Runs the action and prints its result; see the module docs for the exit status.
 pub fn execute(args: RunArgs) -> ExitStatus {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -91,7 +94,10 @@ pub fn execute(args: RunArgs) -> ExitStatus {
             if let Some(fuel) = outcome.fuel {
                 eprintln!("fuel used: {fuel}");
             }
-            let result = outcome.result.clone().unwrap_or_else(|| Value::Object(Map::new()));
+            let result = outcome
+                .result
+                .clone()
+                .unwrap_or_else(|| Value::Object(Map::new()));
             println!("{result}");
             outcome.status.into()
         }
@@ -115,10 +121,18 @@ enum RunError {
 async fn run(args: RunArgs) -> Result<Outcome, RunError> {
     let params = parameters(&args).map_err(RunError::Input)?;
     let bytes = read_file(&args.file).await.map_err(RunError::Input)?;
-    let limits = Limits { timeout: args.timeout, memory: args.memory, logs: args.logs, concurrency: 1 };
+    let limits = Limits {
+        timeout: args.timeout,
+        memory: args.memory,
+        logs: args.logs,
+        concurrency: 1,
+    };
     let factory = make_factory(&args).await?;
     if !factory.supports(&args.kind) {
-        return Err(RunError::Input(anyhow!("kind '{}' is not supported here", args.kind)));
+        return Err(RunError::Input(anyhow!(
+            "kind '{}' is not supported here",
+            args.kind
+        )));
     }
     let name = action_name(&args.file);
     let context = ActivationContext {
@@ -134,7 +148,10 @@ async fn run(args: RunArgs) -> Result<Outcome, RunError> {
         kind: args.kind.clone(),
         image: args.image.clone(),
         memory_mb: args.memory,
-        purpose: Purpose::Cold { namespace: NAMESPACE.to_string(), action: name.clone() },
+        purpose: Purpose::Cold {
+            namespace: NAMESPACE.to_string(),
+            action: name.clone(),
+        },
     };
     let container = match factory.create(spec).await {
         Ok(container) => container,
@@ -154,7 +171,13 @@ async fn run(args: RunArgs) -> Result<Outcome, RunError> {
     };
     let outcome = match container.init(init).await {
         Ok(done) => {
-            let mut outcome = container.run(RunRequest { params, context, limits }).await;
+            let mut outcome = container
+                .run(RunRequest {
+                    params,
+                    context,
+                    limits,
+                })
+                .await;
             outcome.init_time = Some(done.duration());
             outcome
         }
@@ -162,9 +185,6 @@ async fn run(args: RunArgs) -> Result<Outcome, RunError> {
     };
     if let Err(error) = container.destroy().await {
         tracing::warn!(%error, "cannot destroy the container");
-    }
-    if let Err(error) = factory.cleanup().await {
-        tracing::warn!(%error, "cannot clean up");
     }
     Ok(outcome)
 }
@@ -178,10 +198,12 @@ async fn make_factory(args: &RunArgs) -> Result<Arc<dyn Factory>, RunError> {
         }
         let wasm = factory::wasm::WasmFactory::new(wasm_config)
             .map_err(|error| RunError::Internal(anyhow!(error).context("cannot start wasmtime")))?;
-        return Ok(wasm);
+        return Ok(Arc::new(wasm));
     }
     if args.fuel.is_some() {
-        return Err(RunError::Input(anyhow!("--fuel applies to wasm kinds only")));
+        return Err(RunError::Input(anyhow!(
+            "--fuel applies to wasm kinds only"
+        )));
     }
     let manifest = match &args.manifest {
         Some(path) => tokio::fs::read_to_string(path)
@@ -195,11 +217,18 @@ async fn make_factory(args: &RunArgs) -> Result<Arc<dyn Factory>, RunError> {
             ))
         })?,
     };
-    let manifest = factory::docker::Manifest::parse(&manifest)
+    let manifest = factory::docker::Manifest::from_json(&manifest)
         .map_err(|error| RunError::Input(anyhow!(error).context("invalid runtimes manifest")))?;
-    let docker = factory::docker::DockerFactory::connect(factory::docker::DockerConfig::default(), manifest)
+    // A prefix of its own, so this container can never be taken for (or clean up) an invoker's.
+    let config = factory::docker::DockerConfig {
+        name_prefix: format!("wskrun{}", std::process::id()),
+        ..factory::docker::DockerConfig::default()
+    };
+    let docker = factory::docker::DockerFactory::connect(config, manifest)
         .await
-        .map_err(|error| RunError::Internal(anyhow!(error).context("cannot reach the Docker daemon")))?;
+        .map_err(|error| {
+            RunError::Internal(anyhow!(error).context("cannot reach the Docker daemon"))
+        })?;
     Ok(docker)
 }
 
@@ -239,7 +268,10 @@ fn parameters(args: &RunArgs) -> anyhow::Result<Value> {
             .with_context(|| format!("the parameter file {} is not JSON", path.display()))?
         {
             Value::Object(map) => params.extend(map),
-            _ => bail!("the parameter file {} must hold a JSON object", path.display()),
+            _ => bail!(
+                "the parameter file {} must hold a JSON object",
+                path.display()
+            ),
         }
     }
     for pair in args.params.chunks(2) {
@@ -264,6 +296,7 @@ fn random_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use factory::Status;
     use serde_json::json;
 
     #[test]
@@ -277,9 +310,18 @@ mod tests {
 
     #[test]
     fn test_code_for_keeps_source_as_text() {
-        assert_eq!(code_for("nodejs:20", b"function main(){}".to_vec()), Code::Text("function main(){}".into()));
-        assert!(matches!(code_for("wasm:wasip1", b"\0asm".to_vec()), Code::Binary(_)));
-        assert!(matches!(code_for("python:3.11", b"PK\x03\x04rest".to_vec()), Code::Binary(_)));
+        assert_eq!(
+            code_for("nodejs:20", b"function main(){}".to_vec()),
+            Code::Text("function main(){}".into())
+        );
+        assert!(matches!(
+            code_for("wasm:wasip1", b"\0asm".to_vec()),
+            Code::Binary(_)
+        ));
+        assert!(matches!(
+            code_for("python:3.11", b"PK\x03\x04rest".to_vec()),
+            Code::Binary(_)
+        ));
     }
 
     #[test]
