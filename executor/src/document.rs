@@ -775,6 +775,46 @@ mod tests {
     }
 
     #[test]
+    fn test_provide_api_key_truthiness() {
+        let with = |value: Value| {
+            let mut document = ActionDocument::new(
+                "guest",
+                "a",
+                Exec::with_code("nodejs:20", CodeSource::Inline("x".into()), false, None),
+            );
+            document.annotations.set("provide-api-key", value);
+            document.provide_api_key()
+        };
+        assert!(!with(json!(false)));
+        assert!(!with(json!(0)));
+        assert!(!with(json!("")));
+        assert!(!with(Value::Null));
+        assert!(with(json!(true)));
+        assert!(with(json!(1)));
+        assert!(with(json!("false")));
+        let bare = ActionDocument::new(
+            "guest",
+            "a",
+            Exec::with_code("nodejs:20", CodeSource::Inline("x".into()), false, None),
+        );
+        assert!(bare.provide_api_key());
+    }
+
+    #[test]
+    fn test_limits_default_logs_and_concurrency() {
+        let mut value = serde_json::to_value(ActionDocument::new(
+            "guest",
+            "a",
+            Exec::with_code("nodejs:20", CodeSource::Inline("x".into()), false, None),
+        ))
+        .unwrap();
+        value["limits"] = json!({"timeout": 1000, "memory": 128});
+        let document = ActionDocument::from_value(value).unwrap();
+        assert_eq!(document.limits.logs, 10);
+        assert_eq!(document.limits.concurrency, 1);
+    }
+
+    #[test]
     fn test_wrong_entity_type() {
         let error = ActionDocument::from_value(json!({"entityType": "trigger"})).unwrap_err();
         assert!(matches!(error, DocumentError::WrongType(_)));

@@ -1246,6 +1246,39 @@ mod tests {
     }
 
     #[test]
+    fn test_user_defined_status_code_rules() {
+        let record = |result: Value| -> WhiskActivation {
+            serde_json::from_value(json!({
+                "namespace": "guest", "name": "a", "subject": "guest",
+                "activationId": "ab", "start": 1, "end": 2,
+                "response": {"statusCode": 1, "result": result},
+                "logs": [], "version": "0.0.1", "publish": false, "duration": 1,
+                "annotations": [{"key": "path", "value": "guest/a"}, {"key": "kind", "value": "nodejs:20"},
+                                {"key": "limits", "value": {"memory": 256}}]
+            }))
+            .unwrap()
+        };
+        let code = |result: Value| {
+            ActivationEvent::from_activation(&record(result))
+                .unwrap()
+                .user_defined_status_code
+        };
+        assert_eq!(code(json!({"error": {"statusCode": 404}})), Some(404));
+        assert_eq!(code(json!({"statusCode": 201, "body": "x"})), Some(201));
+        assert_eq!(code(json!({"error": {"statusCode": "teapot"}})), Some(400));
+        assert_eq!(code(json!({"error": "plain"})), None);
+        assert_eq!(code(json!({"payload": 1})), None);
+        let event = ActivationEvent::from_activation(&record(json!({}))).unwrap();
+        assert_eq!(
+            (event.memory, event.init_time, event.wait_time),
+            (256, 0, 0)
+        );
+        let mut bare = record(json!({}));
+        bare.annotations.0.retain(|(key, _)| key != "kind");
+        assert!(ActivationEvent::from_activation(&bare).is_none());
+    }
+
+    #[test]
     fn test_ping_missing_is_enabled_reads_true() {
         let instance = InvokerInstanceId::new(3, ByteSize::mb(1024), None, None);
         let ping: PingMessage = serde_json::from_value(json!({"name": instance})).unwrap();
