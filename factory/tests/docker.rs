@@ -641,13 +641,16 @@ async fn test_docker_cleanup_removes_only_this_invokers_leftovers() {
             labels: Some(labels),
             ..Default::default()
         };
-        ids.push(
-            docker
-                .create_container(Some(options), body)
-                .await
-                .expect("unrelated container")
-                .id,
-        );
+        let id = docker
+            .create_container(Some(options), body)
+            .await
+            .expect("unrelated container")
+            .id;
+        docker
+            .start_container(&id, None)
+            .await
+            .expect("start the unrelated container");
+        ids.push(id);
     }
     // The invoker "restarts": a new factory with the same prefix cleans up at start.
     drop(cleanup_without_running(cleanup));
@@ -660,7 +663,16 @@ async fn test_docker_cleanup_removes_only_this_invokers_leftovers() {
         assert!(!exists(&docker, id).await, "leftover {id} removed");
     }
     for id in &ids {
-        assert!(exists(&docker, id).await, "unrelated {id} survives");
+        let state = docker
+            .inspect_container(id, None)
+            .await
+            .expect("unrelated survives")
+            .state;
+        assert_eq!(
+            state.and_then(|s| s.running),
+            Some(true),
+            "unrelated {id} still runs"
+        );
         docker
             .remove_container(
                 id,

@@ -259,6 +259,7 @@ impl Container for DockerContainer {
         true
     }
 
+    #[tracing::instrument(name = "docker_init", skip_all, fields(container = %self.id, activation_id = %init.context.activation_id))]
     async fn init(&self, init: InitRequest) -> Result<InitDone, Box<Outcome>> {
         let timeout = init.limits.timeout_duration();
         let body = Bytes::from(init_body(&init).to_string());
@@ -301,6 +302,7 @@ impl Container for DockerContainer {
         }))
     }
 
+    #[tracing::instrument(name = "docker_run", skip_all, fields(container = %self.id, activation_id = %run.context.activation_id))]
     async fn run(&self, run: RunRequest) -> Outcome {
         let timeout = run.limits.timeout_duration();
         let body = Bytes::from(run_body(&run).to_string());

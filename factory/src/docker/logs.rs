@@ -6,6 +6,10 @@
 //! The position is the timestamp of the last line consumed (and how many lines carried exactly that
 //! timestamp): the API filters by whole seconds (`since`), finer positions are skipped here. Lines past
 //! the log limit are still consumed up to the sentinels, so the next activation starts clean.
+//!
+//! With intra-container concurrency above 1 the lines of simultaneous activations interleave and the
+//! sentinels cannot tell them apart (OpenWhisk requires out-of-band logs for that): each activation
+//! then gets the lines up to the next two sentinels, whoever wrote them.
 
 use std::time::Duration;
 

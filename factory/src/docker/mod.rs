@@ -100,13 +100,17 @@ pub struct ImagePlan {
     pub blackbox: bool,
 }
 
+/// A pull under way, awaited by every creation that needs its image: `Ok(pulled)`, or `Err(reason)` when
+/// the daemon is away.
+type PullInFlight = Shared<BoxFuture<'static, Result<bool, String>>>;
+
 /// The Docker factory. Cheap to share (`Arc`); all state is behind it.
 pub struct DockerFactory {
     config: DockerConfig,
     manifest: Manifest,
     engine: Arc<Engine>,
     creations: Option<Semaphore>,
-    pulls: Mutex<HashMap<String, Shared<BoxFuture<'static, Result<bool, String>>>>>,
+    pulls: Mutex<HashMap<String, PullInFlight>>,
 }
 
 impl std::fmt::Debug for DockerFactory {
