@@ -36,8 +36,10 @@ async function expectError (promise, statusCode, message) {
     await promise
   } catch (error) {
     assert.equal(error.statusCode, statusCode, `status of ${error.message}`)
-    if (message) assert.equal(error.error.error, message)
-    assert.ok(error.error.code, 'error bodies carry the transaction id as "code"')
+    if (message) {
+      assert.equal(error.error.error, message)
+      assert.ok(error.error.code, 'error bodies carry the transaction id as "code"')
+    }
     return error
   }
   assert.fail(`expected HTTP ${statusCode}`)

@@ -163,13 +163,14 @@ where
         ["api", "v1", "namespaces", ..] | ["api", "v1", "web", ..] => {}
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)),
     }
+    // Authenticate before reading the body, so an anonymous caller cannot make us buffer one.
+    let user = if is_web { None } else { Some(state.subjects.authenticate(&parts.headers)?.clone()) };
     let declared = content_length(&parts.headers);
     let body = read_body(body, declared, MAX_REQUEST_BYTES).await?;
     let call = Call { method: parts.method, headers: parts.headers, segments, raw_query, query, body };
-    if is_web {
+    let Some(user) = user else {
         return web_action(state, &call, tid).await;
-    }
-    let user = state.subjects.authenticate(&call.headers)?.clone();
+    };
     let seg: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match &seg[3..] {
         [] => {
