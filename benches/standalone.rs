@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-const GUEST_KEY: &str =
-    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 /// Bound of any one response.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body read.
@@ -42,8 +41,16 @@ impl Connection {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(GUEST_KEY));
-        Connection { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, host: addr.to_string(), auth }
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(GUEST_KEY)
+        );
+        Connection {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            host: addr.to_string(),
+            auth,
+        }
     }
 
     /// Sends one request and returns (status, body).
@@ -58,7 +65,11 @@ impl Connection {
         self.writer.write_all(body).unwrap();
         let mut status_line = String::new();
         self.reader.read_line(&mut status_line).unwrap();
-        let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
         let mut length = 0usize;
         loop {
             let mut line = String::new();
@@ -82,7 +93,15 @@ impl Connection {
 
 fn start_server(data_dir: &std::path::Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"))
-        .args(["standalone", "--port", "0", "--user-memory", "4096", "--no-docker", "--data-dir"])
+        .args([
+            "standalone",
+            "--port",
+            "0",
+            "--user-memory",
+            "4096",
+            "--no-docker",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -97,7 +116,9 @@ fn start_server(data_dir: &std::path::Path) -> (Server, String) {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server starts");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server starts");
     (Server(child), addr)
 }
 
@@ -133,31 +154,50 @@ fn load(addr: &str, path: &str, clients: usize, requests: usize) -> (Duration, V
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("client thread")).collect();
+    let mut latencies: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect();
     let elapsed = start.elapsed();
     latencies.sort();
     (elapsed, latencies)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this in test mode: do a smoke run.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let requests = if smoke { 50 } else { env_usize("BENCH_REQUESTS", 5000) };
-    let clients = if smoke { 2 } else { env_usize("BENCH_CLIENTS", 16) };
+    let requests = if smoke {
+        50
+    } else {
+        env_usize("BENCH_REQUESTS", 5000)
+    };
+    let clients = if smoke {
+        2
+    } else {
+        env_usize("BENCH_CLIENTS", 16)
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr) = start_server(dir.path());
-    let echo = std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
+    let echo =
+        std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
     let put = serde_json::json!({
         "exec": {"kind": "wasm:wasip1", "code": base64::engine::general_purpose::STANDARD.encode(echo)},
         "limits": {"memory": 128}
     });
     let mut connection = Connection::open(&addr);
-    let (status, body) = connection.request("PUT", "/api/v1/namespaces/_/actions/echo", put.to_string().as_bytes());
+    let (status, body) = connection.request(
+        "PUT",
+        "/api/v1/namespaces/_/actions/echo",
+        put.to_string().as_bytes(),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let path = "/api/v1/namespaces/_/actions/echo?blocking=true&result=true";
 

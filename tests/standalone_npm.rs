@@ -14,8 +14,7 @@ use std::time::Duration;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The guest key the server accepts by default.
-const GUEST_KEY: &str =
-    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
@@ -48,12 +47,16 @@ fn start_server(data_dir: &Path) -> (Server, String) {
         }
     });
     let server = Server(child);
-    let url = rx.recv_timeout(START_TIMEOUT).expect("the server says where it listens");
+    let url = rx
+        .recv_timeout(START_TIMEOUT)
+        .expect("the server says where it listens");
     (server, url)
 }
 
 fn npm_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("npm")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("npm")
 }
 
 /// `npm ci` in tests/npm unless its node_modules is there.
@@ -74,7 +77,8 @@ fn hello_zip(dir: &Path) -> PathBuf {
     let wasm = ow_action::artifacts::wasm_module("hello").expect("the hello example builds");
     let path = dir.join("hello.zip");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    zip.start_file("hello.wasm", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.start_file("hello.wasm", zip::write::SimpleFileOptions::default())
+        .unwrap();
     zip.write_all(&std::fs::read(wasm).unwrap()).unwrap();
     zip.finish().unwrap();
     path
@@ -98,6 +102,9 @@ fn test_openwhisk_npm_client_drives_the_standalone_server() {
     println!("{stdout}");
     eprintln!("{stderr}");
     drop(server);
-    assert!(output.status.success(), "the npm client script failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the npm client script failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("passed, 0 failed"), "{stdout}");
 }

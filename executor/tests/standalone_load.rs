@@ -25,14 +25,24 @@ async fn test_thousand_concurrent_blocking_invokes_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StandaloneConfig::new(dir.path());
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.pool = PoolConfig { user_memory_mb: 2048, ..PoolConfig::default() };
-    let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default()).expect("wasmtime starts");
-    let node = Standalone::start(config, vec![PoolFactory::in_process(Arc::new(wasm))]).await.expect("node starts");
+    config.pool = PoolConfig {
+        user_memory_mb: 2048,
+        ..PoolConfig::default()
+    };
+    let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default())
+        .expect("wasmtime starts");
+    let node = Standalone::start(config, vec![PoolFactory::in_process(Arc::new(wasm))])
+        .await
+        .expect("node starts");
     let base = format!("http://{}", node.local_addr());
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(GUEST_KEY));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(GUEST_KEY)
+    );
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
-    let echo = std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
+    let echo =
+        std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
     let body = json!({"exec": {"kind": "wasm:wasip1", "code": base64::engine::general_purpose::STANDARD.encode(echo)}, "limits": {"memory": 128}});
     let put = Request::builder()
         .method(Method::PUT)
@@ -56,10 +66,19 @@ async fn test_thousand_concurrent_blocking_invokes_all_succeed() {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(json!({"i": i}).to_string())))
                 .unwrap();
-            let response = client.request(request).await.map_err(|e| format!("request {i}: {e}"))?;
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| format!("request {i}: {e}"))?;
             let status = response.status();
-            let bytes = response.into_body().collect().await.map_err(|e| format!("body {i}: {e}"))?.to_bytes();
-            let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("json {i}: {e}"))?;
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body {i}: {e}"))?
+                .to_bytes();
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| format!("json {i}: {e}"))?;
             if status != StatusCode::OK || value != json!({"i": i}) {
                 return Err(format!("invoke {i}: {status} {value}"));
             }
@@ -80,7 +99,12 @@ async fn test_thousand_concurrent_blocking_invokes_all_succeed() {
     })
     .await;
     let (done, failures) = outcome.expect("the load finishes in time");
-    assert!(failures.is_empty(), "{} failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(done, CONCURRENT);
     node.shutdown(Duration::from_secs(30)).await;
 }

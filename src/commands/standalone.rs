@@ -52,7 +52,10 @@ pub struct StandaloneArgs {
 
 /// Serves until SIGINT or SIGTERM.
 pub fn execute(args: StandaloneArgs) -> ExitStatus {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -71,7 +74,10 @@ pub fn execute(args: StandaloneArgs) -> ExitStatus {
 async fn serve(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut config = StandaloneConfig::new(&args.data_dir);
     config.addr = SocketAddr::new(args.host, args.port);
-    config.pool = PoolConfig { user_memory_mb: args.user_memory, ..PoolConfig::default() };
+    config.pool = PoolConfig {
+        user_memory_mb: args.user_memory,
+        ..PoolConfig::default()
+    };
     config.subjects = subjects(&args.auth)?;
 
     let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default())
@@ -89,7 +95,10 @@ async fn serve(args: StandaloneArgs) -> anyhow::Result<()> {
 
     let node = Standalone::start(config, factories).await?;
     let addr = node.local_addr();
-    eprintln!("wasm-invoker standalone listening on http://{addr} (kinds: {})", kinds.join(", "));
+    eprintln!(
+        "wasm-invoker standalone listening on http://{addr} (kinds: {})",
+        kinds.join(", ")
+    );
     eprintln!("data directory: {}", args.data_dir.display());
     if args.auth.is_empty() {
         eprintln!("API key (namespace {GUEST_NAMESPACE}): {GUEST_KEY}");
@@ -116,7 +125,14 @@ fn subjects(auth: &[String]) -> anyhow::Result<Subjects> {
 }
 
 /// The Docker factory and the manifest's kinds, when a manifest is given and a daemon answers.
-async fn docker(args: &StandaloneArgs) -> anyhow::Result<Option<(Arc<factory::docker::DockerFactory>, Vec<(String, String, bool)>)>> {
+async fn docker(
+    args: &StandaloneArgs,
+) -> anyhow::Result<
+    Option<(
+        Arc<factory::docker::DockerFactory>,
+        Vec<(String, String, bool)>,
+    )>,
+> {
     let text = match &args.manifest {
         Some(path) => Some(
             tokio::fs::read_to_string(path)
@@ -128,10 +144,24 @@ async fn docker(args: &StandaloneArgs) -> anyhow::Result<Option<(Arc<factory::do
     let Some(text) = text else {
         return Ok(None);
     };
-    let manifest = factory::docker::Manifest::from_json(&text).map_err(|error| anyhow!(error).context("invalid runtimes manifest"))?;
-    let kinds: Vec<(String, String, bool)> =
-        manifest.runtimes().map(|runtime| (runtime.family.clone(), runtime.kind.clone(), runtime.default)).collect();
-    match factory::docker::DockerFactory::connect(factory::docker::DockerConfig::default(), manifest).await {
+    let manifest = factory::docker::Manifest::from_json(&text)
+        .map_err(|error| anyhow!(error).context("invalid runtimes manifest"))?;
+    let kinds: Vec<(String, String, bool)> = manifest
+        .runtimes()
+        .map(|runtime| {
+            (
+                runtime.family.clone(),
+                runtime.kind.clone(),
+                runtime.default,
+            )
+        })
+        .collect();
+    match factory::docker::DockerFactory::connect(
+        factory::docker::DockerConfig::default(),
+        manifest,
+    )
+    .await
+    {
         Ok(docker) => Ok(Some((docker, kinds))),
         Err(error) => {
             eprintln!("Docker is not available ({error}); serving wasm:wasip1 only");
@@ -144,14 +174,15 @@ async fn docker(args: &StandaloneArgs) -> anyhow::Result<Option<(Arc<factory::do
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

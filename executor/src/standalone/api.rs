@@ -16,8 +16,9 @@ use serde_json::{Map, Value, json};
 use super::auth::Subjects;
 use super::backend::{ActivationFilter, Backend, BackendError, StoredAction};
 use super::http::{
-    ACTIVATION_ID_HEADER, ApiError, MAX_REQUEST_BYTES, REQUEST_ID_HEADER, ResponseBody, content_length,
-    json_object_body, json_response, messages, read_body, text_response, transaction_id,
+    ACTIVATION_ID_HEADER, ApiError, MAX_REQUEST_BYTES, REQUEST_ID_HEADER, ResponseBody,
+    content_length, json_object_body, json_response, messages, read_body, text_response,
+    transaction_id,
 };
 use super::validate::{self, LimitsPut, ListQuery};
 use super::web::{self, Extension, WebRequest};
@@ -55,7 +56,9 @@ impl KindSet {
             set.kinds.insert(kind);
         }
         set.kinds.insert(document::WASM_KIND.to_string());
-        set.defaults.entry("wasm".into()).or_insert_with(|| document::WASM_KIND.to_string());
+        set.defaults
+            .entry("wasm".into())
+            .or_insert_with(|| document::WASM_KIND.to_string());
         set
     }
 
@@ -94,7 +97,9 @@ pub struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("kinds", &self.kinds).finish_non_exhaustive()
+        f.debug_struct("State")
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,15 +135,26 @@ struct Call {
 
 impl Call {
     fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        self.query(name).map(|v| validate::boolean(name, v)).transpose().map(|v| v.unwrap_or(false))
+        self.query(name)
+            .map(|v| validate::boolean(name, v))
+            .transpose()
+            .map(|v| v.unwrap_or(false))
     }
 }
 
-async fn route<B>(state: &State, request: Request<B>, tid: &str) -> Result<Response<ResponseBody>, ApiError>
+async fn route<B>(
+    state: &State,
+    request: Request<B>,
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -161,13 +177,29 @@ where
             return Ok(json_response(StatusCode::OK, &api_info()));
         }
         ["api", "v1", "namespaces", ..] | ["api", "v1", "web", ..] => {}
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                messages::ROUTE_NOT_FOUND,
+            ));
+        }
     }
     // Authenticate before reading the body, so an anonymous caller cannot make us buffer one.
-    let user = if is_web { None } else { Some(state.subjects.authenticate(&parts.headers)?.clone()) };
+    let user = if is_web {
+        None
+    } else {
+        Some(state.subjects.authenticate(&parts.headers)?.clone())
+    };
     let declared = content_length(&parts.headers);
     let body = read_body(body, declared, MAX_REQUEST_BYTES).await?;
-    let call = Call { method: parts.method, headers: parts.headers, segments, raw_query, query, body };
+    let call = Call {
+        method: parts.method,
+        headers: parts.headers,
+        segments,
+        raw_query,
+        query,
+        body,
+    };
     let Some(user) = user else {
         return web_action(state, &call, tid).await;
     };
@@ -216,11 +248,19 @@ where
                 [] => ActivationView::Whole,
                 ["logs"] => ActivationView::Logs,
                 ["result"] => ActivationView::Result,
-                _ => return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        messages::ROUTE_NOT_FOUND,
+                    ));
+                }
             };
             get_activation(state, &ns, &id, view).await
         }
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        )),
     }
 }
 
@@ -271,7 +311,10 @@ fn only(method: &Method, allowed: &[&str]) -> Result<(), ApiError> {
 }
 
 fn method_not_allowed(allowed: &[&str]) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, messages::method_not_allowed(allowed))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        messages::method_not_allowed(allowed),
+    )
 }
 
 /// Resolves `_` and checks the caller owns the namespace (403 otherwise, as the controller's
@@ -283,7 +326,10 @@ fn own_namespace(user: &Identity, segment: &str, entity: Option<&str>) -> Result
             Some(entity) => format!("{ns}/{entity}"),
             None => ns,
         };
-        return Err(ApiError::new(StatusCode::FORBIDDEN, messages::not_authorized(&resource)));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            messages::not_authorized(&resource),
+        ));
     }
     Ok(ns)
 }
@@ -319,7 +365,9 @@ fn action_json(action: &StoredAction, with_code: bool) -> Value {
     let doc = &action.document;
     let mut exec = Map::new();
     match &doc.exec {
-        Exec::Code { kind, binary, main, .. } => {
+        Exec::Code {
+            kind, binary, main, ..
+        } => {
             exec.insert("kind".into(), Value::String(kind.clone()));
             if with_code && let Some(code) = &action.code {
                 exec.insert("code".into(), Value::String(code_text(code)));
@@ -329,7 +377,12 @@ fn action_json(action: &StoredAction, with_code: bool) -> Value {
                 exec.insert("main".into(), Value::String(main.clone()));
             }
         }
-        Exec::Blackbox { image, binary, main, .. } => {
+        Exec::Blackbox {
+            image,
+            binary,
+            main,
+            ..
+        } => {
             exec.insert("kind".into(), Value::String("blackbox".into()));
             exec.insert("image".into(), Value::String(image.clone()));
             if with_code && let Some(code) = &action.code {
@@ -384,17 +437,33 @@ fn code_text(code: &Code) -> String {
     }
 }
 
-async fn list_actions(state: &State, call: &Call, ns: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn list_actions(
+    state: &State,
+    call: &Call,
+    ns: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "actions")?;
-    let docs = state.backend.list_actions(ns, query.skip, query.limit).await.map_err(store_error)?;
+    let docs = state
+        .backend
+        .list_actions(ns, query.skip, query.limit)
+        .await
+        .map_err(store_error)?;
     if query.count {
-        return Ok(json_response(StatusCode::OK, &json!({"actions": docs.len()})));
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"actions": docs.len()}),
+        ));
     }
     let list: Vec<Value> = docs.iter().map(action_summary).collect();
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 
-async fn get_action(state: &State, call: &Call, ns: &str, name: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn get_action(
+    state: &State,
+    call: &Call,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let with_code = match call.query("code") {
         Some(value) => validate::boolean("code", value)?,
         None => true,
@@ -405,12 +474,24 @@ async fn get_action(state: &State, call: &Call, ns: &str, name: &str) -> Result<
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::not_found)?;
-    Ok(json_response(StatusCode::OK, &action_json(&action, with_code)))
+    Ok(json_response(
+        StatusCode::OK,
+        &action_json(&action, with_code),
+    ))
 }
 
-async fn delete_action(state: &State, ns: &str, name: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn delete_action(
+    state: &State,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let doc_id = format!("{ns}/{name}");
-    let action = state.backend.get_action(&doc_id).await.map_err(store_error)?.ok_or_else(ApiError::not_found)?;
+    let action = state
+        .backend
+        .get_action(&doc_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::not_found)?;
     state
         .backend
         .delete_action(&doc_id, action.document.rev.as_deref())
@@ -450,7 +531,10 @@ fn parse_action_put(kinds: &KindSet, call: &Call) -> Result<ActionPut, ApiError>
     }
     if let Some(annotations) = body.get("annotations").filter(|v| !v.is_null()) {
         put.annotations = Some(
-            parse_parameters(annotations)?.into_iter().map(|p| (p.key, p.value)).collect(),
+            parse_parameters(annotations)?
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect(),
         );
     }
     if let Some((exec, _)) = &put.exec {
@@ -460,22 +544,32 @@ fn parse_action_put(kinds: &KindSet, call: &Call) -> Result<ActionPut, ApiError>
         }
     }
     if let Some(parameters) = &put.parameters {
-        let pairs: Vec<(String, Value)> = parameters.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+        let pairs: Vec<(String, Value)> = parameters
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
         validate::check_parameters_size("parameters", &pairs)?;
     }
     if let Some(annotations) = &put.annotations {
         validate::check_parameters_size("annotations", annotations)?;
     }
     if let Some(version) = body.get("version").filter(|v| !v.is_null()) {
-        let text = version.as_str().ok_or_else(|| malformed("version must be a string"))?;
-        put.version = Some(semver(text).ok_or_else(|| malformed(format!("bad semantic version: {text}")))?);
+        let text = version
+            .as_str()
+            .ok_or_else(|| malformed("version must be a string"))?;
+        put.version =
+            Some(semver(text).ok_or_else(|| malformed(format!("bad semantic version: {text}")))?);
     }
     if let Some(publish) = body.get("publish").filter(|v| !v.is_null()) {
-        put.publish = Some(publish.as_bool().ok_or_else(|| malformed("publish must be a boolean"))?);
+        put.publish = Some(
+            publish
+                .as_bool()
+                .ok_or_else(|| malformed("publish must be a boolean"))?,
+        );
     }
     if let Some(del) = body.get("delAnnotations").filter(|v| !v.is_null()) {
-        let names: Vec<String> =
-            serde_json::from_value(del.clone()).map_err(|_| malformed("delAnnotations must be an array of strings"))?;
+        let names: Vec<String> = serde_json::from_value(del.clone())
+            .map_err(|_| malformed("delAnnotations must be an array of strings"))?;
         put.del_annotations = Some(names);
     }
     if let Some(limits) = body.get("limits").filter(|v| !v.is_null()) {
@@ -491,8 +585,15 @@ fn exec_size(exec: &Exec) -> u64 {
         CodeSource::Attachment(_) => 0,
     };
     match exec {
-        Exec::Code { code: source, main, .. } => code(source) + main.as_ref().map_or(0, |m| m.len() as u64),
-        Exec::Blackbox { image, code: source, main, .. } => {
+        Exec::Code {
+            code: source, main, ..
+        } => code(source) + main.as_ref().map_or(0, |m| m.len() as u64),
+        Exec::Blackbox {
+            image,
+            code: source,
+            main,
+            ..
+        } => {
             image.len() as u64
                 + source.as_ref().map_or(0, code)
                 + main.as_ref().map_or(0, |m| m.len() as u64)
@@ -513,25 +614,47 @@ fn parse_exec(kinds: &KindSet, value: &Value) -> Result<(Exec, Option<Code>), Ap
     let main = match map.get("main") {
         None | Some(Value::Null) => None,
         Some(Value::String(main)) => Some(main.clone()),
-        Some(_) => return Err(malformed(format!("if defined, 'main' be a string in 'exec' for '{kind}' actions"))),
+        Some(_) => {
+            return Err(malformed(format!(
+                "if defined, 'main' be a string in 'exec' for '{kind}' actions"
+            )));
+        }
     };
     match kind.as_str() {
-        "sequence" => Err(ApiError::bad_request("Sequences are not supported by the standalone server.")),
+        "sequence" => Err(ApiError::bad_request(
+            "Sequences are not supported by the standalone server.",
+        )),
         "blackbox" => {
             let image = match map.get("image") {
                 Some(Value::String(image)) if !image.trim().is_empty() => image.trim().to_string(),
-                _ => return Err(malformed("'image' must be a string defined in 'exec' for 'blackbox' actions")),
+                _ => {
+                    return Err(malformed(
+                        "'image' must be a string defined in 'exec' for 'blackbox' actions",
+                    ));
+                }
             };
             let code = match map.get("code") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(text)) if text.trim().is_empty() => None,
                 Some(Value::String(text)) => Some(text.clone()),
-                Some(_) => return Err(malformed("'code' must be a string defined in 'exec' for 'blackbox' actions")),
+                Some(_) => {
+                    return Err(malformed(
+                        "'code' must be a string defined in 'exec' for 'blackbox' actions",
+                    ));
+                }
             };
             let binary = code.as_deref().is_some_and(document::is_base64);
-            let decoded = code.as_deref().map(|text| inline_code(text, binary)).transpose()?;
+            let decoded = code
+                .as_deref()
+                .map(|text| inline_code(text, binary))
+                .transpose()?;
             Ok((
-                Exec::Blackbox { image, code: code.map(CodeSource::Inline), binary, main },
+                Exec::Blackbox {
+                    image,
+                    code: code.map(CodeSource::Inline),
+                    binary,
+                    main,
+                },
                 decoded,
             ))
         }
@@ -549,7 +672,15 @@ fn parse_exec(kinds: &KindSet, value: &Value) -> Result<(Exec, Option<Code>), Ap
             };
             let binary = document::is_base64(&code);
             let decoded = inline_code(&code, binary)?;
-            Ok((Exec::Code { kind: resolved, code: CodeSource::Inline(code), binary, main }, Some(decoded)))
+            Ok((
+                Exec::Code {
+                    kind: resolved,
+                    code: CodeSource::Inline(code),
+                    binary,
+                    main,
+                },
+                Some(decoded),
+            ))
         }
     }
 }
@@ -561,12 +692,16 @@ fn inline_code(text: &str, binary: bool) -> Result<Code, ApiError> {
 /// Reads `[{"key","value","init"?}]` (parameters and annotations).
 fn parse_parameters(value: &Value) -> Result<Vec<Parameter>, ApiError> {
     let Value::Array(items) = value else {
-        return Err(malformed("Expected JsArray as JsArray, but got a different type"));
+        return Err(malformed(
+            "Expected JsArray as JsArray, but got a different type",
+        ));
     };
     let mut out: Vec<Parameter> = Vec::with_capacity(items.len());
     for item in items {
         let Value::Object(map) = item else {
-            return Err(malformed("parameter must be an object with 'key' and 'value'"));
+            return Err(malformed(
+                "parameter must be an object with 'key' and 'value'",
+            ));
         };
         let key = match map.get("key") {
             Some(Value::String(key)) if !key.is_empty() => key.clone(),
@@ -589,7 +724,11 @@ fn parse_parameters(value: &Value) -> Result<Vec<Parameter>, ApiError> {
 
 /// A `major.minor.patch` version, normalised.
 fn semver(text: &str) -> Option<String> {
-    let parts: Vec<u64> = text.trim().split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<u64> = text
+        .trim()
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     match parts.as_slice() {
         [major] => Some(format!("{major}.0.0")),
         [major, minor] => Some(format!("{major}.{minor}.0")),
@@ -600,25 +739,45 @@ fn semver(text: &str) -> Option<String> {
 
 /// `version.upPatch`.
 fn up_patch(version: &str) -> String {
-    match semver(version).as_deref().map(|v| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>()) {
+    match semver(version).as_deref().map(|v| {
+        v.split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    }) {
         Some(parts) if parts.len() == 3 => format!("{}.{}.{}", parts[0], parts[1], parts[2] + 1),
         _ => document::DEFAULT_VERSION.to_string(),
     }
 }
 
-async fn put_action(state: &State, call: &Call, ns: &str, name: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn put_action(
+    state: &State,
+    call: &Call,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let overwrite = call.flag("overwrite")?;
     let put = parse_action_put(&state.kinds, call)?;
     let doc_id = format!("{ns}/{name}");
-    let existing = state.backend.get_action(&doc_id).await.map_err(store_error)?;
+    let existing = state
+        .backend
+        .get_action(&doc_id)
+        .await
+        .map_err(store_error)?;
     let action = match existing {
         Some(_) if !overwrite => {
-            return Err(ApiError::new(StatusCode::CONFLICT, messages::RESOURCE_EXISTS));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                messages::RESOURCE_EXISTS,
+            ));
         }
         Some(old) => update_action(put, old),
         None => create_action(put, ns, name)?,
     };
-    let stored = state.backend.put_action(action).await.map_err(store_error)?;
+    let stored = state
+        .backend
+        .put_action(action)
+        .await
+        .map_err(store_error)?;
     Ok(json_response(StatusCode::OK, &action_json(&stored, true)))
 }
 
@@ -629,7 +788,9 @@ fn create_action(put: ActionPut, ns: &str, name: &str) -> Result<StoredAction, A
     let mut document = ActionDocument::new(ns, name, exec);
     document.parameters = put.parameters.unwrap_or_default();
     document.limits = put.limits.unwrap_or_default().create();
-    document.version = put.version.unwrap_or_else(|| document::DEFAULT_VERSION.to_string());
+    document.version = put
+        .version
+        .unwrap_or_else(|| document::DEFAULT_VERSION.to_string());
     document.publish = put.publish.unwrap_or(false);
     let mut annotations = Annotations(put.annotations.unwrap_or_default());
     // Added on create only (`amendAnnotations`), so that old actions keep their behaviour.
@@ -642,7 +803,10 @@ fn create_action(put: ActionPut, ns: &str, name: &str) -> Result<StoredAction, A
 }
 
 fn update_action(put: ActionPut, old: StoredAction) -> StoredAction {
-    let StoredAction { mut document, code: old_code } = old;
+    let StoredAction {
+        mut document,
+        code: old_code,
+    } = old;
     let code = match put.exec {
         Some((exec, code)) => {
             document.exec = exec;
@@ -688,8 +852,11 @@ fn activation_message(
     blocking: bool,
     tid: &str,
 ) -> ActivationMessage {
-    let mut content: Map<String, Value> =
-        action.parameters.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+    let mut content: Map<String, Value> = action
+        .parameters
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
     if let Some(payload) = payload {
         content.extend(payload);
     }
@@ -708,7 +875,12 @@ fn activation_message(
             .expect("\"0\" is a valid controller instance id"),
         blocking,
         content: Some(Value::Object(content)),
-        init_args: action.parameters.iter().filter(|p| p.init).map(|p| p.key.clone()).collect(),
+        init_args: action
+            .parameters
+            .iter()
+            .filter(|p| p.init)
+            .map(|p| p.key.clone())
+            .collect(),
         locked_args: Default::default(),
         cause: None,
         trace_context: None,
@@ -716,13 +888,20 @@ fn activation_message(
 }
 
 /// Rejects payload keys that would override a final action's defined parameters.
-fn check_final<'a>(action: &ActionDocument, mut keys: impl Iterator<Item = &'a String>) -> Result<(), ApiError> {
+fn check_final<'a>(
+    action: &ActionDocument,
+    mut keys: impl Iterator<Item = &'a String>,
+) -> Result<(), ApiError> {
     let is_final = action.annotations.get("final").is_some_and(is_truthy);
     if !is_final {
         return Ok(());
     }
-    let immutable: Vec<&str> =
-        action.parameters.iter().filter(|p| !p.value.is_null()).map(|p| p.key.as_str()).collect();
+    let immutable: Vec<&str> = action
+        .parameters
+        .iter()
+        .filter(|p| !p.value.is_null())
+        .map(|p| p.key.as_str())
+        .collect();
     if keys.any(|key| immutable.contains(&key.as_str())) {
         return Err(ApiError::bad_request(messages::PARAMETERS_NOT_ALLOWED));
     }
@@ -765,7 +944,10 @@ async fn invoke(
             .parse::<u64>()
             .map(Duration::from_millis)
             .map_err(|_| {
-                ApiError::bad_request(messages::malformed_query("timeout", &format!("'{text}' is not a valid duration")))
+                ApiError::bad_request(messages::malformed_query(
+                    "timeout",
+                    &format!("'{text}' is not a valid duration"),
+                ))
             })?
             .min(state.max_blocking_wait),
         None => state.max_blocking_wait,
@@ -809,7 +991,11 @@ fn accepted(id: &ActivationId) -> Response<ResponseBody> {
 fn blocking_response(activation: &WhiskActivation, result_only: bool) -> Response<ResponseBody> {
     let body = match &activation.response.result {
         Some(array @ Value::Array(_)) => array.clone(),
-        _ if result_only => activation.response.result.clone().unwrap_or_else(|| json!({})),
+        _ if result_only => activation
+            .response
+            .result
+            .clone()
+            .unwrap_or_else(|| json!({})),
         _ => activation.to_extended_json(),
     };
     let status = match activation.response.status {
@@ -836,12 +1022,18 @@ enum ActivationView {
 /// The summary a list shows without `docs=true` (the `activations` view of the database).
 fn activation_summary(activation: &WhiskActivation) -> Value {
     let mut map = Map::new();
-    map.insert("namespace".into(), Value::String(activation.namespace.clone()));
+    map.insert(
+        "namespace".into(),
+        Value::String(activation.namespace.clone()),
+    );
     map.insert("name".into(), Value::String(activation.name.clone()));
     map.insert("version".into(), Value::String(activation.version.clone()));
     map.insert("publish".into(), Value::Bool(activation.publish));
     map.insert("annotations".into(), activation.annotations.to_value());
-    map.insert("activationId".into(), Value::String(activation.activation_id.to_string()));
+    map.insert(
+        "activationId".into(),
+        Value::String(activation.activation_id.to_string()),
+    );
     map.insert("start".into(), Value::from(activation.start));
     if let Some(cause) = &activation.cause {
         map.insert("cause".into(), Value::String(cause.to_string()));
@@ -850,14 +1042,25 @@ fn activation_summary(activation: &WhiskActivation) -> Value {
         map.insert("end".into(), Value::from(activation.end));
         map.insert(
             "duration".into(),
-            Value::from(activation.duration.unwrap_or(activation.end.saturating_sub(activation.start))),
+            Value::from(
+                activation
+                    .duration
+                    .unwrap_or(activation.end.saturating_sub(activation.start)),
+            ),
         );
-        map.insert("statusCode".into(), Value::from(activation.response.status.code()));
+        map.insert(
+            "statusCode".into(),
+            Value::from(activation.response.status.code()),
+        );
     }
     Value::Object(map)
 }
 
-async fn list_activations(state: &State, call: &Call, ns: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn list_activations(
+    state: &State,
+    call: &Call,
+    ns: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "activations")?;
     let filter = ActivationFilter {
         namespace: ns.to_string(),
@@ -867,13 +1070,26 @@ async fn list_activations(state: &State, call: &Call, ns: &str) -> Result<Respon
         skip: query.skip,
         limit: if query.count { usize::MAX } else { query.limit },
     };
-    let activations = state.backend.list_activations(&filter).await.map_err(store_error)?;
+    let activations = state
+        .backend
+        .list_activations(&filter)
+        .await
+        .map_err(store_error)?;
     if query.count {
-        return Ok(json_response(StatusCode::OK, &json!({"activations": activations.len()})));
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"activations": activations.len()}),
+        ));
     }
     let list: Vec<Value> = activations
         .iter()
-        .map(|a| if query.docs { a.to_extended_json() } else { activation_summary(a) })
+        .map(|a| {
+            if query.docs {
+                a.to_extended_json()
+            } else {
+                activation_summary(a)
+            }
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
@@ -901,22 +1117,39 @@ async fn get_activation(
 // ------------------------------------------------------------------------------------------------
 // Web actions
 
-async fn web_action(state: &State, call: &Call, tid: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn web_action(
+    state: &State,
+    call: &Call,
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
     let seg: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     // /api/v1/web/{ns}/{package}/{name}[/rest...]
     let [_, _, _, ns, package, name_ext, rest @ ..] = seg.as_slice() else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        ));
     };
     if !validate::is_entity_name(ns) || !validate::is_entity_name(package) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        ));
     }
     let (name, extension) = Extension::split(name_ext);
     if !validate::is_entity_name(name) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        ));
     }
     // A request with valid credentials is the caller's; invalid or none is anonymous.
     let caller = state.subjects.authenticate(&call.headers).ok().cloned();
-    let owner = state.subjects.by_namespace(ns).cloned().ok_or_else(ApiError::not_found)?;
+    let owner = state
+        .subjects
+        .by_namespace(ns)
+        .cloned()
+        .ok_or_else(ApiError::not_found)?;
     if *package != "default" {
         return Err(ApiError::not_found());
     }
@@ -932,7 +1165,10 @@ async fn web_action(state: &State, call: &Call, tid: &str) -> Result<Response<Re
     }
     validate::check_payload_size(content_length(&call.headers).unwrap_or(call.body.len() as u64))?;
     if let Some(required) = annotations.get("require-whisk-auth") {
-        let header = call.headers.get("x-require-whisk-auth").and_then(|v| v.to_str().ok());
+        let header = call
+            .headers
+            .get("x-require-whisk-auth")
+            .and_then(|v| v.to_str().ok());
         let allowed = match required {
             Value::String(secret) => header == Some(secret.as_str()),
             Value::Number(secret) => header == Some(secret.to_string().as_str()),
@@ -941,11 +1177,18 @@ async fn web_action(state: &State, call: &Call, tid: &str) -> Result<Response<Re
             _ => false,
         };
         if !allowed {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, messages::AUTH_INVALID));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                messages::AUTH_INVALID,
+            ));
         }
     }
     let raw = annotations.get("raw-http").is_some_and(is_truthy);
-    let path = if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) };
+    let path = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", rest.join("/"))
+    };
     let request = WebRequest {
         method: &call.method,
         headers: &call.headers,
@@ -961,7 +1204,8 @@ async fn web_action(state: &State, call: &Call, tid: &str) -> Result<Response<Re
     let activation = match run_blocking(state, message, state.max_blocking_wait).await {
         Ok(activation) => activation,
         Err(id) => {
-            let mut response = ApiError::new(StatusCode::ACCEPTED, "Response not yet ready.").into_response(tid);
+            let mut response =
+                ApiError::new(StatusCode::ACCEPTED, "Response not yet ready.").into_response(tid);
             if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                 response.headers_mut().insert(ACTIVATION_ID_HEADER, value);
             }
@@ -979,7 +1223,10 @@ async fn web_action(state: &State, call: &Call, tid: &str) -> Result<Response<Re
         _ => return Err(ApiError::bad_request(messages::ERROR_PROCESSING_REQUEST)),
     };
     let Some(projected) = projected else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, messages::PROPERTY_NOT_FOUND));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::PROPERTY_NOT_FOUND,
+        ));
     };
     let mut response = web::respond(extension, projected)?;
     if let Ok(value) = HeaderValue::from_str(activation.activation_id.as_str()) {
@@ -1002,9 +1249,15 @@ mod tests {
             ("nodejs".to_string(), "nodejs:20".to_string(), true),
             ("nodejs".to_string(), "nodejs:18".to_string(), false),
         ]);
-        assert_eq!(kinds.resolve("nodejs:default").as_deref(), Some("nodejs:20"));
+        assert_eq!(
+            kinds.resolve("nodejs:default").as_deref(),
+            Some("nodejs:20")
+        );
         assert_eq!(kinds.resolve("wasm:wasip1").as_deref(), Some("wasm:wasip1"));
-        assert_eq!(kinds.resolve("wasm:default").as_deref(), Some("wasm:wasip1"));
+        assert_eq!(
+            kinds.resolve("wasm:default").as_deref(),
+            Some("wasm:wasip1")
+        );
         assert_eq!(kinds.resolve("python:3"), None);
     }
 
@@ -1017,8 +1270,9 @@ mod tests {
 
     #[test]
     fn test_paths_are_percent_decoded() {
-        assert_eq!(split_path("/api/v1/namespaces/_/actions/a%20b/").unwrap(), vec![
-            "api", "v1", "namespaces", "_", "actions", "a b"
-        ]);
+        assert_eq!(
+            split_path("/api/v1/namespaces/_/actions/a%20b/").unwrap(),
+            vec!["api", "v1", "namespaces", "_", "actions", "a b"]
+        );
     }
 }

@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::StatusCode;
+use hyper::header::{self, HeaderMap, HeaderValue};
 
 use super::http::{ApiError, messages};
 use crate::message::{Identity, Namespace, UserLimits};
 
 /// OpenWhisk's default guest key (`ansible/files/auth.guest`), accepted unless configured otherwise.
-pub const GUEST_KEY: &str =
-    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+pub const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 /// The namespace of [`GUEST_KEY`].
 pub const GUEST_NAMESPACE: &str = "guest";
 /// Longest `Authorization` header looked at; bounds the base64 decoding an anonymous caller can cause.
@@ -54,7 +53,10 @@ impl Subjects {
             }
             let identity = Identity {
                 subject: namespace.clone(),
-                namespace: Namespace { name: namespace, uuid: uuid.to_string() },
+                namespace: Namespace {
+                    name: namespace,
+                    uuid: uuid.to_string(),
+                },
                 authkey: BTreeMap::from([("api_key".to_string(), key.clone())]),
                 rights: RIGHTS.iter().map(|r| r.to_string()).collect(),
                 limits: UserLimits::default(),
@@ -71,12 +73,16 @@ impl Subjects {
             return Err(unauthorized(messages::AUTH_MISSING));
         };
         let key = basic_credentials(value).ok_or_else(|| unauthorized(messages::AUTH_INVALID))?;
-        self.by_key.get(&key).ok_or_else(|| unauthorized(messages::AUTH_INVALID))
+        self.by_key
+            .get(&key)
+            .ok_or_else(|| unauthorized(messages::AUTH_INVALID))
     }
 
     /// The identity owning a namespace (web actions run as the action's owner).
     pub fn by_namespace(&self, namespace: &str) -> Option<&Identity> {
-        self.by_key.values().find(|identity| identity.namespace.name == namespace)
+        self.by_key
+            .values()
+            .find(|identity| identity.namespace.name == namespace)
     }
 }
 
@@ -90,13 +96,17 @@ fn basic_credentials(value: &HeaderValue) -> Option<String> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     String::from_utf8(decoded).ok()
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, message)
-        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE))
+    ApiError::new(StatusCode::UNAUTHORIZED, message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    )
 }
 
 #[cfg(test)]
@@ -106,7 +116,10 @@ mod tests {
     fn basic(credentials: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
         headers
     }
 
@@ -115,7 +128,10 @@ mod tests {
         let subjects = Subjects::default();
         let identity = subjects.authenticate(&basic(GUEST_KEY)).unwrap();
         assert_eq!(identity.namespace.name, "guest");
-        assert_eq!(identity.namespace.uuid, "23bc46b1-71f6-4ed5-8c54-816aa4f8c502");
+        assert_eq!(
+            identity.namespace.uuid,
+            "23bc46b1-71f6-4ed5-8c54-816aa4f8c502"
+        );
         assert_eq!(identity.api_key(), Some(GUEST_KEY));
     }
 
@@ -125,7 +141,9 @@ mod tests {
         let missing = subjects.authenticate(&HeaderMap::new()).unwrap_err();
         assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
         assert_eq!(missing.message, messages::AUTH_MISSING);
-        let wrong = subjects.authenticate(&basic("23bc46b1-71f6-4ed5-8c54-816aa4f8c502:nope")).unwrap_err();
+        let wrong = subjects
+            .authenticate(&basic("23bc46b1-71f6-4ed5-8c54-816aa4f8c502:nope"))
+            .unwrap_err();
         assert_eq!(wrong.message, messages::AUTH_INVALID);
         assert!(Subjects::new([("nocolon".to_string(), "x".to_string())]).is_err());
     }

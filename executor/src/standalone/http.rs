@@ -42,7 +42,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status and a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), headers: Vec::new() }
+        Self {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        }
     }
 
     /// 400 with a message.
@@ -57,7 +61,10 @@ impl ApiError {
 
     /// 500 with the status's default text (what the controller answers when a store fails).
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, messages::INTERNAL_SERVER_ERROR)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            messages::INTERNAL_SERVER_ERROR,
+        )
     }
 
     /// 413 for a field that is larger than allowed (`Messages.entityTooBig`).
@@ -76,7 +83,10 @@ impl ApiError {
 
     /// The response: `{"error": message, "code": transid}` as OpenWhisk's `ErrorResponse`.
     pub fn into_response(self, transid: &str) -> Response<ResponseBody> {
-        let mut response = json_response(self.status, &json!({"error": self.message.trim(), "code": transid}));
+        let mut response = json_response(
+            self.status,
+            &json!({"error": self.message.trim(), "code": transid}),
+        );
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
         }
@@ -92,8 +102,7 @@ pub mod messages {
     /// 404 for a path no route matches (Pekko's default).
     pub const ROUTE_NOT_FOUND: &str = "The requested resource could not be found.";
     /// 500.
-    pub const INTERNAL_SERVER_ERROR: &str =
-        "There was an internal server error.";
+    pub const INTERNAL_SERVER_ERROR: &str = "There was an internal server error.";
     /// 401 without credentials (Pekko's `CredentialsMissing`).
     pub const AUTH_MISSING: &str =
         "The resource requires authentication, which was not supplied with the request";
@@ -113,13 +122,15 @@ pub mod messages {
     pub const PARAMETERS_NOT_ALLOWED: &str =
         "Request defines parameters that are not allowed (e.g., reserved properties).";
     /// 400 when `count` and `docs` are both asked for.
-    pub const DOCS_NOT_ALLOWED_WITH_COUNT: &str = "The parameter 'docs' is not permitted with 'count'.";
+    pub const DOCS_NOT_ALLOWED_WITH_COUNT: &str =
+        "The parameter 'docs' is not permitted with 'count'.";
     /// 404 from a web action whose result lacks the projected property.
     pub const PROPERTY_NOT_FOUND: &str = "Response does not include requested property.";
     /// 400 from a web action whose activation failed.
     pub const ERROR_PROCESSING_REQUEST: &str = "There was an error processing your request.";
     /// 400 from a `.http` web action whose content type header is unusable.
-    pub const HTTP_CONTENT_TYPE_ERROR: &str = "Response type in header did not match generated content type.";
+    pub const HTTP_CONTENT_TYPE_ERROR: &str =
+        "Response type in header did not match generated content type.";
     /// 400 from a `.http` web action whose content type cannot be parsed.
     pub const HTTP_UNKNOWN_CONTENT_TYPE: &str = "Response did not specify a known content-type.";
     /// 415 for a body that is not JSON where JSON is required (Pekko's rejection text).
@@ -131,7 +142,10 @@ pub mod messages {
     }
     /// 405 (Pekko's `MethodRejection` text).
     pub fn method_not_allowed(allowed: &[&str]) -> String {
-        format!("HTTP method not allowed, supported methods: {}", allowed.join(", "))
+        format!(
+            "HTTP method not allowed, supported methods: {}",
+            allowed.join(", ")
+        )
     }
     /// 400 for a body that is not the JSON expected (Pekko's `MalformedRequestContentRejection`).
     pub fn malformed_content(reason: &str) -> String {
@@ -151,7 +165,9 @@ pub mod messages {
     }
     /// 413 for a body over the server's absolute cap (Pekko's `max-content-length` text).
     pub fn content_length_exceeded(length: u64, limit: usize) -> String {
-        format!("Request Content-Length of {length} bytes exceeds the configured limit of {limit} bytes")
+        format!(
+            "Request Content-Length of {length} bytes exceeds the configured limit of {limit} bytes"
+        )
     }
 }
 
@@ -160,9 +176,10 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody
     let text = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -170,9 +187,10 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody
 pub fn text_response(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(Full::new(text.into()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
     response
 }
 
@@ -218,13 +236,18 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => {
-            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     messages::content_length_exceeded(declared.unwrap_or(limit as u64 + 1), limit),
                 ))
             } else {
-                Err(ApiError::bad_request(messages::malformed_content(&error.to_string())))
+                Err(ApiError::bad_request(messages::malformed_content(
+                    &error.to_string(),
+                )))
             }
         }
     }
@@ -241,7 +264,12 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// The media type of a request (`application/json` of `application/json; charset=utf-8`), lower case.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     (!media.is_empty()).then_some(media)
 }
 
@@ -262,12 +290,19 @@ pub fn json_object_body(
     if let Some(media) = media_type(headers)
         && !is_json_family(&media)
     {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, messages::UNSUPPORTED_CONTENT_TYPE));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            messages::UNSUPPORTED_CONTENT_TYPE,
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(_) => Err(ApiError::bad_request(messages::malformed_content("JSON object expected"))),
-        Err(error) => Err(ApiError::bad_request(messages::malformed_content(&error.to_string()))),
+        Ok(_) => Err(ApiError::bad_request(messages::malformed_content(
+            "JSON object expected",
+        ))),
+        Err(error) => Err(ApiError::bad_request(messages::malformed_content(
+            &error.to_string(),
+        ))),
     }
 }
 
@@ -298,10 +333,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(json_object_body(&headers, b"").unwrap(), None);
         assert!(json_object_body(&headers, br#"{"a":1}"#).unwrap().is_some());
-        assert_eq!(json_object_body(&headers, b"[1]").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_object_body(&headers, b"[1]").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert_eq!(
-            json_object_body(&headers, br#"{"a":1}"#).unwrap_err().status,
+            json_object_body(&headers, br#"{"a":1}"#)
+                .unwrap_err()
+                .status,
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }

@@ -35,7 +35,11 @@ impl LocalBackend {
         activations: Arc<dyn ActivationStore>,
         processor: Arc<Processor>,
     ) -> Self {
-        Self { entities, activations, processor }
+        Self {
+            entities,
+            activations,
+            processor,
+        }
     }
 }
 
@@ -60,7 +64,10 @@ impl Backend for LocalBackend {
                 Some(decode_inline(text, binary).map_err(|e| BackendError::Store(e.to_string()))?)
             }
             Some((CodeSource::Attachment(reference), binary)) => {
-                let bytes = match reference.location().map_err(|e| BackendError::Store(e.to_string()))? {
+                let bytes = match reference
+                    .location()
+                    .map_err(|e| BackendError::Store(e.to_string()))?
+                {
                     AttachmentLocation::Inline(bytes) => bytes,
                     AttachmentLocation::Document(name) => self
                         .entities
@@ -68,7 +75,10 @@ impl Backend for LocalBackend {
                         .await
                         .map_err(backend_error)?,
                 };
-                Some(code_from_bytes(bytes, binary).map_err(|e| BackendError::Store(e.to_string()))?)
+                Some(
+                    code_from_bytes(bytes, binary)
+                        .map_err(|e| BackendError::Store(e.to_string()))?,
+                )
             }
         };
         Ok(Some(StoredAction { document, code }))
@@ -76,12 +86,19 @@ impl Backend for LocalBackend {
 
     async fn put_action(&self, action: StoredAction) -> Result<StoredAction, BackendError> {
         let code = action.code.clone();
-        let document = self.entities.put_action(action.document, code.clone()).await.map_err(backend_error)?;
+        let document = self
+            .entities
+            .put_action(action.document, code.clone())
+            .await
+            .map_err(backend_error)?;
         Ok(StoredAction { document, code })
     }
 
     async fn delete_action(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError> {
-        self.entities.delete_action(doc_id, rev).await.map_err(backend_error)
+        self.entities
+            .delete_action(doc_id, rev)
+            .await
+            .map_err(backend_error)
     }
 
     async fn list_actions(
@@ -90,7 +107,10 @@ impl Backend for LocalBackend {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<crate::document::ActionDocument>, BackendError> {
-        self.entities.list_actions(namespace, skip, limit).await.map_err(backend_error)
+        self.entities
+            .list_actions(namespace, skip, limit)
+            .await
+            .map_err(backend_error)
     }
 
     async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
@@ -110,7 +130,10 @@ impl Backend for LocalBackend {
         }
     }
 
-    async fn list_activations(&self, filter: &ActivationFilter) -> Result<Vec<WhiskActivation>, BackendError> {
+    async fn list_activations(
+        &self,
+        filter: &ActivationFilter,
+    ) -> Result<Vec<WhiskActivation>, BackendError> {
         let query = ActivationQuery {
             namespace: filter.namespace.clone(),
             name: filter.name.clone(),

@@ -36,7 +36,8 @@ use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, PoolFactory};
 use crate::store::local::LocalStore;
 use crate::store::{
-    ActionLoader, ActivationStore, DEFAULT_ACTION_CACHE_ENTRIES, EntityStore, LimitRanges, StoreLevel,
+    ActionLoader, ActivationStore, DEFAULT_ACTION_CACHE_ENTRIES, EntityStore, LimitRanges,
+    StoreLevel,
 };
 
 /// OpenWhisk's standalone port (`wsk` and the npm client's local default).
@@ -62,7 +63,11 @@ impl Server {
         let tasks = TaskTracker::new();
         tasks.spawn(accept_loop(listener, state, cancel.clone(), tasks.clone()));
         tracing::info!(%addr, "standalone server listening");
-        Ok(Self { addr, cancel, tasks })
+        Ok(Self {
+            addr,
+            cancel,
+            tasks,
+        })
     }
 
     /// The bound address.
@@ -74,7 +79,10 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         self.cancel.cancel();
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("standalone server: connections still open after the grace period");
         }
     }
@@ -86,7 +94,12 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: CancellationToken, tasks: TaskTracker) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -110,7 +123,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
                 async move { Ok::<_, std::convert::Infallible>(handle(state, request).await) }
             });
             let mut builder = http1::Builder::new();
-            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
@@ -198,10 +213,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(300 + 30);
 impl Standalone {
     /// Opens the store under `config.data_dir`, starts the pool over `factories` (asked in order
     /// which one runs a kind), builds the processor (the Kafka invoker's, without acks) and serves.
-    pub async fn start(config: StandaloneConfig, factories: Vec<PoolFactory>) -> Result<Self, StandaloneError> {
+    pub async fn start(
+        config: StandaloneConfig,
+        factories: Vec<PoolFactory>,
+    ) -> Result<Self, StandaloneError> {
         let addr = config.addr;
         let (state, pool) = Self::assemble(config, factories).await?;
-        let server = Server::bind(addr, state).await.map_err(|source| StandaloneError::Bind { addr, source })?;
+        let server = Server::bind(addr, state)
+            .await
+            .map_err(|source| StandaloneError::Bind { addr, source })?;
         Ok(Self { server, pool })
     }
 
@@ -211,12 +231,15 @@ impl Standalone {
         config: StandaloneConfig,
         factories: Vec<PoolFactory>,
     ) -> Result<(Arc<State>, Arc<Pool>), StandaloneError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| StandaloneError::DataDir { path: config.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StandaloneError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let store = Arc::new(LocalStore::new(config.data_dir.clone()));
         let entities: Arc<dyn EntityStore> = store.clone();
         let activations: Arc<dyn ActivationStore> = store;
-        let pool = Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
+        let pool =
+            Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
         let loader = Arc::new(ActionLoader::new(
             Arc::clone(&entities),
             Arc::new(config.kinds.clone()),

@@ -1,11 +1,11 @@
 //! Request validation with OpenWhisk's ranges and error texts: entity names, namespaces, activation
 //! ids, action limits, entity sizes and the list query parameters.
 
+use factory::Limits;
 use factory::limits::{
     DEFAULT_CONCURRENCY, DEFAULT_LOGS_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, MAX_LOGS_MB,
     MAX_MEMORY_MB, MAX_TIMEOUT_MS, MIN_MEMORY_MB, MIN_TIMEOUT_MS,
 };
-use factory::Limits;
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
@@ -114,7 +114,9 @@ impl LimitsPut {
     /// controller's order (memory, timeout, logs, concurrency).
     pub fn parse(value: &Value) -> Result<Self, ApiError> {
         let Value::Object(map) = value else {
-            return Err(ApiError::bad_request(messages::malformed_content("no valid json object passed")));
+            return Err(ApiError::bad_request(messages::malformed_content(
+                "no valid json object passed",
+            )));
         };
         let timeout = whole(map, "timeout", "time limit")?;
         let memory = whole(map, "memory", "memory limit")?;
@@ -205,24 +207,34 @@ fn whole(map: &Map<String, Value>, key: &str, what: &str) -> Result<Option<i64>,
         Some(Value::Number(number)) => {
             if let Some(value) = number.as_i64() {
                 Ok(Some(value))
-            } else if let Some(value) = number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15) {
+            } else if let Some(value) = number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+            {
                 Ok(Some(value as i64))
             } else if number.as_f64().is_some_and(|f| f.fract() != 0.0) {
-                Err(ApiError::bad_request(messages::malformed_content(&format!(
-                    "{what} must be whole number"
-                ))))
+                Err(ApiError::bad_request(messages::malformed_content(
+                    &format!("{what} must be whole number"),
+                )))
             } else {
-                Err(ApiError::bad_request(messages::malformed_content(&format!("{what} malformed"))))
+                Err(ApiError::bad_request(messages::malformed_content(
+                    &format!("{what} malformed"),
+                )))
             }
         }
-        Some(_) => Err(ApiError::bad_request(messages::malformed_content(&format!("{what} malformed")))),
+        Some(_) => Err(ApiError::bad_request(messages::malformed_content(
+            &format!("{what} malformed"),
+        ))),
     }
 }
 
 /// The size OpenWhisk counts for parameters or annotations (`Parameters.size`): key bytes plus the
 /// compact JSON of each value.
 pub fn parameters_size(pairs: &[(String, Value)]) -> u64 {
-    pairs.iter().map(|(key, value)| (key.len() + value.to_string().len()) as u64).sum()
+    pairs
+        .iter()
+        .map(|(key, value)| (key.len() + value.to_string().len()) as u64)
+        .sum()
 }
 
 /// Checks a parameter-like field against the parameter size limit (413 `entityTooBig`).
@@ -264,7 +276,10 @@ pub struct ListQuery {
 impl ListQuery {
     /// Reads the list parameters of `collection` (`actions`, `activations`) from a query.
     pub fn parse(query: &[(String, String)], collection: &str) -> Result<Self, ApiError> {
-        let mut list = ListQuery { limit: DEFAULT_LIST_LIMIT, ..Default::default() };
+        let mut list = ListQuery {
+            limit: DEFAULT_LIST_LIMIT,
+            ..Default::default()
+        };
         for (key, value) in query {
             match key.as_str() {
                 "limit" => {
@@ -293,7 +308,9 @@ impl ListQuery {
                         Ok(n) => {
                             return Err(malformed_query(
                                 key,
-                                &format!("The value '{n}' is not greater than or equal to 0 for {collection}."),
+                                &format!(
+                                    "The value '{n}' is not greater than or equal to 0 for {collection}."
+                                ),
                             ));
                         }
                         Err(_) => {
@@ -315,7 +332,9 @@ impl ListQuery {
                         if segments.len() > 2 || !segments.iter().all(|s| is_entity_name(s)) {
                             return Err(malformed_query(
                                 key,
-                                &format!("Parameter may be a 'simple' name or 'package-name/simple' name: {value}"),
+                                &format!(
+                                    "Parameter may be a 'simple' name or 'package-name/simple' name: {value}"
+                                ),
                             ));
                         }
                         list.name = Some(segments.join("/"));
@@ -323,7 +342,10 @@ impl ListQuery {
                 }
                 "since" | "upto" if collection == "activations" => {
                     let millis = value.trim().parse::<u64>().map_err(|_| {
-                        malformed_query(key, &format!("Parameter is not a valid value for epoch seconds: {value}"))
+                        malformed_query(
+                            key,
+                            &format!("Parameter is not a valid value for epoch seconds: {value}"),
+                        )
                     })?;
                     if key == "since" {
                         list.since = Some(millis);
@@ -364,7 +386,14 @@ mod tests {
 
     #[test]
     fn test_entity_names_follow_openwhisks_pattern() {
-        for good in ["a", "hello", "hello world", "a.b-c&d@e", "_x", &"a".repeat(256)] {
+        for good in [
+            "a",
+            "hello",
+            "hello world",
+            "a.b-c&d@e",
+            "_x",
+            &"a".repeat(256),
+        ] {
             assert!(is_entity_name(good), "{good}");
         }
         for bad in ["", " a", "a ", "-a", "a/b", "a%", "é", &"a".repeat(257)] {
@@ -379,28 +408,62 @@ mod tests {
 
     #[test]
     fn test_activation_ids_are_32_hex() {
-        assert_eq!(activation_id("abc").unwrap_err().message, "Activation id length is 3 but must be 32.");
-        assert_eq!(activation_id(&"g".repeat(32)).unwrap_err().message, messages::ACTIVATION_ID_ILLEGAL);
+        assert_eq!(
+            activation_id("abc").unwrap_err().message,
+            "Activation id length is 3 but must be 32."
+        );
+        assert_eq!(
+            activation_id(&"g".repeat(32)).unwrap_err().message,
+            messages::ACTIVATION_ID_ILLEGAL
+        );
         assert!(activation_id(&"a".repeat(32)).is_ok());
     }
 
     #[test]
     fn test_limits_obeyed_and_violated() {
-        let ok = LimitsPut::parse(&json!({"timeout": 100, "memory": 512, "logs": 0, "concurrency": 1})).unwrap();
-        assert_eq!(ok.create(), Limits { timeout: 100, memory: 512, logs: 0, concurrency: 1 });
+        let ok =
+            LimitsPut::parse(&json!({"timeout": 100, "memory": 512, "logs": 0, "concurrency": 1}))
+                .unwrap();
+        assert_eq!(
+            ok.create(),
+            Limits {
+                timeout: 100,
+                memory: 512,
+                logs: 0,
+                concurrency: 1
+            }
+        );
         let ok = LimitsPut::parse(&json!({"timeout": 300000, "memory": 128, "logs": 10})).unwrap();
         assert_eq!(ok.create().timeout, 300_000);
         let cases = [
-            (json!({"memory": 513}), "memory 513 MB exceeds allowed threshold of 512 MB"),
-            (json!({"memory": 127}), "memory 127 MB below allowed threshold of 128 MB"),
-            (json!({"timeout": 99}), "duration 99 milliseconds below allowed threshold of 100 milliseconds"),
+            (
+                json!({"memory": 513}),
+                "memory 513 MB exceeds allowed threshold of 512 MB",
+            ),
+            (
+                json!({"memory": 127}),
+                "memory 127 MB below allowed threshold of 128 MB",
+            ),
+            (
+                json!({"timeout": 99}),
+                "duration 99 milliseconds below allowed threshold of 100 milliseconds",
+            ),
             (
                 json!({"timeout": 300001}),
                 "duration 300001 milliseconds exceeds allowed threshold of 300000 milliseconds",
             ),
-            (json!({"logs": 11}), "log 11 MB exceeds allowed threshold of 10 MB"),
-            (json!({"concurrency": 2}), "concurrency 2 exceeds allowed threshold of 1"),
-            (json!({"concurrency": 0}), "concurrency 0 below allowed threshold of 1"),
+            (
+                json!({"logs": 11}),
+                "log 11 MB exceeds allowed threshold of 10 MB",
+            ),
+            (
+                json!({"concurrency": 2}),
+                "concurrency 2 exceeds allowed threshold of 1",
+            ),
+            (
+                json!({"concurrency": 0}),
+                "concurrency 0 below allowed threshold of 1",
+            ),
             (
                 json!({"memory": 1.5}),
                 "The request content was malformed:\nmemory limit must be whole number",
@@ -416,8 +479,10 @@ mod tests {
     #[test]
     fn test_list_query_ranges() {
         let q = |pairs: &[(&str, &str)]| {
-            let owned: Vec<(String, String)> =
-                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             ListQuery::parse(&owned, "activations")
         };
         assert_eq!(q(&[]).unwrap().limit, 30);
@@ -430,15 +495,23 @@ mod tests {
             q(&[("skip", "-1")]).unwrap_err().message,
             "The query parameter 'skip' was malformed:\nThe value '-1' is not greater than or equal to 0 for activations."
         );
-        assert_eq!(q(&[("name", "pkg/hello")]).unwrap().name.as_deref(), Some("pkg/hello"));
+        assert_eq!(
+            q(&[("name", "pkg/hello")]).unwrap().name.as_deref(),
+            Some("pkg/hello")
+        );
         assert!(q(&[("name", "a/b/c")]).is_err());
-        assert_eq!(q(&[("since", "12"), ("upto", "40")]).unwrap().upto, Some(40));
+        assert_eq!(
+            q(&[("since", "12"), ("upto", "40")]).unwrap().upto,
+            Some(40)
+        );
         assert_eq!(
             q(&[("since", "x")]).unwrap_err().message,
             "The query parameter 'since' was malformed:\nParameter is not a valid value for epoch seconds: x"
         );
         assert_eq!(
-            q(&[("count", "true"), ("docs", "true")]).unwrap_err().message,
+            q(&[("count", "true"), ("docs", "true")])
+                .unwrap_err()
+                .message,
             messages::DOCS_NOT_ALLOWED_WITH_COUNT
         );
     }
@@ -451,7 +524,10 @@ mod tests {
         let big = vec![("k".to_string(), json!("v".repeat(1024 * 1024)))];
         let error = check_parameters_size("parameters", &big).unwrap_err();
         assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(error.message, "parameters larger than allowed: 1048579 > 1048576 bytes.");
+        assert_eq!(
+            error.message,
+            "parameters larger than allowed: 1048579 > 1048576 bytes."
+        );
         assert!(check_payload_size(1024 * 1024).is_ok());
         assert_eq!(
             check_payload_size(1024 * 1024 + 1).unwrap_err().message,

@@ -85,11 +85,17 @@ pub struct WebRequest<'a> {
 /// query parameters, then body fields (last wins). `raw` is the `raw-http` annotation.
 pub fn arguments(request: &WebRequest<'_>, raw: bool) -> Result<Map<String, Value>, ApiError> {
     let mut args = Map::new();
-    args.insert(fields::METHOD.into(), Value::String(request.method.as_str().to_ascii_lowercase()));
+    args.insert(
+        fields::METHOD.into(),
+        Value::String(request.method.as_str().to_ascii_lowercase()),
+    );
     let mut headers = Map::new();
     for (name, value) in request.headers {
         // Later values of a repeated header win, as converting Pekko's header list to a map does.
-        headers.insert(name.as_str().to_string(), Value::String(String::from_utf8_lossy(value.as_bytes()).into()));
+        headers.insert(
+            name.as_str().to_string(),
+            Value::String(String::from_utf8_lossy(value.as_bytes()).into()),
+        );
     }
     args.insert(fields::HEADERS.into(), Value::Object(headers));
     args.insert(fields::PATH.into(), Value::String(request.path.to_string()));
@@ -98,8 +104,14 @@ pub fn arguments(request: &WebRequest<'_>, raw: bool) -> Result<Map<String, Valu
     }
     let body = body_value(request, raw)?;
     if raw {
-        args.insert(fields::QUERY.into(), Value::String(request.raw_query.to_string()));
-        args.insert(fields::BODY.into(), body.unwrap_or_else(|| Value::String(String::new())));
+        args.insert(
+            fields::QUERY.into(),
+            Value::String(request.raw_query.to_string()),
+        );
+        args.insert(
+            fields::BODY.into(),
+            body.unwrap_or_else(|| Value::String(String::new())),
+        );
         return Ok(args);
     }
     let mut supplied: Vec<&str> = request.query.iter().map(|(k, _)| k.as_str()).collect();
@@ -128,11 +140,14 @@ fn body_value(request: &WebRequest<'_>, raw: bool) -> Result<Option<Value>, ApiE
     if request.body.is_empty() {
         return Ok(None);
     }
-    let media = media_type(request.headers).unwrap_or_else(|| "application/octet-stream".to_string());
+    let media =
+        media_type(request.headers).unwrap_or_else(|| "application/octet-stream".to_string());
     if is_json_family(&media) && !raw {
         return serde_json::from_slice(request.body)
             .map(Some)
-            .map_err(|error| ApiError::bad_request(messages::malformed_content(&error.to_string())));
+            .map_err(|error| {
+                ApiError::bad_request(messages::malformed_content(&error.to_string()))
+            });
     }
     if media == "application/x-www-form-urlencoded" && !raw {
         let form: Map<String, Value> = form_urlencoded::parse(request.body)
@@ -141,9 +156,13 @@ fn body_value(request: &WebRequest<'_>, raw: bool) -> Result<Option<Value>, ApiE
         return Ok(Some(Value::Object(form)));
     }
     if is_binary(&media) || media == "application/json" {
-        return Ok(Some(Value::String(base64::engine::general_purpose::STANDARD.encode(request.body))));
+        return Ok(Some(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(request.body),
+        )));
     }
-    Ok(Some(Value::String(String::from_utf8_lossy(request.body).into_owned())))
+    Ok(Some(Value::String(
+        String::from_utf8_lossy(request.body).into_owned(),
+    )))
 }
 
 /// Whether Pekko treats a media type as binary (its entity is bytes, not text).
@@ -168,15 +187,25 @@ pub fn respond(extension: Extension, result: Value) -> Result<Response<ResponseB
     match extension {
         Extension::Json => match result {
             Value::Object(_) | Value::Array(_) => Ok(json_response(StatusCode::OK, &result)),
-            _ => Err(ApiError::bad_request(messages::invalid_media("application/json"))),
+            _ => Err(ApiError::bad_request(messages::invalid_media(
+                "application/json",
+            ))),
         },
         Extension::Html => match projected(result, "html") {
-            Some(Value::String(html)) => Ok(body_response(StatusCode::OK, "text/html; charset=UTF-8", html.into())),
+            Some(Value::String(html)) => Ok(body_response(
+                StatusCode::OK,
+                "text/html; charset=UTF-8",
+                html.into(),
+            )),
             _ => Err(ApiError::bad_request(messages::invalid_media("text/html"))),
         },
         Extension::Svg => match projected(result, "svg") {
-            Some(Value::String(svg)) => Ok(body_response(StatusCode::OK, "image/svg+xml", svg.into())),
-            _ => Err(ApiError::bad_request(messages::invalid_media("image/svg+xml"))),
+            Some(Value::String(svg)) => {
+                Ok(body_response(StatusCode::OK, "image/svg+xml", svg.into()))
+            }
+            _ => Err(ApiError::bad_request(messages::invalid_media(
+                "image/svg+xml",
+            ))),
         },
         Extension::Text => {
             let text = match result {
@@ -184,14 +213,27 @@ pub fn respond(extension: Extension, result: Value) -> Result<Response<ResponseB
                 other => Some(other),
             };
             match text {
-                Some(Value::String(s)) => Ok(body_response(StatusCode::OK, "text/plain; charset=UTF-8", s.into())),
+                Some(Value::String(s)) => Ok(body_response(
+                    StatusCode::OK,
+                    "text/plain; charset=UTF-8",
+                    s.into(),
+                )),
                 Some(value @ (Value::Object(_) | Value::Array(_))) => Ok(body_response(
                     StatusCode::OK,
                     "text/plain; charset=UTF-8",
-                    serde_json::to_string_pretty(&value).unwrap_or_default().into(),
+                    serde_json::to_string_pretty(&value)
+                        .unwrap_or_default()
+                        .into(),
                 )),
-                Some(other) => Ok(body_response(StatusCode::OK, "text/plain; charset=UTF-8", other.to_string().into())),
-                None => Err(ApiError::new(StatusCode::NOT_FOUND, messages::PROPERTY_NOT_FOUND)),
+                Some(other) => Ok(body_response(
+                    StatusCode::OK,
+                    "text/plain; charset=UTF-8",
+                    other.to_string().into(),
+                )),
+                None => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    messages::PROPERTY_NOT_FOUND,
+                )),
             }
         }
         Extension::Http => http_result(result)
@@ -265,16 +307,29 @@ fn http_result(result: Value) -> Option<Result<Response<ResponseBody>, ApiError>
             Ok(with_headers(response))
         }
         Some(Value::String(text)) => {
-            let media = content_type.clone().unwrap_or_else(|| "text/html".to_string());
-            let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = content_type
+                .clone()
+                .unwrap_or_else(|| "text/html".to_string());
+            let essence = media
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if !essence.contains('/') {
-                return Some(Err(ApiError::bad_request(messages::HTTP_UNKNOWN_CONTENT_TYPE)));
+                return Some(Err(ApiError::bad_request(
+                    messages::HTTP_UNKNOWN_CONTENT_TYPE,
+                )));
             }
             let decode = is_binary(&essence) || (is_json_family(&essence) && looks_base64(&text));
             let bytes = if decode {
                 match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
                     Ok(bytes) => Bytes::from(bytes),
-                    Err(_) => return Some(Err(ApiError::bad_request(messages::HTTP_CONTENT_TYPE_ERROR))),
+                    Err(_) => {
+                        return Some(Err(ApiError::bad_request(
+                            messages::HTTP_CONTENT_TYPE_ERROR,
+                        )));
+                    }
                 }
             } else {
                 Bytes::from(text)
@@ -284,13 +339,24 @@ fn http_result(result: Value) -> Option<Result<Response<ResponseBody>, ApiError>
             } else {
                 format!("{media}; charset=UTF-8")
             };
-            Ok(with_headers(body_response(status.unwrap_or(StatusCode::OK), &content_type, bytes)))
+            Ok(with_headers(body_response(
+                status.unwrap_or(StatusCode::OK),
+                &content_type,
+                bytes,
+            )))
         }
         Some(json) => {
             let media = content_type.unwrap_or_else(|| "application/json".to_string());
-            let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = media
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if !is_json_family(&essence) {
-                return Some(Err(ApiError::bad_request(messages::HTTP_CONTENT_TYPE_ERROR)));
+                return Some(Err(ApiError::bad_request(
+                    messages::HTTP_CONTENT_TYPE_ERROR,
+                )));
             }
             let mut response = json_response(status.unwrap_or(StatusCode::OK), &json);
             if essence != "application/json"
@@ -304,7 +370,11 @@ fn http_result(result: Value) -> Option<Result<Response<ResponseBody>, ApiError>
     Some(response)
 }
 
-fn header_values(name: &str, value: &Value, out: &mut Vec<(HeaderName, HeaderValue)>) -> Option<()> {
+fn header_values(
+    name: &str,
+    value: &Value,
+    out: &mut Vec<(HeaderName, HeaderValue)>,
+) -> Option<()> {
     let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
     match value {
         Value::String(s) => out.push((name, HeaderValue::from_str(s).ok()?)),
@@ -341,7 +411,13 @@ mod tests {
     use serde_json::json;
 
     async fn body_of(response: Response<ResponseBody>) -> Vec<u8> {
-        response.into_body().collect().await.unwrap().to_bytes().to_vec()
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
     }
 
     #[test]
@@ -354,8 +430,14 @@ mod tests {
     #[test]
     fn test_arguments_merge_metadata_query_and_body() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let query = vec![("name".to_string(), "Ada".to_string()), ("x".to_string(), "q".to_string())];
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let query = vec![
+            ("name".to_string(), "Ada".to_string()),
+            ("x".to_string(), "q".to_string()),
+        ];
         let request = WebRequest {
             method: &Method::POST,
             headers: &headers,
@@ -373,10 +455,20 @@ mod tests {
         assert_eq!(args["x"], 1);
         let raw = arguments(&request, true).unwrap();
         assert_eq!(raw["__ow_query"], "name=Ada&x=q");
-        assert_eq!(raw["__ow_body"], base64::engine::general_purpose::STANDARD.encode(br#"{"x": 1}"#));
+        assert_eq!(
+            raw["__ow_body"],
+            base64::engine::general_purpose::STANDARD.encode(br#"{"x": 1}"#)
+        );
         let reserved = vec![("__ow_method".to_string(), "get".to_string())];
-        let request = WebRequest { query: &reserved, body: b"", ..request };
-        assert_eq!(arguments(&request, false).unwrap_err().message, messages::PARAMETERS_NOT_ALLOWED);
+        let request = WebRequest {
+            query: &reserved,
+            body: b"",
+            ..request
+        };
+        assert_eq!(
+            arguments(&request, false).unwrap_err().message,
+            messages::PARAMETERS_NOT_ALLOWED
+        );
     }
 
     #[tokio::test]
@@ -388,7 +480,10 @@ mod tests {
         .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         assert_eq!(response.headers()["x-a"], "1");
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=UTF-8");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=UTF-8"
+        );
         assert_eq!(body_of(response).await, b"hi");
         let empty = respond(Extension::Http, json!({})).unwrap();
         assert_eq!(empty.status(), StatusCode::NO_CONTENT);
@@ -406,6 +501,9 @@ mod tests {
         let bad = respond(Extension::Http, json!({"statusCode": "abc"})).unwrap_err();
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         let bad_json = respond(Extension::Json, json!("text")).unwrap_err();
-        assert_eq!(bad_json.message, "Response is not valid 'application/json'.");
+        assert_eq!(
+            bad_json.message,
+            "Response is not valid 'application/json'."
+        );
     }
 }
