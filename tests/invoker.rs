@@ -6,7 +6,10 @@
 //! Needs `tansu` and `pouchdb-server` (see `executor/tests/support/`); `scripts/test` installs both.
 
 #[path = "../executor/tests/support/pouchdb.rs"]
-#[allow(dead_code, reason = "the shared support module has more than this test uses")]
+#[allow(
+    dead_code,
+    reason = "the shared support module has more than this test uses"
+)]
 mod pouchdb;
 #[path = "../executor/tests/support/tansu.rs"]
 mod tansu;
