@@ -16,7 +16,10 @@
 //! machine go to `benches/RESULTS-wasm.md`. Every measurement is bounded by criterion's time and
 //! sample settings; nothing leaves the process.
 
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

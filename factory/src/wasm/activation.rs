@@ -190,7 +190,11 @@ pub(crate) fn run(
             }
         },
         // Cannot happen while every run holds a slot permit; if it does, it is ours, not the action's.
-        Err(error) if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+        Err(error)
+            if error
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some() =>
+        {
             return whisk_error("the instance pool is exhausted", &format!("{error:#}"));
         }
         Err(error) => Ending::Trapped(error),

@@ -154,7 +154,7 @@ impl Container for WasmContainer {
                     start,
                 ));
             }
-            Ok(Ok(Ok(module))) => module,
+            Ok(Ok(Ok((module, _source)))) => module,
         };
         let init_env = init
             .env

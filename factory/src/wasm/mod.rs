@@ -103,12 +103,13 @@ impl Shared {
         Running(self)
     }
 
-    /// The compiled module for an action's code, through the cache. Blocking.
+    /// The compiled module for an action's code, through the cache, and where it came from.
+    /// Blocking.
     pub(crate) fn resolve(
         &self,
         code: Option<&Code>,
         main: Option<&str>,
-    ) -> Result<Arc<CompiledModule>, WasmError> {
+    ) -> Result<(Arc<CompiledModule>, Source), WasmError> {
         let bytes = code::extract(code, main)?;
         code::check_header(&bytes)?;
         let digest = digest_of(&bytes);
@@ -120,7 +121,7 @@ impl Shared {
             |module| self.prepare(digest, &module),
         )?;
         tracing::debug!(digest = %hex::encode(digest), ?source, "wasm module ready");
-        Ok(module)
+        Ok((module, source))
     }
 
     /// Checks a compiled module's interface and links it.
@@ -236,17 +237,7 @@ impl WasmFactory {
         code: &Code,
         main: Option<&str>,
     ) -> Result<(Arc<CompiledModule>, Source), WasmError> {
-        let before = self.shared.cache.metrics();
-        let module = self.shared.resolve(Some(code), main)?;
-        let after = self.shared.cache.metrics();
-        let source = if after.compiles > before.compiles {
-            Source::Compiled
-        } else if after.disk_hits > before.disk_hits {
-            Source::Disk
-        } else {
-            Source::Memory
-        };
-        Ok((module, source))
+        self.shared.resolve(Some(code), main)
     }
 
     /// Validates, compiles and links a module, bypassing the cache entirely. Blocking. For benches
