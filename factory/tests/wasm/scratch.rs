@@ -65,3 +65,25 @@ async fn test_scratch_cap_obeyed_and_violated() {
     assert_eq!(error_of(&outcome), scratch_exhausted(64 * 1024, 4096));
     assert_eq!(entries(parent.path()), 0);
 }
+
+#[tokio::test]
+async fn test_timeout_still_holds_with_scratch_on() {
+    // With a scratch directory the deadline is kept by the per-tick callback that also measures
+    // the directory: an infinite loop must still stop at its timeout.
+    let parent = tempfile::tempdir().unwrap();
+    let factory = factory_with(scratch_config(parent.path()));
+    let spin = deploy(&factory, "spin").await;
+    let limits = Limits {
+        timeout: 300,
+        ..Limits::default()
+    };
+    let outcome = spin.run_with(json!({}), limits).await;
+    assert_eq!(outcome.status, Status::DeveloperError);
+    assert_eq!(
+        error_of(&outcome),
+        factory::outcome::messages::timed_out(300)
+    );
+    assert!(outcome.timed_out);
+    assert!(outcome.duration() >= std::time::Duration::from_millis(300));
+    assert_eq!(entries(parent.path()), 0);
+}
