@@ -56,8 +56,13 @@ async fn ensure_image(docker: &Docker) {
                 return;
             }
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image");
+            // Its own target directory: the running `cargo test` may hold the lock of the shared one.
+            let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/proxy-image");
             let status = tokio::process::Command::new("bash")
                 .arg(script)
+                .env("CARGO_TARGET_DIR", target)
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_BUILD_TARGET")
                 .status()
                 .await
                 .expect("run build-test-image");
