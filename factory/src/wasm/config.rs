@@ -4,6 +4,24 @@
 //! The executor embeds it in its TOML file (`#[serde(default, deny_unknown_fields)]`: a missing field
 //! takes its default, a misspelt one is an error). [`WasmConfig::validate`] checks the values;
 //! [`WasmFactory::new`](super::WasmFactory::new) calls it.
+//!
+//! ```toml
+//! # Every field is optional; these are the defaults unless noted.
+//! kinds = ["wasm:wasip1"]
+//! pool_instances = 256
+//! max_memory_mb = 512
+//! cache_max_bytes = 536870912
+//! disk_cache_dir = "/var/cache/wasm-invoker"   # default: none
+//! fuel = { per_millisecond_of_timeout = 1000000 } # default: "off"
+//! api_host = "https://openwhisk.example:443"     # default: none
+//! max_result_bytes = 1048576
+//! epoch_tick_ms = 10
+//!
+//! [scratch]
+//! enabled = true                                 # default: false
+//! max_bytes = 67108864
+//! max_entries = 4096
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -261,6 +279,26 @@ mod tests {
         let off: WasmConfig = serde_json::from_str(r#"{"fuel": "off"}"#).unwrap();
         assert_eq!(off.fuel, FuelMode::Off);
         assert!(serde_json::from_str::<WasmConfig>(r#"{"pool_size": 8}"#).is_err());
+    }
+
+    #[test]
+    fn test_the_documented_toml_example_parses() {
+        let docs = include_str!("config.rs");
+        let start = docs.find("//! ```toml").expect("the example") + "//! ```toml".len();
+        let end = start + docs[start..].find("//! ```").expect("its end");
+        let toml: String = docs[start..end]
+            .lines()
+            .map(|line| {
+                line.trim_start()
+                    .trim_start_matches("//!")
+                    .trim_start_matches(' ')
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: WasmConfig = toml::from_str(&toml).expect("the example is valid TOML");
+        config.validate().unwrap();
+        assert_eq!(config.fuel, FuelMode::PerMillisecondOfTimeout(1_000_000));
+        assert!(config.scratch.enabled);
     }
 
     #[test]
