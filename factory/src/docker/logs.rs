@@ -7,6 +7,12 @@
 //! timestamp): the API filters by whole seconds (`since`), finer positions are skipped here. Lines past
 //! the log limit are still consumed up to the sentinels, so the next activation starts clean.
 //!
+//! Cost: the 20.10 json-file reader decodes a container's log from its start on every `logs` call and
+//! filters by `since` afterwards, so a read costs O(all the container's log so far). That is cheap for
+//! short-lived or quiet containers; for chatty long-lived ones, reading backwards with `tail` (doubling
+//! until the oldest line returned precedes the cursor), or reading the json-file at a byte offset as
+//! OpenWhisk's `DockerClientWithFileAccess` does, would bound it.
+//!
 //! With intra-container concurrency above 1 the lines of simultaneous activations interleave and the
 //! sentinels cannot tell them apart (OpenWhisk requires out-of-band logs for that): each activation
 //! then gets the lines up to the next two sentinels, whoever wrote them.
