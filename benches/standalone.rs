@@ -7,6 +7,7 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -99,9 +100,10 @@ fn start_server(data_dir: &std::path::Path) -> (Server, String) {
             "0",
             "--user-memory",
             "4096",
-            "--no-docker",
-            "--data-dir",
+            "--manifest",
         ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("factory/tests/docker/runtimes.json"))
+        .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -186,31 +188,61 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr) = start_server(dir.path());
-    let echo =
-        std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
-    let put = serde_json::json!({
-        "exec": {"kind": "wasm:wasip1", "code": base64::engine::general_purpose::STANDARD.encode(echo)},
-        "limits": {"memory": 128}
-    });
     let mut connection = Connection::open(&addr);
-    let (status, body) = connection.request(
-        "PUT",
-        "/api/v1/namespaces/_/actions/echo",
-        put.to_string().as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let path = "/api/v1/namespaces/_/actions/echo?blocking=true&result=true";
-
-    // Warm up: compile the module, fill the pool.
-    let _ = load(&addr, path, clients, (requests / 10).max(clients));
-
     println!("| phase | clients | requests | req/s | p50 | p90 | p99 |");
     println!("|---|---|---|---|---|---|---|");
+
+    let wasm =
+        std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
+    let created = create(&mut connection, "wasm-echo", "wasm:wasip1", &wasm);
+    assert!(created, "the wasm echo action is created");
+    bench(&addr, "wasm echo", "wasm-echo", clients, requests);
+
+    // Docker: the test runtime image runs the native echo (scripts/build-test-image builds it). The
+    // server accepts the manifest's kinds only when its Docker daemon answered.
+    let native = ow_action::artifacts::native_binary("echo")
+        .ok()
+        .and_then(|path| std::fs::read(path).ok());
+    match native {
+        Some(native) if create(&mut connection, "docker-echo", "native:test", &native) => {
+            bench(
+                &addr,
+                "docker echo",
+                "docker-echo",
+                clients,
+                (requests / 5).max(clients),
+            );
+        }
+        _ => println!(
+            "| docker echo | - | - | skipped: no Docker daemon, test image or native build | - | - | - |"
+        ),
+    }
+}
+
+/// Creates an action of `kind` with `code`; whether the server accepted it.
+fn create(connection: &mut Connection, name: &str, kind: &str, code: &[u8]) -> bool {
+    let put = serde_json::json!({
+        "exec": {"kind": kind, "code": base64::engine::general_purpose::STANDARD.encode(code)},
+        "limits": {"memory": 128}
+    });
+    let path = format!("/api/v1/namespaces/_/actions/{name}");
+    let (status, body) = connection.request("PUT", &path, put.to_string().as_bytes());
+    if status != 200 {
+        eprintln!("{name}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    status == 200
+}
+
+/// Warms `name` up, then measures one client (latency) and `clients` clients (throughput).
+fn bench(addr: &str, label: &str, name: &str, clients: usize, requests: usize) {
+    let path = format!("/api/v1/namespaces/_/actions/{name}?blocking=true&result=true");
+    // Warm up: compile the module or start the containers, fill the pool.
+    let _ = load(addr, &path, clients, (requests / 10).max(clients));
     for (phase, n_clients) in [("latency", 1), ("throughput", clients)] {
-        let (elapsed, latencies) = load(&addr, path, n_clients, requests);
+        let (elapsed, latencies) = load(addr, &path, n_clients, requests);
         let rps = latencies.len() as f64 / elapsed.as_secs_f64();
         println!(
-            "| wasm echo, {phase} | {n_clients} | {} | {rps:.0} | {} | {} | {} |",
+            "| {label}, {phase} | {n_clients} | {} | {rps:.0} | {} | {} | {} |",
             latencies.len(),
             micros(percentile(&latencies, 0.50)),
             micros(percentile(&latencies, 0.90)),

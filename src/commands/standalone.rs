@@ -15,6 +15,9 @@ use executor::standalone::{DEFAULT_PORT, KindSet, SHUTDOWN_GRACE, Standalone, St
 
 use super::ExitStatus;
 
+/// Name prefix (and ownership label) of the standalone node's Docker containers.
+const DOCKER_NAME_PREFIX: &str = "wsksa0";
+
 /// Arguments of `wasm-invoker standalone`.
 #[derive(Debug, Args)]
 pub struct StandaloneArgs {
@@ -156,12 +159,14 @@ async fn docker(
             )
         })
         .collect();
-    match factory::docker::DockerFactory::connect(
-        factory::docker::DockerConfig::default(),
-        manifest,
-    )
-    .await
-    {
+    let config = factory::docker::DockerConfig {
+        // Its own container names and ownership label, so that its cleanup never touches the
+        // containers of an invoker on the same daemon.
+        name_prefix: DOCKER_NAME_PREFIX.to_string(),
+        user_memory_mb: args.user_memory,
+        ..factory::docker::DockerConfig::default()
+    };
+    match factory::docker::DockerFactory::connect(config, manifest).await {
         Ok(docker) => Ok(Some((docker, kinds))),
         Err(error) => {
             eprintln!("Docker is not available ({error}); serving wasm:wasip1 only");

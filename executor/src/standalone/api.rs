@@ -111,9 +111,14 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let tid = transaction_id(request.headers());
-    let span = tracing::debug_span!("request", tid = %tid, method = %request.method(), path = %request.uri().path());
-    let _entered = span.enter();
-    let mut response = match route(&state, request, &tid).await {
+    let span = tracing::debug_span!(
+        "request",
+        tid = %tid,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let routed = tracing::Instrument::instrument(route(&state, request, &tid), span).await;
+    let mut response = match routed {
         Ok(response) => response,
         Err(error) => error.into_response(&tid),
     };
