@@ -8,9 +8,9 @@
 //!   context's `__OW_` variables, `__OW_API_HOST` when configured, and the init parameters. Nothing
 //!   of the host: no inherited environment, no preopened directory but the optional scratch `/tmp`,
 //!   no sockets.
-//! - **Limits**: memory by the store's [`ActivationLimiter`], time by an epoch deadline, CPU by fuel
-//!   when on, output by the [`OutputCapture`].
-//! - **Output**: the last stdout line is the result; see [`finish`] for every failure's status and
+//! - **Limits**: memory by the store's `ActivationLimiter`, time by an epoch deadline, CPU by fuel
+//!   when on, output by the `OutputCapture`.
+//! - **Output**: the last stdout line is the result; see `finish` for every failure's status and
 //!   message.
 //!
 //! Everything here is synchronous and may block (wasm runs, WASI calls block): call it from

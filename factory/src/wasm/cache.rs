@@ -2,13 +2,13 @@
 //! digest: compiled once, then found in memory, or on disk after a restart.
 //!
 //! **Memory**: a map from digest to the prepared module ([`CompiledModule`]: the `Module` and its
-//! `InstancePre`), bounded in bytes of compiled code ([`WasmConfig::cache_max_bytes`]); beyond the
+//! `InstancePre`), bounded in bytes of compiled code ([`WasmConfig::cache_max_bytes`](super::WasmConfig::cache_max_bytes)); beyond the
 //! bound the least recently used entries are dropped (a linear scan: the cache holds hundreds of
 //! entries, not millions). Containers hold their own `Arc`, so eviction never breaks a running
 //! action; it only means the next init of that code recompiles (or reloads from disk).
 //! Concurrent inits of the same digest wait for one compilation instead of each compiling.
 //!
-//! **Disk** ([`WasmConfig::disk_cache_dir`]): one file per (digest, engine configuration), named
+//! **Disk** ([`WasmConfig::disk_cache_dir`](super::WasmConfig::disk_cache_dir)): one file per (digest, engine configuration), named
 //! `<digest>-<compatibility>.cwasm`, where the compatibility part is a digest of
 //! [`wasmtime::Engine::precompile_compatibility_hash`] (wasmtime version, target, and the engine
 //! settings compiled code depends on, fuel metering among them). Loading a compiled artifact runs

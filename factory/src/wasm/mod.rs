@@ -4,7 +4,7 @@
 //! This wraps wasmtime narrowly, in the contract's terms (wasm-actions.md): a module, an action's
 //! limits, an activation's params and context in; an [`Outcome`](crate::Outcome) out. Start at
 //! [`WasmFactory::new`] with a [`WasmConfig`]; the executor then drives it through the
-//! [`Factory`]/[`Container`](crate::Container) interface like any runtime.
+//! [`Factory`]/[`Container`] interface like any runtime.
 //!
 //! How it is put together, one module per concept:
 //!

@@ -4,8 +4,8 @@
 //! wasm-actions.md, "Output": everything written is the log, one entry per line, except the last
 //! stdout line, which is the result. An action may write far more than its log limit and still
 //! return a result (the `flood` example), so the capture cannot be a bounded pipe that fails when
-//! full (`MemoryOutputPipe` traps). Instead both streams write into one [`OutputCapture`] through
-//! [`CaptureStream`]s, wasmtime-wasi [`StdoutStream`]s that accept every byte and keep only:
+//! full (`MemoryOutputPipe` traps). Instead both streams write into one `OutputCapture` through
+//! `CaptureStream`s, wasmtime-wasi [`StdoutStream`]s that accept every byte and keep only:
 //!
 //! - log lines up to the action's log limit, then OpenWhisk's truncation notice once (via
 //!   [`LogBuffer`]); later log bytes are counted and dropped;
