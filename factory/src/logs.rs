@@ -139,7 +139,8 @@ mod tests {
     fn test_notice_is_padded_to_thirty_columns() {
         let at = UNIX_EPOCH + Duration::new(1_712_345_678, 990_123_456);
         let line = format_notice(at, Stream::Stderr, "x");
-        assert_eq!(line, "2024-04-05T19:34:38.990123Z     stderr: x");
+        // 27 characters of time, padded to 30, then the separating space.
+        assert_eq!(line, "2024-04-05T19:34:38.990123Z    stderr: x");
     }
 
     #[test]
