@@ -228,7 +228,6 @@ async fn test_docker_cold_start_then_warm_reuse() {
         info.config.and_then(|c| c.labels).unwrap_or_default()[INSTANCE_LABEL],
         prefix("warm")
     );
-    assert!(container.health().await.is_healthy());
     assert!(container.can_pause());
 
     let done = container
@@ -236,6 +235,8 @@ async fn test_docker_cold_start_then_warm_reuse() {
         .await
         .expect("init");
     assert!(done.end >= done.start);
+    // Listening now (right after create it may not be yet).
+    assert!(container.health().await.is_healthy());
     let first = container
         .run(run_request(json!({"name": "Ada"}), limits))
         .await;
@@ -914,7 +915,7 @@ async fn test_docker_publish_on_loopback() {
 #[tokio::test]
 async fn test_docker_unreachable_after_resume_is_rescheduled() {
     let (docker, factory, _cleanup) = setup("resched").await;
-    let limits = limits(10_000, 128, 10);
+    let limits = limits(3_000, 128, 10);
     // Right after a resume, a runtime that cannot be reached is the container's fault: reschedule.
     let resumed = warm(&factory, "echo", limits).await;
     resumed.pause().await.expect("pause");
@@ -943,8 +944,13 @@ async fn test_docker_unreachable_after_resume_is_rescheduled() {
         .expect("kill");
     let outcome = plain.run(run_request(json!({}), limits)).await;
     assert!(!needs_reschedule(&outcome));
-    assert_eq!(
-        (outcome.status, error_of(&outcome)),
-        (Status::DeveloperError, json!(messages::ABNORMAL_RUN))
+    assert_eq!(outcome.status, Status::DeveloperError);
+    // A dead container's address either refuses at once or (ARP still cached) never answers: OpenWhisk
+    // reports the first as an abnormal exit and the second, after the time limit, as a timeout.
+    let error = error_of(&outcome);
+    assert!(
+        error == json!(messages::ABNORMAL_RUN)
+            || error == json!("The action exceeded its time limits of 3000 milliseconds."),
+        "{error}"
     );
 }

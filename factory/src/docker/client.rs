@@ -8,6 +8,7 @@
 //! fresh connection answers in ~4 ms.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,33 +44,75 @@ pub struct ContainerResponse {
 /// Why no answer came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
-    /// The action's time limit ran out first.
-    Timeout,
+    /// The action's time limit ran out first; `connected` says whether the runtime had accepted the
+    /// connection by then (a container that never accepted it may be gone).
+    Timeout {
+        /// Whether the TCP connection had been established.
+        connected: bool,
+    },
     /// The connection could not be made or broke (the runtime died or is not listening).
     Connection(String),
 }
 
+/// When a call tries again on a new connection, every [`INIT_RETRY_INTERVAL`] until its time is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retry {
+    /// Refused connections (a new container's server may not listen yet): `/init` does.
+    pub refused: bool,
+    /// Connections closed before any answer. Only where a proxy in between accepts connections before
+    /// the runtime listens (docker's userland proxy for ports published on the loopback).
+    pub unanswered: bool,
+}
+
 /// POSTs `body` to `http://addr{path}`, on a new connection, within `timeout`, reading at most `max`
-/// bytes of the answer. With `retry_refused`, refused connections are retried every
-/// [`INIT_RETRY_INTERVAL`] until the time is up (a new container's server may not listen yet).
+/// bytes of the answer, retrying as `retry` says.
 pub async fn post(
     addr: SocketAddr,
     path: &str,
     body: Bytes,
     timeout: Duration,
     max: usize,
-    retry_refused: bool,
+    retry: Retry,
 ) -> Result<ContainerResponse, CallError> {
     let deadline = Instant::now() + timeout;
-    match tokio::time::timeout_at(
-        deadline,
-        exchange(addr, path, body, max, retry_refused, deadline),
-    )
-    .await
-    {
+    let connected = AtomicBool::new(false);
+    let attempts = async {
+        loop {
+            match exchange(
+                addr,
+                path,
+                body.clone(),
+                max,
+                retry.refused,
+                deadline,
+                &connected,
+            )
+            .await
+            {
+                Err(Failure::Unanswered(reason)) => {
+                    if !retry.unanswered || Instant::now() + INIT_RETRY_INTERVAL >= deadline {
+                        return Err(CallError::Connection(reason));
+                    }
+                    connected.store(false, Ordering::Relaxed);
+                    tokio::time::sleep(INIT_RETRY_INTERVAL).await;
+                }
+                Err(Failure::Call(error)) => return Err(error),
+                Ok(response) => return Ok(response),
+            }
+        }
+    };
+    match tokio::time::timeout_at(deadline, attempts).await {
         Ok(result) => result,
-        Err(_) => Err(CallError::Timeout),
+        Err(_) => Err(CallError::Timeout {
+            connected: connected.load(Ordering::Relaxed),
+        }),
     }
+}
+
+/// How one exchange failed: closed before any answer (maybe retried) or for good.
+enum Failure {
+    Unanswered(String),
+    Call(CallError),
 }
 
 async fn connect(
@@ -105,13 +148,17 @@ async fn exchange(
     max: usize,
     retry_refused: bool,
     deadline: Instant,
-) -> Result<ContainerResponse, CallError> {
-    let stream = connect(addr, retry_refused, deadline).await?;
+    connected: &AtomicBool,
+) -> Result<ContainerResponse, Failure> {
+    let stream = connect(addr, retry_refused, deadline)
+        .await
+        .map_err(Failure::Call)?;
+    connected.store(true, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let broken = |e: hyper::Error| CallError::Connection(format!("{path} on {addr}: {e}"));
+    let broken = |e: hyper::Error| format!("{path} on {addr}: {e}");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(broken)?;
+        .map_err(|e| Failure::Unanswered(broken(e)))?;
     // The connection task ends when the response is read or the exchange is dropped (timeout).
     let driver = tokio::spawn(async move {
         let _ = connection.await;
@@ -121,10 +168,20 @@ async fn exchange(
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::ACCEPT, "application/json")
         .body(Full::new(body))
-        .map_err(|e| CallError::Connection(format!("cannot build the request: {e}")))?;
+        .map_err(|e| {
+            Failure::Call(CallError::Connection(format!(
+                "cannot build the request: {e}"
+            )))
+        })?;
     let result = async {
-        let response = sender.send_request(request).await.map_err(broken)?;
-        read_capped(response, max).await.map_err(broken)
+        // No response head at all: nothing of the request was answered.
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| Failure::Unanswered(broken(e)))?;
+        read_capped(response, max)
+            .await
+            .map_err(|e| Failure::Call(CallError::Connection(broken(e))))
     }
     .await;
     driver.abort();
@@ -221,7 +278,7 @@ pub fn map_init(
         return Answer::Mapped(timed_out);
     }
     match call {
-        Err(CallError::Timeout) => Answer::Mapped(timed_out),
+        Err(CallError::Timeout { .. }) => Answer::Mapped(timed_out),
         Err(CallError::Connection(reason)) => Answer::ConnectionFailed(reason),
         Ok(response) if response.status == 503 => Answer::ShuttingDown,
         Ok(response) if response.status == 200 && !response.truncated => Answer::Mapped(Mapped {
@@ -272,7 +329,7 @@ pub fn map_run(
         return Answer::Mapped(timed_out);
     }
     let response = match call {
-        Err(CallError::Timeout) => return Answer::Mapped(timed_out),
+        Err(CallError::Timeout { .. }) => return Answer::Mapped(timed_out),
         Err(CallError::Connection(reason)) => return Answer::ConnectionFailed(reason),
         Ok(response) if response.status == 503 => return Answer::ShuttingDown,
         Ok(response) => response,
@@ -359,7 +416,12 @@ mod tests {
         );
         let m = mapped(map_run(response(200, "\"str\""), ms, T, 100));
         assert_eq!(m.status, Status::DeveloperError);
-        let m = mapped(map_run(Err(CallError::Timeout), T, T, 100));
+        let m = mapped(map_run(
+            Err(CallError::Timeout { connected: true }),
+            T,
+            T,
+            100,
+        ));
         assert_eq!(
             (m.status, m.result, m.timed_out),
             (
@@ -406,7 +468,7 @@ mod tests {
             m.result,
             json!({"error":"The action failed during initialization: x"})
         );
-        let m = mapped(map_init(Err(CallError::Timeout), T, T));
+        let m = mapped(map_init(Err(CallError::Timeout { connected: false }), T, T));
         assert!(m.timed_out);
         assert_eq!(
             m.result,

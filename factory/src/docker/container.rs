@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::container::{Code, Container, Health, InitDone, InitRequest, RunRequest};
-use crate::docker::client::{self, Answer, MAX_INIT_RESPONSE_BYTES, Mapped};
+use crate::docker::client::{self, Answer, CallError, MAX_INIT_RESPONSE_BYTES, Mapped, Retry};
 use crate::docker::engine::{Engine, EngineError};
 use crate::docker::logs::{self, LogCursor, LogRequest};
 use crate::error::FactoryError;
@@ -68,6 +68,9 @@ pub struct DockerContainer {
     address: SocketAddr,
     sentinelled: bool,
     max_result_bytes: usize,
+    /// Reached through docker's userland proxy (port published on the loopback), which accepts
+    /// connections before the runtime listens: `/init` also retries connections closed unanswered.
+    behind_userland_proxy: bool,
     engine: Arc<Engine>,
     lifecycle: Mutex<Lifecycle>,
     cursor: tokio::sync::Mutex<LogCursor>,
@@ -85,6 +88,7 @@ impl DockerContainer {
         address: SocketAddr,
         sentinelled: bool,
         max_result_bytes: usize,
+        behind_userland_proxy: bool,
         engine: Arc<Engine>,
     ) -> Self {
         Self {
@@ -94,6 +98,7 @@ impl DockerContainer {
             address,
             sentinelled,
             max_result_bytes,
+            behind_userland_proxy,
             engine,
             lifecycle: Mutex::new(Lifecycle {
                 concurrency: 1,
@@ -265,13 +270,17 @@ impl Container for DockerContainer {
         let body = Bytes::from(init_body(&init).to_string());
         let start = SystemTime::now();
         let started = Instant::now();
+        let retry = Retry {
+            refused: true,
+            unanswered: self.behind_userland_proxy,
+        };
         let call = client::post(
             self.address,
             "/init",
             body,
             timeout,
             MAX_INIT_RESPONSE_BYTES,
-            true,
+            retry,
         )
         .await;
         let elapsed = started.elapsed();
@@ -315,14 +324,23 @@ impl Container for DockerContainer {
             body,
             timeout,
             self.max_result_bytes,
-            false,
+            Retry::default(),
         )
         .await;
         let elapsed = started.elapsed();
+        // Right after a resume, a runtime that cannot be reached (refused, reset, or never accepting the
+        // connection) is the container's failure, not the action's: the pool reschedules.
+        if resumed
+            && matches!(
+                call,
+                Err(CallError::Connection(_)) | Err(CallError::Timeout { connected: false })
+            )
+        {
+            return Self::reschedule(start);
+        }
         let mapped = match client::map_run(call, elapsed, timeout, self.max_result_bytes) {
             Answer::Mapped(mapped) => mapped,
             Answer::ShuttingDown => return Self::reschedule(start),
-            Answer::ConnectionFailed(_) if resumed => return Self::reschedule(start),
             Answer::ConnectionFailed(reason) => {
                 self.connection_failure(messages::ABNORMAL_RUN, &reason)
                     .await

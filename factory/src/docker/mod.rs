@@ -370,6 +370,7 @@ impl DockerFactory {
                 address,
                 plan.sentinelled,
                 self.config.max_result_bytes,
+                self.config.publish_on_loopback,
                 self.engine.clone(),
             )),
             Err(e) => {
