@@ -48,7 +48,7 @@ const INITIAL_TAIL_LINES: u64 = 1000;
 const TAIL_GROWTH: u64 = 8;
 /// Beyond this many lines the whole log is read.
 const MAX_TAIL_LINES: u64 = 1_000_000;
-/// How often the log is read again while waiting for the sentinels.
+/// How often the log is read again while waiting for the sentinels (the first few times sooner).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Where the previous activation's logs ended, per stream: docker stamps each line when its stream's
@@ -182,6 +182,7 @@ pub async fn collect(
     let deadline = Instant::now() + TIME_PER_LOG_MB * request.limit_mb.max(5);
     let mut sentinels = 0;
     let mut last_progress = Instant::now();
+    let mut polls: u32 = 0;
     let failed = loop {
         let before = cursor.clone();
         let budget = if buffer.is_truncated() {
@@ -221,7 +222,9 @@ pub async fn collect(
         if now >= deadline || now.duration_since(last_progress) >= IDLE_TIMEOUT {
             break true;
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        // The lines are usually a moment behind the response: look again soon, then every POLL_INTERVAL.
+        polls += 1;
+        tokio::time::sleep(POLL_INTERVAL.min(Duration::from_millis(1 << polls.min(3)))).await;
     };
     if failed {
         buffer.push_notice(Stream::Stderr, LOG_COLLECTION_ERROR);
