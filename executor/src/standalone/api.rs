@@ -475,7 +475,7 @@ async fn get_action(
     };
     let action = state
         .backend
-        .get_action(&format!("{ns}/{name}"))
+        .get_action(&format!("{ns}/{name}"), with_code)
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::not_found)?;
@@ -493,7 +493,7 @@ async fn delete_action(
     let doc_id = format!("{ns}/{name}");
     let action = state
         .backend
-        .get_action(&doc_id)
+        .get_action(&doc_id, true)
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::not_found)?;
@@ -765,7 +765,7 @@ async fn put_action(
     let doc_id = format!("{ns}/{name}");
     let existing = state
         .backend
-        .get_action(&doc_id)
+        .get_action(&doc_id, true)
         .await
         .map_err(store_error)?;
     let action = match existing {
@@ -960,7 +960,7 @@ async fn invoke(
     let payload = json_object_body(&call.headers, &call.body)?;
     let action = state
         .backend
-        .get_action(&format!("{ns}/{name}"))
+        .get_action(&format!("{ns}/{name}"), false)
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::not_found)?;
@@ -1160,7 +1160,7 @@ async fn web_action(
     }
     let action = state
         .backend
-        .get_action(&format!("{ns}/{name}"))
+        .get_action(&format!("{ns}/{name}"), false)
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::not_found)?;

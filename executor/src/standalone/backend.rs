@@ -49,8 +49,13 @@ pub struct StoredAction {
 /// The standalone server's view of the store and the processor.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// The action `doc_id` (`ns/name`) with its code, or `None` when there is none.
-    async fn get_action(&self, doc_id: &str) -> Result<Option<StoredAction>, BackendError>;
+    /// The action `doc_id` (`ns/name`), with its code when `with_code` (else `code` is `None`), or
+    /// `None` when there is no such action.
+    async fn get_action(
+        &self,
+        doc_id: &str,
+        with_code: bool,
+    ) -> Result<Option<StoredAction>, BackendError>;
 
     /// Writes an action. `document.rev` is the revision being replaced (`None` to create); a
     /// mismatch is [`BackendError::Conflict`]. Returns the document as stored (new revision).

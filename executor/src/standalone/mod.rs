@@ -200,11 +200,23 @@ pub enum StandaloneError {
     },
 }
 
+/// What [`Standalone::assemble`] builds.
+#[derive(Debug)]
+pub struct Assembled {
+    /// The request state, for [`handle`].
+    pub state: Arc<State>,
+    /// The pool, to shut down.
+    pub pool: Arc<Pool>,
+    /// The write-behind activation store, to flush at shutdown.
+    pub records: Arc<local::WriteBehind>,
+}
+
 /// A running standalone node: server, processor, pool and store.
 #[derive(Debug)]
 pub struct Standalone {
     server: Server,
     pool: Arc<Pool>,
+    records: Arc<local::WriteBehind>,
 }
 
 /// How long shutdown waits for running activations (the longest action timeout plus a margin).
@@ -218,26 +230,35 @@ impl Standalone {
         factories: Vec<PoolFactory>,
     ) -> Result<Self, StandaloneError> {
         let addr = config.addr;
-        let (state, pool) = Self::assemble(config, factories).await?;
+        let Assembled {
+            state,
+            pool,
+            records,
+        } = Self::assemble(config, factories).await?;
         let server = Server::bind(addr, state)
             .await
             .map_err(|source| StandaloneError::Bind { addr, source })?;
-        Ok(Self { server, pool })
+        Ok(Self {
+            server,
+            pool,
+            records,
+        })
     }
 
     /// Everything [`Standalone::start`] builds except the listener: the request state (for
-    /// [`handle`]) and the pool (to shut down).
+    /// [`handle`]), the pool and the write-behind record store (to shut down and flush).
     pub async fn assemble(
         config: StandaloneConfig,
         factories: Vec<PoolFactory>,
-    ) -> Result<(Arc<State>, Arc<Pool>), StandaloneError> {
+    ) -> Result<Assembled, StandaloneError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StandaloneError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
         let store = Arc::new(LocalStore::new(config.data_dir.clone()));
         let entities: Arc<dyn EntityStore> = store.clone();
-        let activations: Arc<dyn ActivationStore> = store;
+        let records = Arc::new(local::WriteBehind::new(store));
+        let activations: Arc<dyn ActivationStore> = records.clone();
         let pool =
             Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
         let loader = Arc::new(ActionLoader::new(
@@ -263,7 +284,11 @@ impl Standalone {
             backend,
             max_blocking_wait: config.max_blocking_wait,
         });
-        Ok((state, pool))
+        Ok(Assembled {
+            state,
+            pool,
+            records,
+        })
     }
 
     /// The address the server listens on.
@@ -275,5 +300,6 @@ impl Standalone {
     pub async fn shutdown(self, grace: Duration) {
         self.server.shutdown(grace).await;
         self.pool.shutdown(grace).await;
+        self.records.flush(grace).await;
     }
 }
