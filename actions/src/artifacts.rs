@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 /// Every example action, one `src/bin/<name>.rs` each (a test checks the two lists agree).
 const EXAMPLES: &[&str] = &[
     "bigout", "echo", "env", "escape", "exit", "flood", "garbage", "hello", "hog", "logs", "panic",
-    "prime", "scratch", "spin",
+    "prime", "scratch", "sleep", "spin",
 ];
 
 /// The target wasm modules are built for.

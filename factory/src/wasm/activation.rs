@@ -8,8 +8,9 @@
 //!   context's `__OW_` variables, `__OW_API_HOST` when configured, and the init parameters. Nothing
 //!   of the host: no inherited environment, no preopened directory but the optional scratch `/tmp`,
 //!   no sockets.
-//! - **Limits**: memory by the store's `ActivationLimiter`, time by an epoch deadline, CPU by fuel
-//!   when on, output by the `OutputCapture`.
+//! - **Limits**: memory by the store's `ActivationLimiter`, time by an epoch deadline (and, for a
+//!   guest waiting in the host, by the deadline-bounded `poll_oneoff` of [`poll`](super::poll)),
+//!   CPU by fuel when on, output by the `OutputCapture`.
 //! - **Output**: the last stdout line is the result; see `finish` for every failure's status and
 //!   message.
 //!
@@ -33,6 +34,7 @@ use super::Shared;
 use super::cache::CompiledModule;
 use super::limits::ActivationLimiter;
 use super::output::{Captured, OutputCapture};
+use super::poll::DeadlineReached;
 use super::scratch::ScratchDir;
 
 /// Longest params JSON passed in `argv[1]`; longer params come on stdin only. The contract's
@@ -44,17 +46,29 @@ pub const MAX_ARGV_PARAMS_BYTES: usize = 131_071;
 pub struct ActivationState {
     wasi: WasiP1Ctx,
     limiter: ActivationLimiter,
+    /// When the activation times out; `None` when too far away to represent.
+    deadline: Option<Instant>,
     scratch_exceeded: bool,
 }
 
 impl ActivationState {
-    /// The state of a store running with `wasi` under `limiter`.
-    pub(crate) fn new(wasi: WasiP1Ctx, limiter: ActivationLimiter) -> Self {
+    /// The state of a store running with `wasi` under `limiter` until `deadline`.
+    pub(crate) fn new(
+        wasi: WasiP1Ctx,
+        limiter: ActivationLimiter,
+        deadline: Option<Instant>,
+    ) -> Self {
         Self {
             wasi,
             limiter,
+            deadline,
             scratch_exceeded: false,
         }
+    }
+
+    /// When the activation times out: host calls that wait (`poll_oneoff`) wait no longer.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The store's limiter.
@@ -160,7 +174,7 @@ pub(crate) fn run(
         .memory_bytes()
         .min(shared.config.max_memory_bytes());
     let limiter = ActivationLimiter::new(usize::try_from(memory_bytes).unwrap_or(usize::MAX));
-    let state = ActivationState::new(wasi.build_p1(), limiter);
+    let state = ActivationState::new(wasi.build_p1(), limiter, started.checked_add(timeout));
     let mut store = Store::new(shared.engine.engine(), state);
     store.limiter(|state| state.limiter());
     let fuel = shared.config.fuel.budget(run.limits.timeout);
@@ -328,16 +342,11 @@ fn trapped(
     fuel: Option<u64>,
 ) -> Outcome {
     let logs = captured.into_logs(false);
+    // The epoch deadline interrupts wasm; `poll_oneoff` stops a guest waiting in the host.
+    let timed_out = error.downcast_ref::<DeadlineReached>().is_some();
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => {
-            let mut outcome = failure(
-                Status::DeveloperError,
-                messages::timed_out(timeout_ms),
-                logs,
-            );
-            outcome.timed_out = true;
-            outcome
-        }
+        Some(Trap::Interrupt) => timeout_outcome(logs, timeout_ms),
+        _ if timed_out => timeout_outcome(logs, timeout_ms),
         Some(Trap::OutOfFuel) => failure(
             Status::DeveloperError,
             messages::fuel_exhausted(fuel.unwrap_or(0)),
@@ -350,6 +359,17 @@ fn trapped(
             failure(Status::DeveloperError, messages::ABNORMAL_RUN, logs)
         }
     }
+}
+
+/// The timeout's outcome (developer error, annotation `timeout: true`) with `logs`.
+fn timeout_outcome(logs: LogBuffer, timeout_ms: u64) -> Outcome {
+    let mut outcome = failure(
+        Status::DeveloperError,
+        messages::timed_out(timeout_ms),
+        logs,
+    );
+    outcome.timed_out = true;
+    outcome
 }
 
 /// One line saying why the action stopped: the trap and, when known, the function it was in.
@@ -373,15 +393,10 @@ fn trap_message(error: &wasmtime::Error, trap: Option<&Trap>) -> String {
 }
 
 /// The outcome of an activation whose blocking task did not come back in time (a host call
-/// blocked past the deadline, e.g. a long sleep): a timeout, with whatever it logged so far.
+/// blocked well past the deadline; sleeps are bounded by it, so this is a safety net): a timeout,
+/// with whatever it logged so far.
 pub(crate) fn abandoned(capture: &OutputCapture, start: SystemTime, timeout_ms: u64) -> Outcome {
-    let logs = capture.finish().into_logs(false);
-    let mut outcome = failure(
-        Status::DeveloperError,
-        messages::timed_out(timeout_ms),
-        logs,
-    );
-    outcome.timed_out = true;
+    let mut outcome = timeout_outcome(capture.finish().into_logs(false), timeout_ms);
     outcome.start = start;
     outcome
 }

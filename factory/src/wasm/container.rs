@@ -30,9 +30,10 @@ use super::output::OutputCapture;
 pub const CONTAINER_MAX_CONCURRENCY: u32 = 10_000;
 
 /// How long after its timeout an activation's result is waited for before it is reported as timed
-/// out anyway. Wasm is interrupted within one epoch tick of the deadline; this margin is for a host
-/// call that blocks past it (a guest sleeping in `poll_oneoff` is only interrupted when it returns
-/// to wasm). The abandoned thread keeps its pool slot until it ends.
+/// out anyway. Wasm is interrupted within one epoch tick of the deadline and a guest sleeping in
+/// `poll_oneoff` is woken at the deadline ([`poll`](super::poll)); this margin is a safety net for
+/// a host call that still blocks past it (e.g. a scratch-file write on a stalled disk). The
+/// abandoned thread keeps its pool slot until it ends.
 pub const ABANDON_GRACE: Duration = Duration::from_secs(2);
 
 /// OpenWhisk runtimes' answer to a second `/init`.

@@ -17,6 +17,8 @@
 //!   code; bounded in memory, optionally kept on disk (authenticated, see its docs).
 //! - [`limits`]: the memory limiter of a store.
 //! - [`output`]: capture of stdout/stderr into the log and the result line, within their caps.
+//! - [`poll`]: WASI `poll_oneoff` bounded by the activation's deadline, so that a sleeping guest
+//!   is stopped at its timeout like a running one.
 //! - [`scratch`]: the optional per-activation `/tmp`.
 //! - [`activation`]: one activation on a blocking thread, input to outcome.
 //! - [`container`]: the `Container` implementation, [`WasmContainer`].
@@ -35,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod output;
+pub mod poll;
 pub mod scratch;
 
 use std::sync::Arc;
@@ -173,11 +176,11 @@ impl WasmFactory {
         config.validate()?;
         let engine = WasmEngine::new(&config)?;
         let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi).map_err(
-            |error| WasmError::Linker {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi)
+            .and_then(|()| poll::shadow_poll_oneoff(&mut linker))
+            .map_err(|error| WasmError::Linker {
                 reason: describe(&error),
-            },
-        )?;
+            })?;
         let cache = ModuleCache::new(
             config.cache_max_bytes,
             config.disk_cache_dir.as_deref(),
@@ -255,9 +258,11 @@ impl WasmFactory {
     pub fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
         let shared = &self.shared;
         let memory_bytes = usize::try_from(shared.config.max_memory_bytes()).unwrap_or(usize::MAX);
+        let timeout = crate::limits::Limits::default().timeout_duration();
         let state = ActivationState::new(
             WasiCtxBuilder::new().build_p1(),
             ActivationLimiter::new(memory_bytes),
+            std::time::Instant::now().checked_add(timeout),
         );
         let mut store = Store::new(shared.engine.engine(), state);
         store.limiter(|state| state.limiter());
@@ -268,11 +273,7 @@ impl WasmFactory {
                     reason: describe(&error),
                 })?;
         }
-        store.set_epoch_deadline(
-            shared
-                .engine
-                .deadline_ticks(crate::limits::Limits::default().timeout_duration()),
-        );
+        store.set_epoch_deadline(shared.engine.deadline_ticks(timeout));
         module
             .instance_pre()
             .instantiate(&mut store)

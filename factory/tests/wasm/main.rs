@@ -13,6 +13,7 @@ mod limits;
 mod logs;
 mod results;
 mod scratch;
+mod sleep;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
