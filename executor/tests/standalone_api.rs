@@ -1045,3 +1045,88 @@ async fn test_restart_keeps_actions_and_activations() {
     assert_eq!(list.body.as_array().unwrap().len(), 2);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_handle_answers_without_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StandaloneConfig::new(dir.path());
+    config.pool = PoolConfig {
+        user_memory_mb: 512,
+        ..PoolConfig::default()
+    };
+    let assembled = Standalone::assemble(config, vec![wasm_factory()])
+        .await
+        .expect("node assembles");
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(GUEST_KEY)
+    );
+    let request = |method: Method, path: &str, body: Value| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, &auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let put = json!({"exec": {"kind": "wasm:wasip1", "code": wasm_base64("hello")}, "annotations": [
+        {"key": "web-export", "value": true}, {"key": "require-whisk-auth", "value": "s3cret"}]});
+    let response = executor::standalone::handle(
+        assembled.state.clone(),
+        request(Method::PUT, "/api/v1/namespaces/_/actions/hello", put),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = executor::standalone::handle(
+        assembled.state.clone(),
+        request(
+            Method::POST,
+            "/api/v1/namespaces/_/actions/hello?blocking=true&result=true",
+            json!({"name": "Ada"}),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"greeting": "Hello, Ada!"})
+    );
+
+    // A web action that requires a secret header: refused without it, served with it.
+    let web = |secret: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri("/api/v1/web/guest/default/hello.json?name=Bo");
+        if let Some(secret) = secret {
+            builder = builder.header("x-require-whisk-auth", secret);
+        }
+        builder.body(Full::new(Bytes::new())).unwrap()
+    };
+    let refused = executor::standalone::handle(assembled.state.clone(), web(None)).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let refused = executor::standalone::handle(assembled.state.clone(), web(Some("nope"))).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let served = executor::standalone::handle(assembled.state.clone(), web(Some("s3cret"))).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    let body = served.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"greeting": "Hello, Bo!"})
+    );
+    // `.http` (the default) of a result without statusCode/body: 204, no content.
+    let empty = executor::standalone::handle(
+        assembled.state.clone(),
+        Request::builder()
+            .uri("/api/v1/web/guest/default/hello")
+            .header("x-require-whisk-auth", "s3cret")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(empty.status(), StatusCode::NO_CONTENT);
+
+    assembled.pool.shutdown(Duration::from_secs(10)).await;
+    assembled.records.flush(Duration::from_secs(10)).await;
+}
