@@ -232,6 +232,21 @@ async fn test_ping_info_and_authentication() {
         .await;
     assert_eq!(right.status, StatusCode::OK);
     assert_eq!(right.body, json!([]));
+    assert_eq!(right.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let preflight = node
+        .send(
+            Method::OPTIONS,
+            "/api/v1/namespaces/_/actions/x",
+            None,
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(
+        preflight.headers[header::ACCESS_CONTROL_ALLOW_METHODS],
+        "GET, DELETE, POST, PUT, HEAD"
+    );
     let namespaces = node.call(Method::GET, "/api/v1/namespaces", None).await;
     assert_eq!(namespaces.body, json!(["guest"]));
 
@@ -916,6 +931,23 @@ async fn test_web_actions() {
         );
         assert_eq!(http.text, "made");
     }
+
+    // Preflights are answered without running the action.
+    let preflight = node
+        .send(
+            Method::OPTIONS,
+            "/api/v1/web/guest/default/echo.json",
+            None,
+            &[("access-control-request-headers", "x-custom")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(
+        preflight.headers[header::ACCESS_CONTROL_ALLOW_HEADERS],
+        "x-custom"
+    );
+    assert_eq!(preflight.text, "");
 
     // Errors: not exported, missing, reserved parameters, unknown namespace.
     let hidden = node

@@ -111,6 +111,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let tid = transaction_id(request.headers());
+    let path = request.uri().path();
+    let rest_api =
+        (path == "/api/v1" || path.starts_with("/api/v1/")) && !path.starts_with("/api/v1/web/");
     let span = tracing::debug_span!(
         "request",
         tid = %tid,
@@ -125,7 +128,46 @@ where
     if let Ok(value) = HeaderValue::from_str(&tid) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    if rest_api {
+        cors(&mut response, REST_CORS_METHODS, None);
+    }
     response
+}
+
+/// `Access-Control-Allow-Methods` of the REST API (`CorsSettings.RestAPIs`).
+const REST_CORS_METHODS: &str = "GET, DELETE, POST, PUT, HEAD";
+/// `Access-Control-Allow-Methods` of web actions (`CorsSettings.WebActions`).
+const WEB_CORS_METHODS: &str = "OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH";
+/// `Access-Control-Allow-Headers` unless a preflight asks for others (`CorsSettings.Defaults`).
+const CORS_HEADERS: &str =
+    "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent";
+
+/// Adds OpenWhisk's CORS headers; `requested` echoes a preflight's `Access-Control-Request-Headers`.
+fn cors(
+    response: &mut Response<ResponseBody>,
+    methods: &'static str,
+    requested: Option<&HeaderValue>,
+) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        requested
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(CORS_HEADERS)),
+    );
+}
+
+/// An empty 200 (answer to `OPTIONS`).
+fn empty_ok() -> Response<ResponseBody> {
+    Response::new(ResponseBody::new(Bytes::new()))
 }
 
 /// The parts of a request the handlers use, body read.
@@ -181,6 +223,7 @@ where
             only(&parts.method, &["GET"])?;
             return Ok(json_response(StatusCode::OK, &api_info()));
         }
+        ["api", "v1", "namespaces", ..] if parts.method == Method::OPTIONS => return Ok(empty_ok()),
         ["api", "v1", "namespaces", ..] | ["api", "v1", "web", ..] => {}
         _ => {
             return Err(ApiError::new(
@@ -1188,6 +1231,15 @@ async fn web_action(
             ));
         }
     }
+    // Unless the action answers OPTIONS itself, the server answers preflights and adds the CORS
+    // headers (`web-custom-options`).
+    let custom_options = annotations.get("web-custom-options").is_some_and(is_truthy);
+    let preflight = call.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS);
+    if !custom_options && call.method == Method::OPTIONS {
+        let mut response = empty_ok();
+        cors(&mut response, WEB_CORS_METHODS, preflight);
+        return Ok(response);
+    }
     let raw = annotations.get("raw-http").is_some_and(is_truthy);
     let path = if rest.is_empty() {
         String::new()
@@ -1237,10 +1289,9 @@ async fn web_action(
     if let Ok(value) = HeaderValue::from_str(activation.activation_id.as_str()) {
         response.headers_mut().insert(ACTIVATION_ID_HEADER, value);
     }
-    response
-        .headers_mut()
-        .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-        .or_insert(HeaderValue::from_static("*"));
+    if !custom_options {
+        cors(&mut response, WEB_CORS_METHODS, preflight);
+    }
     Ok(response)
 }
 
