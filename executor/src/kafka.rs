@@ -45,6 +45,10 @@ pub const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long topic creation may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// OpenWhisk's consumer `fetch.max.wait.ms` (500 ms). A real Kafka broker answers a fetch as soon as
+/// data arrives; a broker that always waits the full time (Tansu) adds up to this much latency to
+/// every message, hence [`FeedConfig::fetch_wait_max_ms`].
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 500;
 /// How often the consumer lag is measured.
 pub const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -226,6 +230,9 @@ pub struct FeedConfig {
     pub topic: String,
     /// Permits: at most this many messages are in flight.
     pub permits: Arc<Semaphore>,
+    /// Longest time the broker may hold a fetch when no data is there, ms. Default
+    /// [`DEFAULT_FETCH_WAIT_MAX_MS`].
+    pub fetch_wait_max_ms: u32,
 }
 
 impl Feed {
@@ -240,7 +247,7 @@ impl Feed {
             .set("session.timeout.ms", "30000")
             .set("heartbeat.interval.ms", "10000")
             .set("max.poll.interval.ms", "1800000")
-            .set("fetch.wait.max.ms", "500")
+            .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
             .set("fetch.message.max.bytes", MAX_MESSAGE_BYTES.to_string())
             .create()
             .map_err(|source| KafkaPlumbingError::Client {

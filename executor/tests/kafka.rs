@@ -101,6 +101,7 @@ async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_proces
             bootstrap: tansu.bootstrap(),
             topic: "invoker0".into(),
             permits: permits.clone(),
+            fetch_wait_max_ms: kafka::DEFAULT_FETCH_WAIT_MAX_MS,
         },
         metrics.clone(),
     )
@@ -140,6 +141,7 @@ async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_proces
             bootstrap: tansu.bootstrap(),
             topic: "invoker0".into(),
             permits: Arc::new(Semaphore::new(8)),
+            fetch_wait_max_ms: kafka::DEFAULT_FETCH_WAIT_MAX_MS,
         },
         metrics,
     )
@@ -336,4 +338,25 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         }
         other => panic!("expected a Completion, got {other:?}"),
     }
+
+    // Blocking but too large for Kafka: re-sent shrunk.
+    let message = fixture_message("activation-message-blocking.json");
+    let mut activation = WhiskActivation::fallback(
+        &message,
+        &FallbackReason::NotFound,
+        std::time::SystemTime::now(),
+    );
+    activation.response.result =
+        Some(serde_json::json!({"error": "x".repeat(kafka::MAX_MESSAGE_BYTES)}));
+    acks.acknowledge(&message, &activation, AckPlan::Combined)
+        .await;
+    let raw = next(&completed, Duration::from_secs(15))
+        .await
+        .expect("shrunk ack");
+    let json: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+    assert_eq!(json["response"], message.activation_id.to_string());
+    assert_eq!(
+        json["transid"],
+        serde_json::to_value(&message.transid).expect("transid")
+    );
 }

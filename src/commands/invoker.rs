@@ -7,6 +7,10 @@
 //! runtimes manifest, or without a reachable Docker daemon, only wasm kinds run (other kinds get a
 //! whisk error); the controller's health test action is answered in-process either way.
 //!
+//! `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs` sets the consumer's `fetch.wait.max.ms` (OpenWhisk's
+//! `whisk.kafka.consumer.fetch-max-wait-ms`, default 500): lower it for a broker that holds every
+//! fetch for the whole wait (Tansu), where it is the latency floor of every activation.
+//!
 //! Stops on SIGTERM or Ctrl-C: no new messages, running activations finish and are acknowledged
 //! and stored, one disabled ping, exit 0.
 
@@ -178,6 +182,7 @@ async fn run(args: InvokerArgs) -> Result<(), InvokerCommandError> {
     let parts = InvokerParts {
         instance: config.invoker_instance_id(),
         kafka_hosts: config.kafka.hosts.clone(),
+        fetch_wait_max_ms: fetch_wait_max_ms(&env).map_err(InvokerCommandError::Config)?,
         topic_prefix: config.kafka.topic_prefix.clone(),
         events_topic: config
             .kafka
@@ -199,6 +204,21 @@ async fn run(args: InvokerArgs) -> Result<(), InvokerCommandError> {
     Invoker::run(parts, shutdown)
         .await
         .map_err(|error| InvokerCommandError::Internal(anyhow!(error)))
+}
+
+/// `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs`, or OpenWhisk's default.
+fn fetch_wait_max_ms(env: &HashMap<String, String>) -> anyhow::Result<u32> {
+    const NAME: &str = "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs";
+    match env
+        .get(NAME)
+        .map(|value| value.trim())
+        .filter(|value| !value.is_empty())
+    {
+        None => Ok(executor::kafka::DEFAULT_FETCH_WAIT_MAX_MS),
+        Some(value) => value
+            .parse()
+            .with_context(|| format!("{NAME}={value:?} is not a number of milliseconds")),
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -318,6 +318,8 @@ pub struct InvokerParts {
     pub instance: InvokerInstanceId,
     /// Kafka bootstrap servers.
     pub kafka_hosts: String,
+    /// The feed's `fetch.wait.max.ms` (default [`kafka::DEFAULT_FETCH_WAIT_MAX_MS`]).
+    pub fetch_wait_max_ms: u32,
     /// Topic prefix (`whisk.kafka.topics.prefix`).
     pub topic_prefix: String,
     /// The `events` topic (with its prefix) when user events are enabled.
@@ -408,6 +410,7 @@ impl Invoker {
                 bootstrap: parts.kafka_hosts.clone(),
                 topic: topic.clone(),
                 permits,
+                fetch_wait_max_ms: parts.fetch_wait_max_ms,
             },
             parts.metrics.clone(),
         )?;
