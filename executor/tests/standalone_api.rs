@@ -497,6 +497,24 @@ async fn test_limits_obeyed_and_violated() {
             assert_eq!(&good.body["limits"][key], value);
         }
     }
+    let list = node
+        .call(
+            Method::GET,
+            "/api/v1/namespaces/_/actions?limit=3&skip=1",
+            None,
+        )
+        .await;
+    let list = list.body.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(
+        list.windows(2)
+            .all(|w| w[0]["updated"].as_u64() >= w[1]["updated"].as_u64()),
+        "most recently updated first"
+    );
+    let count = node
+        .call(Method::GET, "/api/v1/namespaces/_/actions?count=true", None)
+        .await;
+    assert_eq!(count.body, json!({"actions": 8}));
     node.stop().await;
 }
 

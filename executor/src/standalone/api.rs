@@ -491,18 +491,26 @@ async fn list_actions(
     ns: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "actions")?;
-    let docs = state
+    // The whole namespace (the local store scans it anyway), most recently updated first, as the
+    // entities view orders it; then skip and limit.
+    let mut docs = state
         .backend
-        .list_actions(ns, query.skip, query.limit)
+        .list_actions(ns, 0, usize::MAX)
         .await
         .map_err(store_error)?;
     if query.count {
         return Ok(json_response(
             StatusCode::OK,
-            &json!({"actions": docs.len()}),
+            &json!({"actions": docs.len().saturating_sub(query.skip)}),
         ));
     }
-    let list: Vec<Value> = docs.iter().map(action_summary).collect();
+    docs.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
+    let list: Vec<Value> = docs
+        .iter()
+        .skip(query.skip)
+        .take(query.limit)
+        .map(action_summary)
+        .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 
