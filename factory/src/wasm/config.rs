@@ -16,6 +16,7 @@
 //! api_host = "https://openwhisk.example:443"     # default: none
 //! max_result_bytes = 1048576
 //! epoch_tick_ms = 10
+//! keep_resident_bytes = 1048576
 //!
 //! [scratch]
 //! enabled = true                                 # default: false
@@ -49,6 +50,10 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// Default epoch tick: 10 ms. A timeout is enforced to within one tick; a tick costs one atomic
 /// increment on the ticker thread and one compare per loop back-edge in wasm.
 pub const DEFAULT_EPOCH_TICK_MS: u64 = 10;
+
+/// Default bytes of each pool slot's memory and table kept resident between instances: 1 MiB, about
+/// what a small Rust action dirties (its stack top, data and first heap pages).
+pub const DEFAULT_KEEP_RESIDENT_BYTES: u64 = 1024 * 1024;
 
 /// Default cap on a scratch `/tmp`: 64 MiB.
 pub const DEFAULT_SCRATCH_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -168,6 +173,16 @@ pub struct WasmConfig {
     /// Interval of the epoch ticker that enforces timeouts, in milliseconds. Default 10; between 1
     /// and 1000. A timeout fires between `timeout` and `timeout` + one tick.
     pub epoch_tick_ms: u64,
+    /// Bytes of each pool slot's linear memory, and of its table, that are reset in place (to the
+    /// module's initial image or zeros, only the pages actually dirtied when the kernel offers
+    /// `PAGEMAP_SCAN`) instead of being released with `madvise` when an instance ends. Default
+    /// 1 MiB; 0 releases everything.
+    ///
+    /// Either way the next instance sees exactly the initial contents. Keeping pages resident
+    /// saves the next instance its page faults and the process a TLB shootdown across cores per
+    /// `madvise`, at the cost of up to this many bytes of resident memory per warm slot
+    /// (`pool_instances` × 2 × this, at most).
+    pub keep_resident_bytes: u64,
 }
 
 impl Default for WasmConfig {
@@ -183,6 +198,7 @@ impl Default for WasmConfig {
             api_host: None,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             epoch_tick_ms: DEFAULT_EPOCH_TICK_MS,
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
         }
     }
 }

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use super::config::WasmConfig;
 use super::error::{WasmError, describe};
@@ -60,6 +62,12 @@ impl WasmEngine {
             // Each slot is sized for the largest memory an action may have; an action's own limit
             // is enforced below that by its store's limiter.
             .max_memory_size(max_memory_bytes);
+        // Reset a finished instance's dirty pages in place rather than madvise them away (see
+        // `WasmConfig::keep_resident_bytes`); PAGEMAP_SCAN (Linux 6.7+) finds the dirty ones.
+        let keep_resident = usize::try_from(config.keep_resident_bytes).unwrap_or(usize::MAX);
+        pool.linear_memory_keep_resident(keep_resident)
+            .table_keep_resident(keep_resident)
+            .pagemap_scan(Enabled::Auto);
 
         let mut wasmtime_config = Config::new();
         wasmtime_config
