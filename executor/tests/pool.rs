@@ -706,3 +706,42 @@ async fn test_wasm_activations_run_concurrently_within_capacity() {
     assert_eq!((stats.reserved_mb, stats.active, stats.warm), (0, 0, 1));
     assert_eq!(stats.counters.cold_starts, 1);
 }
+
+#[tokio::test]
+async fn test_reactive_prewarms_expire_after_ttl_and_follow_cold_starts() {
+    let reactive = StemCell {
+        reactive: Some(factory::ReactivePrewarm {
+            min_count: 0,
+            max_count: 2,
+            ttl: Duration::from_secs(60),
+            threshold: 1,
+            increment: 1,
+        }),
+        ..stem_cell(1)
+    };
+    let h = harness(2048, Switches::default(), vec![reactive]).await;
+    until("prewarm created", || h.pool.stats().prewarmed == 1).await;
+    // Younger than the ttl: kept.
+    h.clock.advance(Duration::from_secs(59));
+    h.pool.housekeep().await;
+    assert_eq!(h.pool.stats().prewarmed, 1);
+    // Older: removed, and with no cold starts none replaces it (min_count 0).
+    h.clock.advance(Duration::from_secs(2));
+    h.pool.housekeep().await;
+    until("expired prewarm destroyed", || {
+        h.log.calls().contains(&Call::Destroy { id: 1 })
+    })
+    .await;
+    assert_eq!(h.pool.stats().prewarmed, 0);
+    // Three cold starts of the kind: the next check keeps max_count (2) prewarms.
+    for name in ["a", "b", "c"] {
+        let cold = run(
+            &h.pool,
+            job(&action(name, "test:kind", 256, None), "guest", name),
+        )
+        .await;
+        assert_eq!(cold.start, Start::Cold);
+    }
+    h.pool.housekeep().await;
+    until("two prewarms", || h.pool.stats().prewarmed == 2).await;
+}
