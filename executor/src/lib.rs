@@ -5,19 +5,19 @@
 //! an entity store (CouchDB or a local directory), run them through the pool (the only caller of the
 //! [`factory`] interface), build OpenWhisk activation records and store them.
 
-pub mod action;
-pub mod standalone;
-pub mod clock;
-pub mod pool;
-pub mod bytesize;
-pub mod document;
-pub mod message;
-pub mod record;
-pub mod store;
-pub mod config;
 pub mod ack;
+pub mod action;
 pub mod admin;
+pub mod bytesize;
+pub mod clock;
+pub mod config;
+pub mod document;
 pub mod invoker;
 pub mod kafka;
+pub mod message;
 pub mod metrics;
 pub mod ping;
+pub mod pool;
+pub mod record;
+pub mod standalone;
+pub mod store;

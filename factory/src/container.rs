@@ -106,7 +106,10 @@ pub struct ActivationContext {
 impl ActivationContext {
     /// The deadline as epoch milliseconds, the form every runtime receives.
     pub fn deadline_millis(&self) -> u128 {
-        self.deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+        self.deadline
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
     }
 
     /// The context as `__OW_` environment variables, as OpenWhisk puts them into `/init`'s `env` and
@@ -122,8 +125,14 @@ impl ActivationContext {
             env.push(("__OW_ACTION_VERSION".to_string(), version.clone()));
         }
         env.push(("__OW_ACTIVATION_ID".to_string(), self.activation_id.clone()));
-        env.push(("__OW_TRANSACTION_ID".to_string(), self.transaction_id.clone()));
-        env.push(("__OW_DEADLINE".to_string(), self.deadline_millis().to_string()));
+        env.push((
+            "__OW_TRANSACTION_ID".to_string(),
+            self.transaction_id.clone(),
+        ));
+        env.push((
+            "__OW_DEADLINE".to_string(),
+            self.deadline_millis().to_string(),
+        ));
         env
     }
 
@@ -134,14 +143,29 @@ impl ActivationContext {
             fields.insert("api_key".into(), Value::String(key.clone()));
         }
         fields.insert("namespace".into(), Value::String(self.namespace.clone()));
-        fields.insert("action_name".into(), Value::String(self.action_name.clone()));
+        fields.insert(
+            "action_name".into(),
+            Value::String(self.action_name.clone()),
+        );
         fields.insert(
             "action_version".into(),
-            self.action_version.clone().map(Value::String).unwrap_or(Value::Null),
+            self.action_version
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
         );
-        fields.insert("activation_id".into(), Value::String(self.activation_id.clone()));
-        fields.insert("transaction_id".into(), Value::String(self.transaction_id.clone()));
-        fields.insert("deadline".into(), Value::String(self.deadline_millis().to_string()));
+        fields.insert(
+            "activation_id".into(),
+            Value::String(self.activation_id.clone()),
+        );
+        fields.insert(
+            "transaction_id".into(),
+            Value::String(self.transaction_id.clone()),
+        );
+        fields.insert(
+            "deadline".into(),
+            Value::String(self.deadline_millis().to_string()),
+        );
         fields
     }
 }

@@ -47,8 +47,12 @@ pub fn format_line(at: &str, stream: Stream, text: &str) -> String {
 /// (microsecond precision, so shorter than 30 columns and padded).
 pub fn format_notice(at: SystemTime, stream: Stream, text: &str) -> String {
     let at = OffsetDateTime::from(at);
-    let micros = at.replace_nanosecond(at.nanosecond() / 1000 * 1000).unwrap_or(at);
-    let stamp = micros.format(&Rfc3339).unwrap_or_else(|_| format_time(SystemTime::now()));
+    let micros = at
+        .replace_nanosecond(at.nanosecond() / 1000 * 1000)
+        .unwrap_or(at);
+    let stamp = micros
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| format_time(SystemTime::now()));
     format_line(&stamp, stream, text)
 }
 
@@ -67,7 +71,12 @@ pub struct LogBuffer {
 impl LogBuffer {
     /// A buffer that keeps at most `limit_bytes` bytes of log text.
     pub fn new(limit_bytes: u64) -> Self {
-        Self { limit_bytes, used_bytes: 0, lines: Vec::new(), truncated: false }
+        Self {
+            limit_bytes,
+            used_bytes: 0,
+            lines: Vec::new(),
+            truncated: false,
+        }
     }
 
     /// Adds one line written at `at` (already formatted by [`format_time`]) on `stream`. Returns `false`
@@ -100,7 +109,8 @@ impl LogBuffer {
 
     /// Appends a line the invoker adds itself (not counted against the budget), e.g. a trap message.
     pub fn push_notice(&mut self, stream: Stream, text: &str) {
-        self.lines.push(format_notice(SystemTime::now(), stream, text));
+        self.lines
+            .push(format_notice(SystemTime::now(), stream, text));
     }
 
     /// Whether the budget was exceeded.

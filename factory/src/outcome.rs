@@ -145,7 +145,12 @@ pub struct Outcome {
 
 impl Outcome {
     /// A failure outcome `{"error": message}` with the given status over `[start, end]`.
-    pub fn error(status: Status, message: impl Into<String>, start: SystemTime, end: SystemTime) -> Self {
+    pub fn error(
+        status: Status,
+        message: impl Into<String>,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Self {
         Self {
             status,
             result: Some(error_result(message.into())),
@@ -207,7 +212,10 @@ mod tests {
             classify_result(json!({"error": "x", "other": 1})),
             Some((Status::ApplicationError, json!({"error": "x"})))
         );
-        assert_eq!(classify_result(json!([1, 2])), Some((Status::Success, json!([1, 2]))));
+        assert_eq!(
+            classify_result(json!([1, 2])),
+            Some((Status::Success, json!([1, 2])))
+        );
         assert_eq!(classify_result(json!("str")), None);
         assert_eq!(classify_result(json!(5)), None);
     }
