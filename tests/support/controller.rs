@@ -1,0 +1,645 @@
+//! The controller side of the end-to-end tests: a real Kafka-protocol broker (Tansu), a real CouchDB
+//! API (pouchdb-server) and any number of real `wasm-invoker invoker` processes, driven the way an
+//! OpenWhisk controller drives them. It stores action documents (with their attachments), produces
+//! `ActivationMessage`s to `invoker{N}`, reads `completed0` and `health`, and reads records from the
+//! activations database. Invokers can be started with `--id N`, killed (SIGKILL or SIGTERM) and
+//! restarted.
+//!
+//! Shared by `tests/invoker.rs` and `tests/invoker_cases.rs`:
+//! `#[path = "support/controller.rs"] mod controller;`.
+//! Needs `tansu` and `pouchdb-server` (see `executor/tests/support/`); `scripts/test` installs both.
+
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the harness"
+)]
+
+#[path = "../../executor/tests/support/pouchdb.rs"]
+pub mod pouchdb;
+#[path = "../../executor/tests/support/tansu.rs"]
+pub mod tansu;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use executor::config::CouchDbConfig;
+use executor::message::{AcknowledgementMessage, PingMessage};
+use executor::store::couchdb::CouchClient;
+use pouchdb::PouchDb;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use tansu::Tansu;
+
+/// The attachment name of the `echo` module in the `echo` and `echo0` documents.
+pub const ECHO_ATTACHMENT: &str = "246fc0c3-6162-4c82-819d-3c903dfc51f7";
+/// A runtimes manifest with one Node.js kind and no stem cells: the health test action's kind
+/// resolves, and no prewarm containers are started.
+pub const MANIFEST: &str = r#"{"runtimes":{"nodejs":[{"kind":"nodejs:20","default":true,"image":{"prefix":"openwhisk","name":"action-nodejs-v20","tag":"nightly"}}]},"blackboxes":[]}"#;
+/// The invoking user's API key (the guest key of a standard deployment).
+pub const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+/// How long [`Cluster::ack`] waits for one ack.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits")
+}
+
+/// A controller-side consumer of `topic` reading from the start.
+pub fn consumer(tansu: &Tansu, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .set("group.id", format!("{topic}-controller"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// The next record's payload, or `None` after `timeout`.
+pub async fn next(consumer: &StreamConsumer, timeout: Duration) -> Option<Vec<u8>> {
+    match tokio::time::timeout(timeout, consumer.recv()).await {
+        Ok(Ok(message)) => Some(message.payload().unwrap_or_default().to_vec()),
+        Ok(Err(error)) => panic!("consume failed: {error}"),
+        Err(_) => None,
+    }
+}
+
+/// An action document for a `wasm:wasip1` action `guest/<name>` whose module is the `couch:`
+/// attachment `attachment`.
+pub fn wasm_document(name: &str, attachment: &str, limits: Value, version: &str) -> Value {
+    json!({
+        "_id": format!("guest/{name}"),
+        "entityType": "action",
+        "namespace": "guest",
+        "name": name,
+        "exec": {"kind": "wasm:wasip1", "binary": true,
+                 "code": {"attachmentName": format!("couch:{attachment}"), "attachmentType": "application/octet-stream"}},
+        "parameters": [],
+        "limits": limits,
+        "version": version,
+        "publish": false,
+        "annotations": [{"key": "provide-api-key", "value": false}, {"key": "exec", "value": "wasm:wasip1"}],
+        "updated": 1741942502117u64
+    })
+}
+
+/// The `echo` action's document with log limit `logs` MB (timeout 5 s, 128 MB).
+pub fn echo_document(name: &str, logs: u32) -> Value {
+    wasm_document(
+        name,
+        ECHO_ATTACHMENT,
+        json!({"timeout": 5000, "memory": 128, "logs": logs, "concurrency": 1}),
+        "0.0.1",
+    )
+}
+
+/// The bytes of the example wasm action `name` (built on first use).
+pub fn module(name: &str) -> Vec<u8> {
+    let path = ow_action::artifacts::wasm_module(name)
+        .unwrap_or_else(|error| panic!("example {name} builds: {error}"));
+    std::fs::read(path).expect("module")
+}
+
+/// A golden fixture: `/work/shared/fixtures/<path>`, else the copy in `executor/tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!("/work/shared/fixtures/{path}"))
+        .or_else(|_| {
+            std::fs::read_to_string(format!(
+                "{}/executor/tests/fixtures/{path}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+        })
+        .unwrap_or_else(|error| panic!("fixture {path}: {error}"))
+}
+
+/// How an invoker process is started.
+#[derive(Debug, Clone)]
+pub struct InvokerOptions {
+    /// `[pool] user_memory`, e.g. `"1024 MB"`.
+    pub user_memory: String,
+    /// `RUST_LOG`.
+    pub log_level: String,
+    /// Extra environment variables (e.g. `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs`).
+    pub env: Vec<(String, String)>,
+}
+
+impl InvokerOptions {
+    /// `user_memory`, log level `info`, no extra environment.
+    pub fn new(user_memory: &str) -> Self {
+        Self {
+            user_memory: user_memory.into(),
+            log_level: "info".into(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// One invoker process (`wasm-invoker invoker --id N`).
+#[derive(Debug)]
+pub struct InvokerProcess {
+    /// `--id`.
+    pub id: u32,
+    /// Admin HTTP port.
+    pub port: u16,
+    /// Its stdout and stderr (appended to across restarts).
+    pub log: PathBuf,
+    config: PathBuf,
+    options: InvokerOptions,
+    child: Option<Child>,
+}
+
+impl InvokerProcess {
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "invoker {} already runs", self.id);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"));
+        command
+            .args([
+                "invoker",
+                "--id",
+                &self.id.to_string(),
+                "--unique-name",
+                &self.id.to_string(),
+                "--config",
+            ])
+            .arg(&self.config)
+            .env("RUNTIMES_MANIFEST", MANIFEST)
+            .env("RUST_LOG", &self.options.log_level)
+            .env_remove("KAFKA_HOSTS")
+            .env_remove("PORT");
+        for (name, value) in &self.options.env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start the invoker");
+        self.child = Some(child);
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`) and waits (up to 30 s) for the exit.
+    fn signal(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "invoker {} did not stop after {signal}:\n{}",
+            self.id,
+            self.log()
+        );
+    }
+}
+
+impl Drop for InvokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The controller side plus the services and the invoker processes.
+pub struct Cluster {
+    /// The broker.
+    pub tansu: Tansu,
+    /// The CouchDB configuration the invokers use.
+    pub couch: CouchDbConfig,
+    /// A client of that CouchDB.
+    pub client: CouchClient,
+    _pouch: PouchDb,
+    /// Invokers by `--id`.
+    pub invokers: BTreeMap<u32, InvokerProcess>,
+    dir: tempfile::TempDir,
+    /// Produces to `invoker{N}`.
+    pub producer: FutureProducer,
+    /// Reads `completed0`.
+    pub completed: StreamConsumer,
+    /// Reads `health`.
+    pub health: StreamConsumer,
+}
+
+impl Cluster {
+    /// The services, the `echo` (log limit 10) and `echo0` (log limit 0) actions, the controller's
+    /// health test action, and invoker 0 with `user_memory`.
+    pub async fn start(user_memory: &str) -> Self {
+        let mut cluster = Self::services().await;
+        cluster.start_invoker(0, InvokerOptions::new(user_memory));
+        cluster
+    }
+
+    /// The services and the standard documents, no invoker yet.
+    pub async fn services() -> Self {
+        let tansu = Tansu::start();
+        tansu.create_topics(&["completed0", "health"]).await;
+        let pouch = PouchDb::start();
+        let couch = pouch.config("e2e");
+        let client = CouchClient::new(&couch).expect("couch client");
+        for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
+            client.ensure_db(db).await.expect("create db");
+        }
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", tansu.bootstrap())
+            .set("message.max.bytes", "1054644")
+            .create()
+            .expect("producer");
+        let completed = consumer(&tansu, "completed0");
+        let health = consumer(&tansu, "health");
+        let cluster = Self {
+            tansu,
+            couch,
+            client,
+            _pouch: pouch,
+            invokers: BTreeMap::new(),
+            dir: tempfile::tempdir().expect("tmp"),
+            producer,
+            completed,
+            health,
+        };
+        // The wasm echo action, its module a couch: attachment, with logs collected and without.
+        let echo = module("echo");
+        for (name, logs) in [("echo", 10), ("echo0", 0)] {
+            cluster
+                .put_action(
+                    &echo_document(name, logs),
+                    &[(ECHO_ATTACHMENT, echo.clone())],
+                )
+                .await;
+        }
+        let mut health_doc: Value =
+            serde_json::from_str(&fixture("couchdb/action-health-test.json")).expect("json");
+        if let Value::Object(map) = &mut health_doc {
+            map.remove("_rev");
+        }
+        cluster.put_action(&health_doc, &[]).await;
+        cluster
+    }
+
+    /// Stores (creates or, with `_rev` in `document`, updates) an action document and uploads
+    /// `attachments` (name, bytes) as `application/octet-stream`. Returns the final revision.
+    pub async fn put_action(&self, document: &Value, attachments: &[(&str, Vec<u8>)]) -> String {
+        let id = document["_id"].as_str().expect("document has an _id");
+        let mut rev = self
+            .client
+            .put_json(&[&self.couch.entity_db, id], document)
+            .await
+            .expect("put doc");
+        for (name, bytes) in attachments {
+            let response = self
+                .client
+                .request(
+                    hyper::Method::PUT,
+                    &[&self.couch.entity_db, id, name],
+                    &format!("rev={rev}"),
+                    Some("application/octet-stream"),
+                    Some(Bytes::from(bytes.clone())),
+                )
+                .await
+                .expect("put attachment");
+            assert!(
+                response.status.is_success(),
+                "attachment upload: {:?}",
+                response.status
+            );
+            let body: Value = serde_json::from_slice(&response.body).expect("json");
+            rev = body["rev"].as_str().expect("rev").to_string();
+        }
+        rev
+    }
+
+    /// Stores the example wasm action `example` as `guest/<name>` with `limits` and `version`.
+    /// Returns the revision.
+    pub async fn put_wasm_action(
+        &self,
+        name: &str,
+        example: &str,
+        limits: Value,
+        version: &str,
+    ) -> String {
+        let attachment = format!("{example}-module");
+        self.put_action(
+            &wasm_document(name, &attachment, limits, version),
+            &[(&attachment, module(example))],
+        )
+        .await
+    }
+
+    /// The current document `id` of the entities database.
+    pub async fn entity(&self, id: &str) -> Value {
+        self.client
+            .get_json(&[&self.couch.entity_db, id], "")
+            .await
+            .expect("document")
+    }
+
+    /// Writes the config of invoker `id` and starts it.
+    pub fn start_invoker(&mut self, id: u32, options: InvokerOptions) {
+        let port = free_port();
+        let config = self.dir.path().join(format!("invoker{id}.toml"));
+        let couch = &self.couch;
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
+                self.tansu.bootstrap(), options.user_memory, couch.port, couch.username, couch.password, couch.entity_db, couch.activation_db, couch.auth_db
+            ),
+        )
+        .expect("config");
+        let mut process = InvokerProcess {
+            id,
+            port,
+            log: self.dir.path().join(format!("invoker{id}.log")),
+            config,
+            options,
+            child: None,
+        };
+        process.spawn();
+        self.invokers.insert(id, process);
+    }
+
+    /// Invoker `id`.
+    pub fn invoker(&self, id: u32) -> &InvokerProcess {
+        self.invokers
+            .get(&id)
+            .unwrap_or_else(|| panic!("no invoker {id}"))
+    }
+
+    fn invoker_mut(&mut self, id: u32) -> &mut InvokerProcess {
+        self.invokers
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no invoker {id}"))
+    }
+
+    /// SIGKILL to invoker `id`; returns its exit status.
+    pub fn kill(&mut self, id: u32) -> ExitStatus {
+        self.invoker_mut(id).signal("-KILL")
+    }
+
+    /// SIGTERM to invoker `id`; returns its exit status once it stopped.
+    pub fn terminate(&mut self, id: u32) -> ExitStatus {
+        self.invoker_mut(id).signal("-TERM")
+    }
+
+    /// Starts the stopped invoker `id` again with the same configuration.
+    pub fn restart(&mut self, id: u32) {
+        self.invoker_mut(id).spawn();
+    }
+
+    /// SIGTERM to invoker 0.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        self.terminate(0)
+    }
+
+    /// Invoker 0's log.
+    pub fn log(&self) -> String {
+        self.invokers
+            .get(&0)
+            .map(InvokerProcess::log)
+            .unwrap_or_default()
+    }
+
+    /// Every invoker's log, headed by its id.
+    pub fn logs(&self) -> String {
+        self.invokers
+            .values()
+            .map(|invoker| format!("--- invoker {} ---\n{}", invoker.id, invoker.log()))
+            .collect()
+    }
+
+    /// Produces `payload` to `invoker0`.
+    pub async fn produce(&self, payload: &str) {
+        self.produce_to("invoker0", payload).await;
+    }
+
+    /// Produces `payload` to `topic` and waits for the broker to take it.
+    pub async fn produce_to(&self, topic: &str, payload: &str) {
+        self.producer
+            .send(
+                FutureRecord::<(), str>::to(topic).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("produce");
+    }
+
+    /// Produces every payload to `topic` at once (queued together, then every delivery awaited).
+    pub async fn produce_all(&self, topic: &str, payloads: &[String]) {
+        let mut deliveries = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let mut record = FutureRecord::<(), str>::to(topic).payload(payload.as_str());
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    // The local queue is full: let it drain.
+                    Err((_, returned)) => {
+                        record = returned;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery not cancelled")
+                .map_err(|(error, _)| error)
+                .expect("produce");
+        }
+    }
+
+    /// The next ping, parsed.
+    pub async fn ping(&self, timeout: Duration) -> Option<PingMessage> {
+        next(&self.health, timeout)
+            .await
+            .map(|raw| PingMessage::parse(&raw).expect("ping parses"))
+    }
+
+    /// Waits (up to `timeout`) for a ping from each of `ids`.
+    pub async fn await_pings(&self, ids: &[u32], timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut missing: Vec<u32> = ids.to_vec();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ping = self
+                .ping(left)
+                .await
+                .unwrap_or_else(|| panic!("no ping from {missing:?}; logs:\n{}", self.logs()));
+            missing.retain(|id| *id != ping.name.instance);
+        }
+    }
+
+    /// The next ack, parsed, with its raw JSON.
+    pub async fn ack(&self) -> (AcknowledgementMessage, Value) {
+        self.ack_within(ACK_TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("no ack within {ACK_TIMEOUT:?}; logs:\n{}", self.logs()))
+    }
+
+    /// The next ack within `timeout`, parsed, with its raw JSON.
+    pub async fn ack_within(&self, timeout: Duration) -> Option<(AcknowledgementMessage, Value)> {
+        let raw = next(&self.completed, timeout).await?;
+        let json: Value = serde_json::from_slice(&raw).expect("ack is JSON");
+        Some((
+            AcknowledgementMessage::parse(&raw).expect("ack parses"),
+            json,
+        ))
+    }
+
+    /// One HTTP/1.1 request to invoker 0's admin port.
+    pub async fn http(&self, method: &str, path: &str, auth: bool) -> (u16, String) {
+        self.http_to(0, method, path, auth).await
+    }
+
+    /// One HTTP/1.1 request to invoker `id`'s admin port (`auth`: the default credentials).
+    pub async fn http_to(&self, id: u32, method: &str, path: &str, auth: bool) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.invoker(id).port))
+            .await
+            .expect("connect admin");
+        let auth = if auth {
+            "Authorization: Basic aW52b2tlci51c2VyOmludm9rZXIucGFzcw==\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        (status, body)
+    }
+
+    /// The record `guest/<id>` of the activations database, waiting up to 5 s for it.
+    pub async fn activation_record(&self, id: &str) -> Option<Value> {
+        self.record("guest", id, Duration::from_secs(5)).await
+    }
+
+    /// The record `<namespace>/<id>` of the activations database, waiting up to `wait` for it.
+    pub async fn record(&self, namespace: &str, id: &str, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Ok(doc) = self
+                .client
+                .get_json(
+                    &[&self.couch.activation_db, &format!("{namespace}/{id}")],
+                    "",
+                )
+                .await
+            {
+                return Some(doc);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The activation id of message number `n`.
+pub fn activation_id(n: u32) -> String {
+    format!("{:032x}", 0xe2e0_0000_0000u64 + u64::from(n))
+}
+
+/// An `ActivationMessage` for `guest/<action>` by the guest user, `revision: null`, answered on
+/// `completed0`: (activation id, message). Adjust the JSON for other shapes.
+pub fn message(action: &str, n: u32, blocking: bool, content: Value) -> (String, Value) {
+    let id = activation_id(n);
+    let transid = json!([format!("tid{n:029}"), now_millis()]);
+    let message = json!({
+        "transid": transid,
+        "action": {"path": "guest", "name": action, "version": "0.0.1"},
+        "revision": null,
+        "user": {
+            "subject": "guest",
+            "namespace": {"name": "guest", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502"},
+            "authkey": {"api_key": GUEST_KEY},
+            "rights": ["READ", "PUT", "DELETE", "ACTIVATE"],
+            "limits": {}
+        },
+        "activationId": id,
+        "rootControllerIndex": {"asString": "0", "instanceType": "controller"},
+        "blocking": blocking,
+        "content": content,
+        "initArgs": [],
+        "lockedArgs": {}
+    });
+    (id, message)
+}
+
+/// The `InvokerInstanceId` JSON of invoker `id` started with `user_memory_bytes`.
+pub fn instance(id: u32, user_memory_bytes: u64) -> Value {
+    json!({"instance": id, "userMemory": format!("{user_memory_bytes} B"), "instanceType": "invoker",
+           "tags": [], "dedicatedNamespaces": [], "uniqueName": id.to_string()})
+}
+
+/// Invoker 0's identity with 1024 MB.
+pub fn expected_instance() -> Value {
+    instance(0, 1_073_741_824)
+}
