@@ -75,6 +75,11 @@ pub mod messages {
     pub const MEMORY_EXHAUSTED: &str = "The action exhausted its memory and was aborted.";
     /// The action's last output line was not a JSON object or array (docker skeleton and wasm).
     pub const NOT_A_DICTIONARY_OR_ARRAY: &str = "The action did not return a dictionary or array.";
+    /// Not an OpenWhisk text: the result of an outcome that must not be recorded because the
+    /// container could not take the activation (OpenWhisk's `ContainerHealthError`); see
+    /// [`super::Outcome::needs_reschedule`].
+    pub const RESCHEDULE: &str =
+        "The action container is not healthy; the activation must be rescheduled.";
     /// Appended to the logs when they were cut at the log limit.
     pub fn truncated_logs(limit_bytes: u64) -> String {
         format!(
@@ -174,6 +179,26 @@ impl Outcome {
     pub fn duration(&self) -> Duration {
         self.end.duration_since(self.start).unwrap_or_default()
     }
+
+    /// The outcome of a container that could not take the activation at all (its runtime is
+    /// shutting down, or it was unreachable right after a resume): a whisk error whose result is
+    /// `{"error": messages::RESCHEDULE}` over `[start, end]`.
+    pub fn reschedule(start: SystemTime, end: SystemTime) -> Self {
+        Self::error(Status::WhiskError, messages::RESCHEDULE, start, end)
+    }
+
+    /// Whether this is the outcome of [`Outcome::reschedule`], OpenWhisk's `ContainerHealthError`:
+    /// the caller must not record it but destroy the container and run the activation on another
+    /// one. Any factory may return it from [`crate::Container::init`] or [`crate::Container::run`].
+    pub fn needs_reschedule(&self) -> bool {
+        self.status == Status::WhiskError
+            && self
+                .result
+                .as_ref()
+                .and_then(|result| result.get("error"))
+                .and_then(Value::as_str)
+                == Some(messages::RESCHEDULE)
+    }
 }
 
 /// `{"error": value}`, the shape of every error result.
@@ -228,5 +253,19 @@ mod tests {
         assert_eq!(Status::from_code(4), None);
         assert!(Status::ApplicationError.keeps_container());
         assert!(!Status::DeveloperError.keeps_container());
+    }
+
+    #[test]
+    fn test_reschedule_is_recognised_only_as_built() {
+        let now = SystemTime::now();
+        assert!(Outcome::reschedule(now, now).needs_reschedule());
+        assert!(
+            !Outcome::error(Status::WhiskError, messages::RESOURCE_ERROR, now, now)
+                .needs_reschedule()
+        );
+        assert!(
+            !Outcome::error(Status::ApplicationError, messages::RESCHEDULE, now, now)
+                .needs_reschedule()
+        );
     }
 }

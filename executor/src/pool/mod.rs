@@ -20,6 +20,11 @@
 //! - **Failures**: after a developer or whisk error (status 2 or 3) the container is destroyed. A failed
 //!   init ends the activation that caused it and every job that was waiting on that init with the same
 //!   outcome. A container that cannot be resumed is destroyed and the job is scheduled again.
+//! - **Reschedule** (OpenWhisk's `ContainerHealthError`): an init or run whose outcome
+//!   [`Outcome::needs_reschedule`] (the runtime answered 503, or was unreachable right after a
+//!   resume) is never answered: its container is destroyed and the job is placed again, on another
+//!   container, at most [`MAX_RESCHEDULES`] times; after that the whisk error stands. The signal is
+//!   the factory's runtime-neutral outcome, so the pool needs no runtime's types.
 //! - **Timers** (read from the [`Clock`]): an idle container that can pause is paused after
 //!   [`PoolConfig::pause_grace`] and removed [`PoolConfig::idle_timeout`] later; one that cannot pause
 //!   is removed after `idle_timeout`. Prewarms of reactive stem cells expire after their `ttl` and are
@@ -68,6 +73,11 @@ pub const DEFAULT_PREWARM_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 pub const MIN_ACTION_MEMORY_MB: u64 = 128;
 /// Most prewarms removed by one expiry check (OpenWhisk's `prewarm-expiration-limit`).
 pub const PREWARM_EXPIRATION_LIMIT: usize = 100;
+/// Most times one job is placed again after its container refused it ([`Outcome::needs_reschedule`]).
+/// Threat: a runtime that answers every `/init` or `/run` with 503 would otherwise bounce a job from
+/// container to container forever (OpenWhisk has no bound); after this many the whisk error is the
+/// job's outcome.
+pub const MAX_RESCHEDULES: u32 = 3;
 
 /// Container TCP health checks of idle and prewarmed containers
 /// (`whisk.container-proxy.action-health-check`).
@@ -421,6 +431,9 @@ enum Attempt {
     Done(Completed),
     /// The container went away under the job (resume failed): schedule it again.
     Again,
+    /// The container refused the job ([`Outcome::needs_reschedule`]; it is being destroyed):
+    /// schedule it again unless [`MAX_RESCHEDULES`] are spent, then this is the job's end.
+    Reschedule(Completed),
 }
 
 /// Holds one placed activation's capacity; releases it when finished or dropped (a cancelled job
@@ -487,6 +500,7 @@ impl Inner {
             },
             concurrency: action.limits.concurrency.max(1),
         };
+        let mut reschedules = 0;
         loop {
             let placement = match self.place_or_wait(&needs) {
                 Ok(placement) => placement,
@@ -499,6 +513,21 @@ impl Inner {
             match self.clone().attempt(&job, &needs, placement).await {
                 Attempt::Done(completed) => return completed,
                 Attempt::Again => continue,
+                Attempt::Reschedule(completed) => {
+                    if reschedules >= MAX_RESCHEDULES {
+                        warn!(
+                            reschedules,
+                            "container refused the job again: giving up rescheduling"
+                        );
+                        return completed;
+                    }
+                    reschedules += 1;
+                    self.lock().counters.reschedules += 1;
+                    info!(
+                        reschedules,
+                        "container refused the job: destroying it and scheduling the job again"
+                    );
+                }
             }
         }
     }
@@ -641,10 +670,16 @@ impl Inner {
                 } else {
                     Start::Aborted
                 };
-                return Attempt::Done(Completed {
+                let completed = Completed {
                     outcome: *outcome,
                     start,
-                });
+                };
+                // Jobs that waited on a refused init go elsewhere too.
+                return if completed.outcome.needs_reschedule() {
+                    Attempt::Reschedule(completed)
+                } else {
+                    Attempt::Done(completed)
+                };
             }
         };
 
@@ -656,6 +691,15 @@ impl Inner {
             // Only the job that initialised the container reports an init time.
             outcome.init_time = None;
         }
+        let start = if did_init || did_create {
+            placement.start
+        } else {
+            Start::Warm
+        };
+        if outcome.needs_reschedule() {
+            guard.finish(false);
+            return Attempt::Reschedule(Completed { outcome, start });
+        }
         let keep = outcome.status.keeps_container();
         if !keep {
             debug!(
@@ -665,11 +709,6 @@ impl Inner {
             );
         }
         guard.finish(keep);
-        let start = if did_init || did_create {
-            placement.start
-        } else {
-            Start::Warm
-        };
         Attempt::Done(Completed { outcome, start })
     }
 

@@ -223,6 +223,8 @@ pub struct PoolCounters {
     pub idle_removals: u64,
     /// Containers removed because their health check failed.
     pub health_removals: u64,
+    /// Jobs placed again because their container refused them (`Outcome::needs_reschedule`).
+    pub reschedules: u64,
 }
 
 /// All of the pool's books.

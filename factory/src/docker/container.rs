@@ -21,9 +21,9 @@ use crate::outcome::{Outcome, Status, error_result, messages};
 
 /// The message of an outcome that must not be recorded: the container could not take the activation
 /// (its runtime answered 503, or it was unreachable right after a resume), and the pool should run the
-/// activation on another container (OpenWhisk's `ContainerHealthError`). See [`needs_reschedule`].
-pub const RESCHEDULE_MESSAGE: &str =
-    "The action container is not healthy; the activation must be rescheduled.";
+/// activation on another container (OpenWhisk's `ContainerHealthError`). See [`needs_reschedule`];
+/// the signal itself is runtime-neutral ([`Outcome::needs_reschedule`]).
+pub const RESCHEDULE_MESSAGE: &str = messages::RESCHEDULE;
 /// Pause and unpause bound (OpenWhisk's `whisk.docker.client.timeouts`: 10 s).
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Remove and inspect bound (1 minute).
@@ -37,15 +37,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether `outcome` is the reschedule signal of a Docker container (a whisk error whose result is
 /// `{"error": RESCHEDULE_MESSAGE}`): the pool destroys the container and re-queues the activation
-/// instead of recording the outcome.
+/// instead of recording the outcome. The same as [`Outcome::needs_reschedule`].
 pub fn needs_reschedule(outcome: &Outcome) -> bool {
-    outcome.status == Status::WhiskError
-        && outcome
-            .result
-            .as_ref()
-            .and_then(|r| r.get("error"))
-            .and_then(Value::as_str)
-            == Some(RESCHEDULE_MESSAGE)
+    outcome.needs_reschedule()
 }
 
 #[derive(Debug, Default)]
@@ -197,12 +191,7 @@ impl DockerContainer {
     }
 
     fn reschedule(start: SystemTime) -> Outcome {
-        Outcome::error(
-            Status::WhiskError,
-            RESCHEDULE_MESSAGE,
-            start,
-            SystemTime::now(),
-        )
+        Outcome::reschedule(start, SystemTime::now())
     }
 }
 
