@@ -17,7 +17,9 @@
 //!   revision) with spare concurrency; else a prewarmed container of the same kind and memory; else a
 //!   cold container if memory allows; else evict idle warm containers least recently used first and
 //!   start a cold one; else wait in a FIFO buffer until capacity frees.
-//! - **Failures**: after a developer or whisk error (status 2 or 3) the container is destroyed. A failed
+//! - **Failures**: after a developer or whisk error (status 2 or 3), and after any run whose logs end
+//!   with OpenWhisk's collection-failure notice ([`factory::logs::collection_failed`]; the activation
+//!   keeps its outcome and partial logs), the container is destroyed. A failed
 //!   init ends the activation that caused it and every job that was waiting on that init with the same
 //!   outcome. A container that cannot be resumed is destroyed and the job is scheduled again.
 //! - **Reschedule** (OpenWhisk's `ContainerHealthError`): an init or run whose outcome
@@ -700,8 +702,16 @@ impl Inner {
             guard.finish(false);
             return Attempt::Reschedule(Completed { outcome, start });
         }
-        let keep = outcome.status.keeps_container();
-        if !keep {
+        let logs_failed = factory::logs::collection_failed(&outcome.logs);
+        let keep = outcome.status.keeps_container() && !logs_failed;
+        if logs_failed {
+            self.lock().counters.log_failure_removals += 1;
+            debug!(
+                status = outcome.status.code(),
+                container = container.id(),
+                "destroying the container after its logs could not be collected"
+            );
+        } else if !keep {
             debug!(
                 status = outcome.status.code(),
                 container = container.id(),

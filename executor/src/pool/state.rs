@@ -225,6 +225,8 @@ pub struct PoolCounters {
     pub health_removals: u64,
     /// Jobs placed again because their container refused them (`Outcome::needs_reschedule`).
     pub reschedules: u64,
+    /// Containers destroyed because an activation's log collection failed.
+    pub log_failure_removals: u64,
 }
 
 /// All of the pool's books.

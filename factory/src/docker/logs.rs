@@ -30,12 +30,8 @@ use crate::logs::{LogBuffer, Stream};
 
 /// The line every managed runtime writes to stdout and to stderr after each activation.
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
-/// Appended when the sentinels did not arrive in time or reading failed.
-pub const LOG_COLLECTION_ERROR: &str =
-    "There was an issue while collecting your logs. Data might be missing.";
-/// Appended after a developer error, when OpenWhisk does not wait for sentinels.
-pub const DEVELOPER_ERROR_LOGS: &str =
-    "The action did not initialize or run as expected. Log data might be missing.";
+/// The notices and the failure test are OpenWhisk's, not Docker's: they live in [`crate::logs`].
+pub use crate::logs::{DEVELOPER_ERROR_LOGS, LOG_COLLECTION_ERROR, collection_failed};
 /// Longest wait for the next line while waiting for the sentinels (OpenWhisk's idle timeout). Bounds a
 /// runtime that refused a request and so writes no sentinel.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -337,16 +333,6 @@ async fn read_once(
         Some(tail) => starts_before_cursor || (ended && records < tail),
     };
     Ok(read)
-}
-
-/// Whether collected logs end with a collection failure notice (OpenWhisk's `isLogCollectingError`):
-/// the container should be destroyed even if the activation succeeded.
-pub fn collection_failed(lines: &[String]) -> bool {
-    let ends_with = |line: Option<&String>| line.is_some_and(|l| l.ends_with(LOG_COLLECTION_ERROR));
-    match lines.last() {
-        Some(last) if last.ends_with(DEVELOPER_ERROR_LOGS) => ends_with(lines.iter().rev().nth(1)),
-        last => ends_with(last),
-    }
 }
 
 #[cfg(test)]
