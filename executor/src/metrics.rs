@@ -27,6 +27,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::pool::PoolStats;
+use crate::store::CacheLookup;
 
 /// Labels of activation counts.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -257,6 +258,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one action lookup of the entity cache (a load without revision bypasses the cache and
+    /// counts as a miss: it reads the store).
+    pub fn entity_cache_lookup(&self, lookup: CacheLookup) {
+        self.entity_cache
+            .get_or_create(&ResultLabels {
+                result: lookup.as_str().into(),
+            })
+            .inc();
+    }
+
     /// Counts one sent ack.
     pub fn ack(&self, ack: &str, shrunk: bool) {
         self.acks
@@ -305,6 +316,9 @@ mod tests {
         metrics.activation("wasm:wasip1", 0);
         metrics.activation("wasm:wasip1", 0);
         metrics.message(false);
+        metrics.entity_cache_lookup(CacheLookup::Miss);
+        metrics.entity_cache_lookup(CacheLookup::Hit);
+        metrics.entity_cache_lookup(CacheLookup::Hit);
         let text = metrics.render(Some(PoolStats {
             user_memory_mb: 2048,
             ..PoolStats::default()
@@ -318,5 +332,13 @@ mod tests {
             "{text}"
         );
         assert_eq!(metrics.malformed_messages(), 1);
+        assert!(
+            text.contains(r#"invoker_entity_cache_total{result="hit"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"invoker_entity_cache_total{result="miss"} 1"#),
+            "{text}"
+        );
     }
 }

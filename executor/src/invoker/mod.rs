@@ -137,7 +137,9 @@ impl Processor {
             info!(namespace = %message.user.namespace.name, "namespace is blacklisted");
             return self.fallback(&message, FallbackReason::Blacklisted).await;
         }
-        let action = match self.loader.load(&message).await {
+        let (loaded, lookup) = self.loader.load_with_lookup(&message).await;
+        self.metrics.entity_cache_lookup(lookup);
+        let action = match loaded {
             Ok(action) => action,
             Err(reason) => {
                 return self.fallback(&message, reason).await;

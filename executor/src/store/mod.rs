@@ -424,6 +424,25 @@ impl ActionCache {
     }
 }
 
+/// Whether a load was served by the [`ActionLoader`]'s cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLookup {
+    /// Served from the cache.
+    Hit,
+    /// Read from the store: not cached yet, or no revision given (which bypasses the cache).
+    Miss,
+}
+
+impl CacheLookup {
+    /// The metric label (`hit`, `miss`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheLookup::Hit => "hit",
+            CacheLookup::Miss => "miss",
+        }
+    }
+}
+
 /// Turns an [`ActivationMessage`] into a runnable [`ExecutableAction`] as `InvokerReactive` does,
 /// or into the [`FallbackReason`] the fallback record carries.
 pub struct ActionLoader {
@@ -464,20 +483,35 @@ impl ActionLoader {
         &self,
         message: &ActivationMessage,
     ) -> Result<Arc<ExecutableAction>, FallbackReason> {
+        self.load_with_lookup(message).await.0
+    }
+
+    /// [`ActionLoader::load`], also saying whether the document came from the cache.
+    pub async fn load_with_lookup(
+        &self,
+        message: &ActivationMessage,
+    ) -> (Result<Arc<ExecutableAction>, FallbackReason>, CacheLookup) {
         let id = message.action_doc_id();
-        let action = self
-            .load_document(&id, message.revision.as_deref())
-            .await
-            .map_err(|error| {
-                let reason = classify(&error);
-                tracing::warn!(
-                    activation_id = %message.activation_id,
-                    action = %id,
-                    %error,
-                    "action fetch failed"
-                );
-                reason
-            })?;
+        let (loaded, lookup) = self.fetch(&id, message.revision.as_deref()).await;
+        (self.check(message, &id, loaded), lookup)
+    }
+
+    fn check(
+        &self,
+        message: &ActivationMessage,
+        id: &str,
+        loaded: Result<Arc<ExecutableAction>, StoreError>,
+    ) -> Result<Arc<ExecutableAction>, FallbackReason> {
+        let action = loaded.map_err(|error| {
+            let reason = classify(&error);
+            tracing::warn!(
+                activation_id = %message.activation_id,
+                action = %id,
+                %error,
+                "action fetch failed"
+            );
+            reason
+        })?;
         if !action.executable {
             tracing::warn!(
                 activation_id = %message.activation_id,
@@ -499,6 +533,14 @@ impl ActionLoader {
         id: &str,
         revision: Option<&str>,
     ) -> Result<Arc<ExecutableAction>, StoreError> {
+        self.fetch(id, revision).await.0
+    }
+
+    async fn fetch(
+        &self,
+        id: &str,
+        revision: Option<&str>,
+    ) -> (Result<Arc<ExecutableAction>, StoreError>, CacheLookup) {
         if let Some(revision) = revision {
             let key = (id.to_string(), revision.to_string());
             let cached = self
@@ -507,9 +549,17 @@ impl ActionLoader {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .get(&key);
             if let Some(action) = cached {
-                return Ok(action);
+                return (Ok(action), CacheLookup::Hit);
             }
         }
+        (self.fetch_from_store(id, revision).await, CacheLookup::Miss)
+    }
+
+    async fn fetch_from_store(
+        &self,
+        id: &str,
+        revision: Option<&str>,
+    ) -> Result<Arc<ExecutableAction>, StoreError> {
         let document = match self.store.get_action(id, revision).await {
             Err(StoreError::RevisionMismatch { .. }) => self.store.get_action(id, None).await?,
             other => other?,
