@@ -4,6 +4,8 @@
 //!   a blocking-thread hop, a fresh store + WASI context + instance, the run, the output parsed).
 //! - `warm/instantiate_only`: the pooled instantiation alone (store + WASI context + instance,
 //!   created and dropped, nothing run).
+//! - `*_keep_resident_0`: the same cases with `keep_resident_bytes = 0` (every finished instance's
+//!   pages released with `madvise`, wasmtime's default), for comparison.
 //! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
 //! - `cold/disk_cache`: create + init of `echo` with an empty memory cache and the module on disk
 //!   (read, authenticate, deserialize, link).
@@ -123,6 +125,14 @@ fn warm(c: &mut Criterion) {
     let (module, _) = factory.load(&echo, None).expect("echo loads");
     group.bench_function("instantiate_only", |b| {
         b.iter(|| factory.instantiate_only(&module).expect("instantiates"));
+    });
+    let (released_module, _) = released_factory.load(&echo, None).expect("echo loads");
+    group.bench_function("instantiate_only_keep_resident_0", |b| {
+        b.iter(|| {
+            released_factory
+                .instantiate_only(&released_module)
+                .expect("instantiates")
+        });
     });
     group.finish();
 }
