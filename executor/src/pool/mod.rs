@@ -1074,3 +1074,221 @@ fn not_started(message: &str) -> Completed {
         start: Start::NotStarted,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The reschedule bound, with a test-only factory whose containers refuse (as a runtime
+    //! answering 503 does) a set number of inits or runs, then work as the identity function. It
+    //! tests the pool's handling of the factory's signal, not a runtime; the real Docker path is in
+    //! `tests/pool_docker.rs`.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::SystemTime;
+
+    use async_trait::async_trait;
+    use factory::{ActivationContext, Container, FactoryError, InitDone, Limits};
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    /// Which call of a container refuses.
+    #[derive(Debug, Clone, Copy)]
+    enum Refuse {
+        Init,
+        Run,
+    }
+
+    #[derive(Debug)]
+    struct Refusing {
+        refuse: Refuse,
+        /// How many containers refuse before the rest work.
+        refusals: AtomicU32,
+        created: AtomicU32,
+        destroyed: Arc<AtomicU32>,
+    }
+
+    #[derive(Debug)]
+    struct RefusingContainer {
+        id: String,
+        refuse: Option<Refuse>,
+        destroyed: Arc<AtomicU32>,
+    }
+
+    #[async_trait]
+    impl Container for RefusingContainer {
+        fn id(&self) -> &str {
+            &self.id
+        }
+
+        fn max_concurrency(&self) -> u32 {
+            1
+        }
+
+        async fn init(&self, _init: InitRequest) -> Result<InitDone, Box<Outcome>> {
+            let now = SystemTime::now();
+            match self.refuse {
+                Some(Refuse::Init) => Err(Box::new(Outcome::reschedule(now, now))),
+                _ => Ok(InitDone {
+                    start: now,
+                    end: now,
+                }),
+            }
+        }
+
+        async fn run(&self, run: RunRequest) -> Outcome {
+            let now = SystemTime::now();
+            match self.refuse {
+                Some(Refuse::Run) => Outcome::reschedule(now, now),
+                _ => Outcome {
+                    status: Status::Success,
+                    result: Some(run.params),
+                    size: None,
+                    logs: Vec::new(),
+                    start: now,
+                    end: now,
+                    init_time: None,
+                    timed_out: false,
+                    fuel: None,
+                },
+            }
+        }
+
+        async fn destroy(&self) -> Result<(), FactoryError> {
+            self.destroyed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn health(&self) -> Health {
+            Health::Healthy
+        }
+    }
+
+    #[async_trait]
+    impl Factory for Refusing {
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+
+        fn supports(&self, kind: &str) -> bool {
+            kind == "test:refusing"
+        }
+
+        async fn create(&self, _spec: ContainerSpec) -> Result<Arc<dyn Container>, FactoryError> {
+            let n = self.created.fetch_add(1, Ordering::SeqCst);
+            let refuses = self
+                .refusals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+            Ok(Arc::new(RefusingContainer {
+                id: format!("refusing-{n}"),
+                refuse: refuses.then_some(self.refuse),
+                destroyed: self.destroyed.clone(),
+            }))
+        }
+
+        async fn health(&self) -> Health {
+            Health::Healthy
+        }
+    }
+
+    fn job() -> Job {
+        let action = Arc::new(ExecutableAction {
+            namespace: "guest".into(),
+            name: "refused".into(),
+            revision: Some("1-abc".into()),
+            version: "0.0.1".into(),
+            kind: "test:refusing".into(),
+            image: None,
+            code: None,
+            main: None,
+            limits: Limits::default(),
+            provide_api_key: false,
+            parameters: serde_json::Map::new(),
+            init_parameters: Vec::new(),
+            annotations: Vec::new(),
+            executable: true,
+        });
+        Job {
+            namespace: "guest".into(),
+            run: RunRequest {
+                params: json!({"n": 1}),
+                context: ActivationContext {
+                    activation_id: "0123456789abcdef0123456789abcdef".into(),
+                    namespace: "guest".into(),
+                    action_name: action.action_name(),
+                    action_version: Some("0.0.1".into()),
+                    transaction_id: "tid".into(),
+                    api_key: None,
+                    deadline: SystemTime::now() + Duration::from_secs(60),
+                },
+                limits: action.limits,
+            },
+            init_env: BTreeMap::new(),
+            action,
+        }
+    }
+
+    /// Runs one job on a pool whose first `refusals` containers refuse `refuse`; returns what it
+    /// ended in, the containers created and the pool's reschedule count.
+    async fn refused(refuse: Refuse, refusals: u32) -> (Completed, u32, u64) {
+        let factory = Arc::new(Refusing {
+            refuse,
+            refusals: AtomicU32::new(refusals),
+            created: AtomicU32::new(0),
+            destroyed: Arc::new(AtomicU32::new(0)),
+        });
+        let config = PoolConfig {
+            health_check: None,
+            ..PoolConfig::default()
+        };
+        let pool = Pool::start(
+            config,
+            vec![PoolFactory::containers(factory.clone())],
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("pool");
+        let completed = tokio::time::timeout(Duration::from_secs(10), pool.run(job()))
+            .await
+            .expect("the job ends");
+        let reschedules = pool.stats().counters.reschedules;
+        pool.shutdown(Duration::from_secs(1)).await;
+        // Every container the pool made is destroyed, the refusing ones at once.
+        assert_eq!(
+            factory.destroyed.load(Ordering::SeqCst),
+            factory.created.load(Ordering::SeqCst)
+        );
+        (
+            completed,
+            factory.created.load(Ordering::SeqCst),
+            reschedules,
+        )
+    }
+
+    #[tokio::test]
+    async fn test_refused_jobs_are_rescheduled_up_to_the_bound() {
+        for refuse in [Refuse::Init, Refuse::Run] {
+            // Obeyed: three refusals, the fourth container runs the job.
+            let (completed, created, reschedules) = refused(refuse, MAX_RESCHEDULES).await;
+            assert_eq!(completed.outcome.status, Status::Success, "{refuse:?}");
+            assert_eq!(completed.outcome.result, Some(json!({"n": 1})));
+            assert_eq!(completed.start, Start::Cold);
+            assert_eq!(created, MAX_RESCHEDULES + 1);
+            assert_eq!(reschedules, u64::from(MAX_RESCHEDULES));
+
+            // Violated: one refusal more and the whisk error stands.
+            let (completed, created, reschedules) = refused(refuse, MAX_RESCHEDULES + 1).await;
+            assert_eq!(completed.outcome.status, Status::WhiskError, "{refuse:?}");
+            assert_eq!(
+                completed.outcome.result,
+                Some(json!({"error": messages::RESCHEDULE}))
+            );
+            assert!(completed.outcome.needs_reschedule());
+            assert_eq!(created, MAX_RESCHEDULES + 1);
+            assert_eq!(reschedules, u64::from(MAX_RESCHEDULES));
+        }
+    }
+}
