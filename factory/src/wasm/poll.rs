@@ -87,8 +87,10 @@ fn poll_oneoff(
     wasi.set_hostcall_fuel(fuel);
 
     let capped = match deadline {
-        Some(deadline) => cap(wasi, &mut memory, subscriptions, count, deadline),
-        None => Vec::new(),
+        Some(deadline) if within_fuel(count, fuel) => {
+            cap(wasi, &mut memory, subscriptions, count, deadline)
+        }
+        _ => Vec::new(),
     };
     let result = wasmtime_wasi::runtime::in_tokio(wasi_snapshot_preview1::poll_oneoff(
         &mut *wasi,
@@ -108,6 +110,17 @@ fn poll_oneoff(
     }
     restore(&mut memory, &capped, events, count);
     result
+}
+
+/// Whether wasmtime-wasi may wait on an array of `count` subscriptions: it serves a single one
+/// at once (its plain-sleep path), and refuses a larger one that costs more host-call fuel than
+/// the call has (`ENOMEM`, before reading or waiting), charging the size of its host-side copy.
+/// Threat: a guest passing a huge array to make the host read it all here (host time that epoch
+/// interruption cannot cut short); such an array is left for wasmtime-wasi to refuse.
+fn within_fuel(count: i32, fuel: usize) -> bool {
+    count == 1
+        || usize::try_from(count.cast_unsigned())
+            .is_ok_and(|count| count.saturating_mul(size_of::<Subscription>()) <= fuel)
 }
 
 /// Rewrites, in guest memory, every clock subscription that would wake after `deadline` into a
@@ -289,6 +302,18 @@ mod tests {
                 clock_of(subscription)
             );
         }
+    }
+
+    #[test]
+    fn test_arrays_wasmtime_wasi_refuses_are_not_read() {
+        let one = size_of::<Subscription>();
+        assert!(within_fuel(1, one));
+        // A single subscription is waited on before any fuel is charged.
+        assert!(within_fuel(1, 0));
+        assert!(within_fuel(10, 10 * one));
+        assert!(!within_fuel(11, 10 * one));
+        assert!(!within_fuel(-1, 128 << 20));
+        assert!(within_fuel(0, 0));
     }
 
     #[test]
