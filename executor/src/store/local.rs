@@ -201,16 +201,7 @@ impl EntityStore for LocalStore {
     ) -> Result<ActionDocument, StoreError> {
         let id = id.to_string();
         let value = self.blocking(move |root| read_document(root, &id)).await?;
-        if let Some(expected) = revision {
-            let actual = value.get("_rev").and_then(Value::as_str).unwrap_or("");
-            if actual != expected {
-                return Err(StoreError::RevisionMismatch {
-                    expected: expected.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-        }
-        Ok(ActionDocument::from_value(value)?)
+        super::action_at_revision(value, revision)
     }
 
     async fn get_attachment(

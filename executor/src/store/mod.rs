@@ -130,6 +130,27 @@ pub struct Stores {
     pub activations: Arc<dyn ActivationStore>,
 }
 
+/// Reads an action document, checking its `_rev` against the `revision` a message asked for, as
+/// OpenWhisk's `StoreUtils.deserialize` does (a mismatch is retried without revision by the loader).
+fn action_at_revision(
+    value: serde_json::Value,
+    revision: Option<&str>,
+) -> Result<ActionDocument, StoreError> {
+    if let Some(expected) = revision {
+        let actual = value
+            .get("_rev")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        if actual != expected {
+            return Err(StoreError::RevisionMismatch {
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    Ok(ActionDocument::from_value(value)?)
+}
+
 /// The stores `config` names: CouchDB when `config.couchdb` is set, else the local directory store
 /// at `config.local_store.dir`. Must be called inside a tokio runtime (the CouchDB activation store
 /// spawns its batcher). Databases are not created: OpenWhisk's deployment creates them.
