@@ -251,23 +251,28 @@ impl Drop for InvokerProcess {
 }
 
 /// The controller side plus the services and the invoker processes.
+///
+/// Fields drop in declaration order, and the order matters: the invokers and the Kafka clients go
+/// first, while the broker still answers (a consumer leaving its group, or a producer flushing,
+/// against a broker that is already gone waits out its timeouts: about a minute per test), and the
+/// broker goes last.
 pub struct Cluster {
-    /// The broker.
-    pub tansu: Tansu,
-    /// The CouchDB configuration the invokers use.
-    pub couch: CouchDbConfig,
-    /// A client of that CouchDB.
-    pub client: CouchClient,
-    _pouch: PouchDb,
     /// Invokers by `--id`.
     pub invokers: BTreeMap<u32, InvokerProcess>,
-    dir: tempfile::TempDir,
     /// Produces to `invoker{N}`.
     pub producer: FutureProducer,
     /// Reads `completed0`.
     pub completed: StreamConsumer,
     /// Reads `health`.
     pub health: StreamConsumer,
+    /// The CouchDB configuration the invokers use.
+    pub couch: CouchDbConfig,
+    /// A client of that CouchDB.
+    pub client: CouchClient,
+    _pouch: PouchDb,
+    dir: tempfile::TempDir,
+    /// The broker.
+    pub tansu: Tansu,
 }
 
 impl Cluster {
