@@ -56,15 +56,9 @@ pub struct InvokerArgs {
 
 /// Runs the invoker until SIGTERM / Ctrl-C.
 pub fn execute(args: InvokerArgs) -> ExitStatus {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitStatus::InternalError;
-        }
+        Err(status) => return status,
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitStatus::Success,

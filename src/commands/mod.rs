@@ -32,6 +32,18 @@ impl From<Status> for ExitStatus {
     }
 }
 
+/// The multi-threaded tokio runtime every subcommand runs on; a failure to start it is reported on
+/// stderr and becomes [`ExitStatus::InternalError`].
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitStatus> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitStatus::InternalError
+        })
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings, so `run` prints only the action's logs).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -76,15 +76,9 @@ pub struct RunArgs {
 
 /// Runs the action and prints its result; see the module docs for the exit status.
 pub fn execute(args: RunArgs) -> ExitStatus {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitStatus::InternalError;
-        }
+        Err(status) => return status,
     };
     match runtime.block_on(run(args)) {
         Ok(outcome) => {

@@ -55,15 +55,9 @@ pub struct StandaloneArgs {
 
 /// Serves until SIGINT or SIGTERM.
 pub fn execute(args: StandaloneArgs) -> ExitStatus {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitStatus::InternalError;
-        }
+        Err(status) => return status,
     };
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitStatus::Success,
