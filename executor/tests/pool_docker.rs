@@ -29,6 +29,10 @@ use factory::{ActivationContext, Code, Factory, Limits, RunRequest, Status};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+#[path = "../../factory/tests/docker/socket_proxy.rs"]
+mod socket_proxy;
+use socket_proxy::SocketProxy;
+
 const IMAGE: &str = "wasm-invoker/action-proxy:test";
 const KIND: &str = "native:test";
 /// Memory of actions that must not take the manifest's 128 MB prewarm.
@@ -500,60 +504,6 @@ async fn test_unreachable_resumed_container_is_destroyed_and_the_job_rescheduled
     let left = containers(&docker, &prefix("resched"), "_guest_env").await;
     assert_eq!(left.len(), 1, "{left:?}");
     pool.shutdown(Duration::from_secs(5)).await;
-}
-
-/// A unix socket in front of the daemon that the test can take away and bring back: the factory sees
-/// the daemon go down and come up without being rebuilt.
-struct SocketProxy {
-    path: PathBuf,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-}
-
-impl SocketProxy {
-    fn start(path: &Path) -> Self {
-        let _ = std::fs::remove_file(path);
-        let listener = tokio::net::UnixListener::bind(path).expect("bind the socket proxy");
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stopped.changed() => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { continue };
-                        let mut stopped = stopped.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut daemon) =
-                                tokio::net::UnixStream::connect("/var/run/docker.sock").await
-                            else {
-                                return;
-                            };
-                            tokio::select! {
-                                _ = stopped.changed() => {}
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut daemon) => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Self {
-            path: path.to_path_buf(),
-            stop: Some(stop),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for SocketProxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]

@@ -31,6 +31,10 @@ use tokio::sync::OnceCell;
 const IMAGE: &str = "wasm-invoker/action-proxy:test";
 const KIND: &str = "native:test";
 
+#[path = "docker/socket_proxy.rs"]
+mod socket_proxy;
+use socket_proxy::SocketProxy;
+
 fn manifest_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docker/runtimes.json")
 }
@@ -779,56 +783,6 @@ async fn test_docker_missing_images() {
             None,
         )
         .await;
-}
-
-/// A unix socket in front of the daemon that the test can take away and bring back: the factory sees
-/// the daemon go down and come up without being rebuilt.
-struct SocketProxy {
-    path: PathBuf,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-}
-
-impl SocketProxy {
-    fn start(path: &Path) -> Self {
-        let _ = std::fs::remove_file(path);
-        let listener = tokio::net::UnixListener::bind(path).expect("bind the socket proxy");
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stopped.changed() => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { continue };
-                        let mut stopped = stopped.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut daemon) = tokio::net::UnixStream::connect("/var/run/docker.sock").await else { return };
-                            tokio::select! {
-                                _ = stopped.changed() => {}
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut daemon) => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Self {
-            path: path.to_path_buf(),
-            stop: Some(stop),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for SocketProxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]
