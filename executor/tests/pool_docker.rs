@@ -27,13 +27,14 @@ use factory::logs::LOG_COLLECTION_ERROR;
 use factory::outcome::messages;
 use factory::{ActivationContext, Code, Factory, Limits, RunRequest, Status};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 #[path = "../../factory/tests/docker/socket_proxy.rs"]
 mod socket_proxy;
 use socket_proxy::SocketProxy;
+#[path = "../../factory/tests/docker/daemon.rs"]
+mod docker_daemon;
+use docker_daemon::daemon;
 
-const IMAGE: &str = "wasm-invoker/action-proxy:test";
 const KIND: &str = "native:test";
 /// Memory of actions that must not take the manifest's 128 MB prewarm.
 const COLD_MB: u32 = 256;
@@ -48,41 +49,6 @@ const REFUSAL_BOUND: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------------------------------------------
 // The daemon, the factory, the pool
-
-/// The daemon, answering; panics (fails the test) when there is none.
-async fn daemon() -> Docker {
-    let docker =
-        Docker::connect_with_defaults().expect("a Docker client (DOCKER_HOST or the local socket)");
-    let docker = docker
-        .negotiate_version()
-        .await
-        .expect("these tests need a running Docker daemon; start dockerd (scripts/test does)");
-    ensure_image(&docker).await;
-    docker
-}
-
-/// Builds the test image once per test binary when the daemon does not have it.
-async fn ensure_image(docker: &Docker) {
-    static BUILT: OnceCell<()> = OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            if docker.inspect_image(IMAGE).await.is_ok() {
-                return;
-            }
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            // Its own target directory: the running `cargo test` may hold the lock of the shared one.
-            let status = tokio::process::Command::new("bash")
-                .arg(root.join("scripts/build-test-image"))
-                .env("CARGO_TARGET_DIR", root.join("target/proxy-image"))
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .status()
-                .await
-                .expect("run build-test-image");
-            assert!(status.success(), "scripts/build-test-image failed");
-        })
-        .await;
-}
 
 fn manifest() -> Manifest {
     let path: PathBuf =

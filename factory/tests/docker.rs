@@ -26,53 +26,18 @@ use factory::{
     Outcome, Purpose, RunRequest, Status,
 };
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
-const IMAGE: &str = "wasm-invoker/action-proxy:test";
 const KIND: &str = "native:test";
 
 #[path = "docker/socket_proxy.rs"]
 mod socket_proxy;
 use socket_proxy::SocketProxy;
+#[path = "docker/daemon.rs"]
+mod docker_daemon;
+use docker_daemon::{IMAGE, daemon};
 
 fn manifest_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docker/runtimes.json")
-}
-
-/// The daemon, answering; panics (fails the test) when there is none.
-async fn daemon() -> Docker {
-    let docker =
-        Docker::connect_with_defaults().expect("a Docker client (DOCKER_HOST or the local socket)");
-    let docker = docker
-        .negotiate_version()
-        .await
-        .expect("these tests need a running Docker daemon; start dockerd (scripts/test does)");
-    ensure_image(&docker).await;
-    docker
-}
-
-/// Builds the test image once per test binary when the daemon does not have it.
-async fn ensure_image(docker: &Docker) {
-    static BUILT: OnceCell<()> = OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            if docker.inspect_image(IMAGE).await.is_ok() {
-                return;
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image");
-            // Its own target directory: the running `cargo test` may hold the lock of the shared one.
-            let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/proxy-image");
-            let status = tokio::process::Command::new("bash")
-                .arg(script)
-                .env("CARGO_TARGET_DIR", target)
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .status()
-                .await
-                .expect("run build-test-image");
-            assert!(status.success(), "scripts/build-test-image failed");
-        })
-        .await;
 }
 
 fn prefix(test: &str) -> String {
