@@ -144,7 +144,11 @@ fn test_readme_lists_every_fixture() {
         .map(|(name, _)| name)
         .filter(|name| name.ends_with(".json"))
         .collect();
-    assert_eq!(listed.len(), on_disk.len(), "README rows vs files: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        on_disk.len(),
+        "README rows vs files: {listed:?}"
+    );
     for name in listed {
         assert!(
             on_disk.iter().any(|file| file == name),

@@ -28,7 +28,11 @@ pub fn init_body(init: &InitRequest) -> Value {
     value.insert("name".into(), Value::String(init.name.clone()));
     value.insert(
         "main".into(),
-        Value::String(init.main.clone().unwrap_or_else(|| DEFAULT_MAIN.to_string())),
+        Value::String(
+            init.main
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MAIN.to_string()),
+        ),
     );
     let (binary, code) = match &init.code {
         Some(Code::Text(text)) => (false, Some(text.clone())),
@@ -78,8 +82,8 @@ mod tests {
             "{}/../executor/tests/fixtures/{path}",
             env!("CARGO_MANIFEST_DIR")
         );
-        let text =
-            std::fs::read_to_string(&file).unwrap_or_else(|error| panic!("fixture {file}: {error}"));
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|error| panic!("fixture {file}: {error}"));
         serde_json::from_str(&text).unwrap_or_else(|error| panic!("fixture {file}: {error}"))
     }
 
