@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use executor::action::ExecutableAction;
 use executor::bytesize::ByteSize;
-use executor::document::ActionDocument;
+use executor::document::{ActionDocument, CodeSource, Exec, decode_inline};
 use executor::message::{
     AcknowledgementMessage, ActivationMessage, EventMessage, InvokerInstanceId, PingMessage,
     TransactionId,
@@ -408,7 +408,23 @@ fn test_story_a4_application_error() {
 #[test]
 fn test_story_a4_runtime_bodies() {
     let message = message("activation-message-with-init-args.json");
-    let action = Arc::new(action("action-nodejs-inline.json"));
+    let document =
+        ActionDocument::from_json(&fixtures::bytes("couchdb/action-nodejs-inline.json")).unwrap();
+    // The inline code, decoded as the loader decodes it.
+    let Exec::Code {
+        code: CodeSource::Inline(text),
+        binary,
+        ..
+    } = &document.exec
+    else {
+        panic!("A4's action has inline code");
+    };
+    let code = decode_inline(text, *binary).expect("inline code");
+    let action = Arc::new(
+        document
+            .into_executable(Some(code), &fixtures::manifest_resolver())
+            .expect("fixture action resolves"),
+    );
     let mut job = executor::invoker::job(&message, &action);
     let deadline = |value: &Value| {
         let millis: u64 = value
