@@ -32,6 +32,7 @@ pub use event::{ActivationEvent, EventBody, EventMessage, MetricEvent};
 pub use identity::{Identity, Namespace, UserLimits};
 pub use instance::{ControllerInstanceId, InvokerInstanceId};
 pub use names::{ActivationId, FullyQualifiedEntityName};
+pub use ping::PingMessage;
 pub use transaction::{
     SID_INVOKER, SID_INVOKER_HEALTH, SID_INVOKER_NANNY, SID_INVOKER_WARMUP, SID_UNKNOWN,
     TransactionId,
