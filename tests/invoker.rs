@@ -40,15 +40,7 @@ async fn test_invoker_answers_like_an_openwhisk_invoker() {
     assert!((2..=8).contains(&pings), "{pings} pings in 4 s");
 
     // The controller's health test action: answered without Docker, transid echoed unchanged.
-    let health =
-        std::fs::read_to_string("/work/shared/fixtures/kafka/activation-message-health-test.json")
-            .or_else(|_| {
-                std::fs::read_to_string(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/executor/tests/fixtures/kafka/activation-message-health-test.json"
-                ))
-            })
-            .expect("fixture");
+    let health = controller::fixture("kafka/activation-message-health-test.json");
     let health_json: Value = serde_json::from_str(&health).expect("json");
     cluster.produce(&health).await;
     let (ack, raw) = cluster.ack().await;

@@ -1,20 +1,24 @@
 //! Golden tests: every Kafka and CouchDB fixture read and written back unchanged, and the records,
-//! acks, pings and events of the fixture stories (A1..A7 in `fixtures/README.md`) built by our code
-//! and compared with the files as JSON values (annotations as key/value sets, as the README says).
+//! acks, pings, events and runtime request bodies of the fixture stories (A1..A7 in
+//! `fixtures/README.md`) built by our code and compared with the files as JSON values (annotations as
+//! key/value sets, as the README says). Expected OpenWhisk forms come from the fixtures or from
+//! literals here, never from our own constants.
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use executor::action::ExecutableAction;
 use executor::bytesize::ByteSize;
-use executor::document::ActionDocument;
+use executor::document::{ActionDocument, CodeSource, Exec, decode_inline};
 use executor::message::{
     AcknowledgementMessage, ActivationMessage, EventMessage, InvokerInstanceId, PingMessage,
     TransactionId,
 };
 use executor::record::{ActivationDocument, FallbackReason, WhiskActivation};
-use factory::{Code, Limits, Outcome, Status};
+use factory::docker::wire;
+use factory::{Code, InitRequest, Limits, Outcome, Status};
 use serde_json::{Value, json};
 use support::fixtures;
 
@@ -114,25 +118,42 @@ fn stored(activation: &WhiskActivation, updated: u64) -> ActivationDocument {
     activation.to_document(at(updated))
 }
 
+/// Every fixture file is named in `fixtures/README.md` (with its upstream OpenWhisk source), and
+/// every file the README names exists.
 #[test]
-fn test_copied_fixtures_match_the_shared_ones() {
-    let shared = fixtures::shared_dir();
-    if !shared.exists() {
-        eprintln!(
-            "{} absent (clean clone); the copy is used as is",
-            shared.display()
+fn test_readme_lists_every_fixture() {
+    let readme = String::from_utf8(fixtures::bytes("README.md")).expect("UTF-8 README");
+    let mut on_disk = Vec::new();
+    for sub in ["kafka", "couchdb", "runtimes", "runtime"] {
+        assert!(
+            readme.contains(&format!("### `{sub}/`")),
+            "README has no section for {sub}/"
         );
-        return;
-    }
-    for sub in ["kafka", "couchdb"] {
         for name in files(sub) {
-            let original = std::fs::read(shared.join(sub).join(&name)).expect("shared fixture");
-            assert_eq!(
-                original,
-                fixtures::bytes(&format!("{sub}/{name}")),
-                "{sub}/{name}"
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "README does not describe {sub}/{name}"
             );
+            on_disk.push(name);
         }
+    }
+    let listed: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once("` |"))
+        .map(|(name, _)| name)
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        on_disk.len(),
+        "README rows vs files: {listed:?}"
+    );
+    for name in listed {
+        assert!(
+            on_disk.iter().any(|file| file == name),
+            "README names {name}, which is not here"
+        );
     }
 }
 
@@ -380,6 +401,55 @@ fn test_story_a4_application_error() {
         panic!("an activation event");
     };
     assert_eq!(body.user_defined_status_code, Some(404));
+}
+
+/// A4's `/init` and `/run` bodies, from the message and the document through the executor's job and
+/// the Docker factory's wire forms, equal OpenWhisk's (the deadline is the only value of the moment).
+#[test]
+fn test_story_a4_runtime_bodies() {
+    let message = message("activation-message-with-init-args.json");
+    let document =
+        ActionDocument::from_json(&fixtures::bytes("couchdb/action-nodejs-inline.json")).unwrap();
+    // The inline code, decoded as the loader decodes it.
+    let Exec::Code {
+        code: CodeSource::Inline(text),
+        binary,
+        ..
+    } = &document.exec
+    else {
+        panic!("A4's action has inline code");
+    };
+    let code = decode_inline(text, *binary).expect("inline code");
+    let action = Arc::new(
+        document
+            .into_executable(Some(code), &fixtures::manifest_resolver())
+            .expect("fixture action resolves"),
+    );
+    let mut job = executor::invoker::job(&message, &action);
+    let deadline = |value: &Value| {
+        let millis: u64 = value
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .expect("a deadline");
+        at(millis)
+    };
+
+    let expected = fixtures::json("runtime/init-request.json");
+    job.run.context.deadline = deadline(&expected["value"]["env"]["__OW_DEADLINE"]);
+    // The init request as the pool builds it from a job.
+    let init = InitRequest {
+        name: job.action.name.clone(),
+        main: job.action.main.clone(),
+        code: job.action.code.clone(),
+        env: job.init_env.clone(),
+        context: job.run.context.clone(),
+        limits: job.run.limits,
+    };
+    assert_json_eq(wire::init_body(&init), expected, "A4 /init body");
+
+    let expected = fixtures::json("runtime/run-request.json");
+    job.run.context.deadline = deadline(&expected["deadline"]);
+    assert_json_eq(wire::run_body(&job.run), expected, "A4 /run body");
 }
 
 /// A5: blocking wasm `guest/wordcount`, log limit 0, array input: one Combined ack.

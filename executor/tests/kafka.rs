@@ -55,13 +55,10 @@ fn instance() -> InvokerInstanceId {
     )
 }
 
+/// A Kafka fixture of `tests/fixtures/kafka/` (OpenWhisk's own serialized forms).
 fn fixture_message(name: &str) -> ActivationMessage {
-    let bytes = std::fs::read(format!(
-        "{}/../../shared/fixtures/kafka/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .or_else(|_| std::fs::read(format!("/work/shared/fixtures/kafka/{name}")))
-    .expect("fixture");
+    let path = format!("{}/tests/fixtures/kafka/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("fixture {path}: {error}"));
     ActivationMessage::parse(&bytes).expect("fixture parses")
 }
 

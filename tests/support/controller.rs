@@ -124,16 +124,13 @@ pub fn module(name: &str) -> Vec<u8> {
     std::fs::read(path).expect("module")
 }
 
-/// A golden fixture: `/work/shared/fixtures/<path>`, else the copy in `executor/tests/fixtures/`.
+/// An OpenWhisk golden fixture, `executor/tests/fixtures/<path>` (the workspace's one copy).
 pub fn fixture(path: &str) -> String {
-    std::fs::read_to_string(format!("/work/shared/fixtures/{path}"))
-        .or_else(|_| {
-            std::fs::read_to_string(format!(
-                "{}/executor/tests/fixtures/{path}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-        })
-        .unwrap_or_else(|error| panic!("fixture {path}: {error}"))
+    let file = format!(
+        "{}/executor/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&file).unwrap_or_else(|error| panic!("fixture {file}: {error}"))
 }
 
 /// How an invoker process is started.

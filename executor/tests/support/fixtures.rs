@@ -1,4 +1,5 @@
-//! The golden fixtures (a copy of `/work/shared/fixtures`, so a clean clone is self-contained).
+//! OpenWhisk's golden fixtures, `executor/tests/fixtures/` (the README there names each file's
+//! upstream source and says why the workspace keeps its one copy here).
 
 use std::path::PathBuf;
 
@@ -7,14 +8,6 @@ use serde_json::Value;
 /// `executor/tests/fixtures`.
 pub fn dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
-}
-
-/// The shared originals (`/work/shared/fixtures` seen from the workspace), when present.
-pub fn shared_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures"
-    ))
 }
 
 /// The bytes of fixture `relative` (`kafka/ping.json`).

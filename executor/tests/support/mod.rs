@@ -3,8 +3,8 @@
 //!
 //! - [`pouchdb::PouchDb`]: a real `pouchdb-server --in-memory` on a free 127.0.0.1 port, with an admin
 //!   user, killed when dropped;
-//! - [`fixtures`]: the OpenWhisk golden fixtures copied into `executor/tests/fixtures/` and a
-//!   runtimes-manifest kind resolver built from the copied manifest.
+//! - [`fixtures`]: OpenWhisk's golden fixtures in `executor/tests/fixtures/` and a runtimes-manifest
+//!   kind resolver built from the fixture manifest.
 
 #![allow(
     dead_code,

@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bytes::Bytes;
-use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::container::{Code, Container, Health, InitDone, InitRequest, RunRequest};
+use crate::container::{Container, Health, InitDone, InitRequest, RunRequest};
 use crate::docker::client::{self, Answer, CallError, MAX_INIT_RESPONSE_BYTES, Mapped, Retry};
 use crate::docker::engine::{Engine, EngineError};
 use crate::docker::logs::{self, LogCursor, LogRequest};
+use crate::docker::wire;
 use crate::error::FactoryError;
 use crate::logs::{LogBuffer, Stream};
 use crate::outcome::{Outcome, Status, error_result, messages};
@@ -195,50 +195,6 @@ impl DockerContainer {
     }
 }
 
-fn init_body(init: &InitRequest) -> Value {
-    let mut env = Map::new();
-    for (key, value) in &init.env {
-        env.insert(key.clone(), Value::String(value.clone()));
-    }
-    for (key, value) in init.context.env() {
-        env.insert(key, Value::String(value));
-    }
-    let mut value = Map::new();
-    value.insert("name".into(), Value::String(init.name.clone()));
-    value.insert(
-        "main".into(),
-        Value::String(init.main.clone().unwrap_or_else(|| "main".to_string())),
-    );
-    let (binary, code) = match &init.code {
-        Some(Code::Text(text)) => (false, Some(text.clone())),
-        Some(Code::Binary(bytes)) => {
-            use base64::Engine as _;
-            (
-                true,
-                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            )
-        }
-        None => (false, None),
-    };
-    value.insert("binary".into(), Value::Bool(binary));
-    if let Some(code) = code {
-        value.insert("code".into(), Value::String(code));
-    }
-    if !env.is_empty() {
-        value.insert("env".into(), Value::Object(env));
-    }
-    let mut body = Map::new();
-    body.insert("value".into(), Value::Object(value));
-    Value::Object(body)
-}
-
-fn run_body(run: &RunRequest) -> Value {
-    let mut body = Map::new();
-    body.insert("value".into(), run.params.clone());
-    body.extend(run.context.run_fields());
-    Value::Object(body)
-}
-
 #[async_trait]
 impl Container for DockerContainer {
     fn id(&self) -> &str {
@@ -256,7 +212,7 @@ impl Container for DockerContainer {
     #[tracing::instrument(name = "docker_init", skip_all, fields(container = %self.id, activation_id = %init.context.activation_id))]
     async fn init(&self, init: InitRequest) -> Result<InitDone, Box<Outcome>> {
         let timeout = init.limits.timeout_duration();
-        let body = Bytes::from(init_body(&init).to_string());
+        let body = Bytes::from(wire::init_body(&init).to_string());
         let start = SystemTime::now();
         let started = Instant::now();
         let retry = Retry {
@@ -303,7 +259,7 @@ impl Container for DockerContainer {
     #[tracing::instrument(name = "docker_run", skip_all, fields(container = %self.id, activation_id = %run.context.activation_id))]
     async fn run(&self, run: RunRequest) -> Outcome {
         let timeout = run.limits.timeout_duration();
-        let body = Bytes::from(run_body(&run).to_string());
+        let body = Bytes::from(wire::run_body(&run).to_string());
         let resumed = std::mem::take(&mut self.lifecycle().resumed);
         let start = SystemTime::now();
         let started = Instant::now();

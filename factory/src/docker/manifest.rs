@@ -478,16 +478,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    /// A runtimes manifest from the repository's OpenWhisk fixtures (`executor/tests/fixtures/runtimes`,
+    /// the one copy every crate's tests read; see the README there).
     fn fixture(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/runtimes")
-            .join(name);
-        let path = if path.exists() {
-            path
-        } else {
-            Path::new("/work/shared/fixtures/runtimes").join(name)
-        };
-        std::fs::read_to_string(&path).unwrap()
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../executor/tests/fixtures/runtimes"
+        ))
+        .join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("fixture {}: {error}", path.display()))
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //!   [`Manifest`] ([`Manifest::from_file`], [`Manifest::from_json`], [`Manifest::from_env`]).
 //! - Containers are named `{prefix}_{n}_{namespace}_{action}` / `{prefix}_{n}_prewarm_{kind}` and
 //!   labelled [`INSTANCE_LABEL`]`=<prefix>`; [`Factory::cleanup`] removes exactly those.
-//! - [`DockerContainer`] speaks `/init` and `/run` over a new HTTP connection each ([`client`]), reads
-//!   each activation's logs through the API ([`logs`]) and detects OOM kills.
+//! - [`DockerContainer`] speaks `/init` and `/run` (bodies in [`wire`]) over a new HTTP connection
+//!   each ([`client`]), reads each activation's logs through the API ([`logs`]) and detects OOM kills.
 //! - A container that must not take the activation after all (HTTP 503, or unreachable right after a
 //!   resume) answers a whisk error that [`needs_reschedule`] recognises: the pool re-queues the
 //!   activation instead of recording it (OpenWhisk's `ContainerHealthError`).
@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod logs;
 pub mod manifest;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
