@@ -348,9 +348,14 @@ async fn test_flood_is_answered_exactly_once_with_bounded_in_flight_work() {
         .await;
     let slow: Vec<String> = (0..SATURATION_COUNT)
         .map(|n| {
-            message("sleepy", 5000 + n, false, json!({"ms": SATURATION_SLEEP_MS}))
-                .1
-                .to_string()
+            message(
+                "sleepy",
+                5000 + n,
+                false,
+                json!({"ms": SATURATION_SLEEP_MS}),
+            )
+            .1
+            .to_string()
         })
         .collect();
     cluster.produce_all("invoker0", &slow).await;

@@ -766,10 +766,9 @@ impl Cluster {
     pub async fn record(&self, namespace: &str, id: &str, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let read = self.client.get_json(
-                &[&self.couch.activation_db, &format!("{namespace}/{id}")],
-                "",
-            );
+            let doc_id = format!("{namespace}/{id}");
+            let path = [self.couch.activation_db.as_str(), doc_id.as_str()];
+            let read = self.client.get_json(&path, "");
             if let Ok(doc) = within(REQUEST_TIMEOUT, "reading a record", read).await {
                 return Some(doc);
             }
