@@ -4,6 +4,7 @@
 #[path = "support/tansu.rs"]
 mod tansu;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,18 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tansu::Tansu;
 use tokio::sync::Semaphore;
+
+/// How long one step (a produce, a topic creation, an ack, an admin request, a stop) may take
+/// before the test fails: every await here is bounded, so a hung broker fails the test instead of
+/// hanging it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `future`, or a panic naming `what` after [`STEP_TIMEOUT`].
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(STEP_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {STEP_TIMEOUT:?}"))
+}
 
 fn consumer(tansu: &Tansu, topic: &str, group: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -65,15 +78,20 @@ fn fixture_message(name: &str) -> ActivationMessage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_ensure_topic_creates_once_and_accepts_an_existing_topic() {
     let tansu = Tansu::start();
-    kafka::ensure_topic(&tansu.bootstrap(), "invoker7")
-        .await
-        .expect("created");
-    kafka::ensure_topic(&tansu.bootstrap(), "invoker7")
-        .await
-        .expect("exists is fine");
+    within(
+        "creating invoker7",
+        kafka::ensure_topic(&tansu.bootstrap(), "invoker7"),
+    )
+    .await
+    .expect("created");
+    within(
+        "creating invoker7 again",
+        kafka::ensure_topic(&tansu.bootstrap(), "invoker7"),
+    )
+    .await
+    .expect("exists is fine");
     let producer = Producer::new(&tansu.bootstrap()).expect("producer");
-    producer
-        .send("invoker7", "{}")
+    within("producing", producer.send("invoker7", "{}"))
         .await
         .expect("the topic takes records");
 }
@@ -81,13 +99,15 @@ async fn test_ensure_topic_creates_once_and_accepts_an_existing_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_processing() {
     let tansu = Tansu::start();
-    kafka::ensure_topic(&tansu.bootstrap(), "invoker0")
-        .await
-        .expect("topic");
+    within(
+        "creating invoker0",
+        kafka::ensure_topic(&tansu.bootstrap(), "invoker0"),
+    )
+    .await
+    .expect("topic");
     let producer = Producer::new(&tansu.bootstrap()).expect("producer");
     for i in 0..5 {
-        producer
-            .send("invoker0", &format!("m{i}"))
+        within("producing", producer.send("invoker0", &format!("m{i}")))
             .await
             .expect("produce");
     }
@@ -107,7 +127,9 @@ async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_proces
         .await
         .expect("first message in time")
         .expect("feed open");
-    let second = feed.messages.recv().await.expect("second");
+    let second = within("the second message", feed.messages.recv())
+        .await
+        .expect("second");
     assert_eq!(
         (first.payload.as_slice(), second.payload.as_slice()),
         (&b"m0"[..], &b"m1"[..])
@@ -129,7 +151,7 @@ async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_proces
     assert_eq!(third.payload, b"m2");
     assert_eq!(permits.available_permits(), 0);
     // Stopped while every permit is held: nothing more is taken (or committed).
-    feed.stop().await;
+    within("stopping the feed", feed.stop()).await;
     drop((second, third));
 
     // Committed before processing: a new consumer of the group starts after what was taken.
@@ -148,7 +170,15 @@ async fn test_feed_holds_no_more_messages_than_permits_and_commits_before_proces
         .expect("resumed in time")
         .expect("feed open");
     assert_eq!(String::from_utf8_lossy(&resumed.payload), "m3");
-    feed.stop().await;
+    within("stopping the feed", feed.stop()).await;
+}
+
+/// One admin request, answered within [`STEP_TIMEOUT`].
+async fn call(admin: &Admin, request: Request<()>) -> (StatusCode, String) {
+    within("an admin request", async {
+        body(admin::handle(admin, request).await).await
+    })
+    .await
 }
 
 async fn body(response: hyper::Response<Full<Bytes>>) -> (StatusCode, String) {
@@ -175,7 +205,7 @@ fn request(method: Method, path: &str, credentials: Option<&str>) -> Request<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_silence() {
     let tansu = Tansu::start();
-    tansu.create_topics(&["health"]).await;
+    within("creating health", tansu.create_topics(&["health"])).await;
     let producer = Producer::new(&tansu.bootstrap()).expect("producer");
     let pinger = Arc::new(Pinger::start(producer, "health".into(), instance()));
     let admin = Admin {
@@ -202,37 +232,30 @@ async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_
     assert_eq!(raw["name"]["instanceType"], "invoker");
 
     assert_eq!(
-        body(admin::handle(&admin, request(Method::GET, "/ping", None)).await).await,
+        call(&admin, request(Method::GET, "/ping", None)).await,
         (StatusCode::OK, "pong".into())
     );
-    let (status, _) = body(
-        admin::handle(
-            &admin,
-            request(Method::POST, "/disable", Some("invoker.user:wrong")),
-        )
-        .await,
-    )
-    .await;
+    let (status, _) = call(&admin, request(Method::POST, "/disable", Some("invoker.user:wrong"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) =
-        body(admin::handle(&admin, request(Method::POST, "/disable", None)).await).await;
+        call(&admin, request(Method::POST, "/disable", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let good = Some("invoker.user:invoker.pass");
     let (status, text) =
-        body(admin::handle(&admin, request(Method::GET, "/nothing", good)).await).await;
+        call(&admin, request(Method::GET, "/nothing", good)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
-    let disabled = body(admin::handle(&admin, request(Method::POST, "/disable", good)).await).await;
+    let disabled = call(&admin, request(Method::POST, "/disable", good)).await;
     assert_eq!(
         disabled,
         (StatusCode::OK, "invoker0/0 is now disabled.".into())
     );
-    let again = body(admin::handle(&admin, request(Method::POST, "/disable", good)).await).await;
+    let again = call(&admin, request(Method::POST, "/disable", good)).await;
     assert_eq!(
         again,
         (StatusCode::OK, "invoker0/0 is already disabled.".into())
     );
     assert_eq!(
-        body(admin::handle(&admin, request(Method::GET, "/isEnabled", good)).await).await,
+        call(&admin, request(Method::GET, "/isEnabled", good)).await,
         (StatusCode::OK, r#"{"enabled":false}"#.into())
     );
     // Pings up to the disabled one, then silence.
@@ -243,7 +266,7 @@ async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_
         saw_disabled = !ping.is_enabled;
     }
     assert!(saw_disabled, "no disabled ping");
-    let enabled = body(admin::handle(&admin, request(Method::POST, "/enable", good)).await).await;
+    let enabled = call(&admin, request(Method::POST, "/enable", good)).await;
     assert_eq!(
         enabled,
         (StatusCode::OK, "invoker0/0 is now enabled.".into())
@@ -255,13 +278,13 @@ async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_
     )
     .expect("parses");
     assert!(ping.is_enabled);
-    pinger.stop().await;
+    within("stopping the pinger", pinger.stop()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_acks_echo_transid_and_shrink_non_blocking() {
     let tansu = Tansu::start();
-    tansu.create_topics(&["completed0"]).await;
+    within("creating completed0", tansu.create_topics(&["completed0"])).await;
     let producer = Producer::new(&tansu.bootstrap()).expect("producer");
     let acks = AckSender::new(
         producer,
@@ -279,8 +302,7 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         &FallbackReason::NotFound,
         std::time::SystemTime::now(),
     );
-    acks.acknowledge(&message, &activation, AckPlan::Combined)
-        .await;
+    within("an ack", acks.acknowledge(&message, &activation, AckPlan::Combined)).await;
     let raw = next(&completed, Duration::from_secs(15))
         .await
         .expect("ack");
@@ -300,8 +322,7 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         std::time::SystemTime::now(),
     );
     activation.logs = vec!["a log line".into()];
-    acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion)
-        .await;
+    within("an ack", acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion)).await;
     let result = AcknowledgementMessage::parse(
         &next(&completed, Duration::from_secs(5))
             .await
@@ -345,8 +366,7 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
     );
     activation.response.result =
         Some(serde_json::json!({"error": "x".repeat(kafka::MAX_MESSAGE_BYTES)}));
-    acks.acknowledge(&message, &activation, AckPlan::Combined)
-        .await;
+    within("an ack", acks.acknowledge(&message, &activation, AckPlan::Combined)).await;
     let raw = next(&completed, Duration::from_secs(15))
         .await
         .expect("shrunk ack");
@@ -355,5 +375,110 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
     assert_eq!(
         json["transid"],
         serde_json::to_value(&message.transid).expect("transid")
+    );
+}
+
+/// OpenWhisk's `EventMessage` example (`tests/fixtures/kafka/event-activation.json`).
+fn golden_event() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/kafka/event-activation.json"
+    );
+    let text = std::fs::read_to_string(path).expect("event fixture");
+    serde_json::from_str(&text).expect("event fixture is JSON")
+}
+
+fn key_set(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_acks_send_one_user_event_per_activation_when_enabled() {
+    let tansu = Tansu::start();
+    within(
+        "creating topics",
+        tansu.create_topics(&["completed0", "events"]),
+    )
+    .await;
+    let producer = Producer::new(&tansu.bootstrap()).expect("producer");
+    let acks = AckSender::new(
+        producer,
+        String::new(),
+        instance(),
+        Some("events".into()),
+        Arc::new(Metrics::new()),
+    );
+    let completed = consumer(&tansu, "completed0", "completed0");
+    let events = consumer(&tansu, "events", "events");
+    let golden = golden_event();
+
+    // Two acks (Result, Completion), one event: it goes with the slot-freeing ack only.
+    let message = fixture_message("activation-message-blocking.json");
+    let activation = WhiskActivation::fallback(
+        &message,
+        &FallbackReason::NotFound,
+        std::time::SystemTime::now(),
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    within(
+        "an ack",
+        acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion),
+    )
+    .await;
+    for what in ["result", "completion"] {
+        next(&completed, Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("no {what} ack"));
+    }
+    let raw = next(&events, Duration::from_secs(15))
+        .await
+        .expect("an event on events");
+    let event: serde_json::Value = serde_json::from_slice(&raw).expect("event is JSON");
+    assert_eq!(key_set(&event), key_set(&golden), "{event}");
+    assert_eq!(event["source"], "invoker0");
+    assert_eq!(event["eventType"], "Activation");
+    assert_eq!(event["subject"], serde_json::json!(message.user.subject));
+    assert_eq!(event["namespace"], serde_json::json!(message.user.namespace.name));
+    assert_eq!(event["userId"], serde_json::json!(message.user.namespace.uuid));
+    assert!(
+        u128::from(event["timestamp"].as_u64().expect("timestamp")) >= before,
+        "{event}"
+    );
+    let body = &event["body"];
+    let required: std::collections::BTreeSet<String> = [
+        "name",
+        "activationId",
+        "statusCode",
+        "duration",
+        "waitTime",
+        "initTime",
+        "kind",
+        "conductor",
+        "memory",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    let body_keys = key_set(body);
+    assert!(
+        required.is_subset(&body_keys) && body_keys.is_subset(&key_set(&golden["body"])),
+        "body keys {body_keys:?}: {event}"
+    );
+    assert_eq!(body["activationId"], message.activation_id.to_string());
+    assert_eq!(body["statusCode"], 1, "not found is an application error");
+    assert_eq!(body["kind"], "unknown");
+    assert_eq!(body["conductor"], false);
+    assert_eq!(body["initTime"], 0, "0 without an initTime annotation");
+    assert!(
+        next(&events, Duration::from_secs(3)).await.is_none(),
+        "a second event for one activation"
     );
 }

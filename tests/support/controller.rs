@@ -20,6 +20,7 @@ pub mod pouchdb;
 pub mod tansu;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -46,6 +47,35 @@ pub const MANIFEST: &str = r#"{"runtimes":{"nodejs":[{"kind":"nodejs:20","defaul
 pub const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 /// How long [`Cluster::ack`] waits for one ack.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request of the harness (a CouchDB call, a produce, an admin HTTP request, a topic
+/// creation) may take before the test fails: generous for a loaded two-core machine, finite so that
+/// a hung service fails the test with a message instead of hanging it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an invoker may take to exit after SIGTERM (it first finishes what it took).
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The design document of OpenWhisk's subjects database that lists blocked namespaces
+/// (`ansible/files/namespace_throttlings_design_document_for_subjects_db.json`): a namespace whose
+/// `<ns>/limits` document allows 0 concurrent invocations or 0 per minute, and every namespace of
+/// a subject with `blocked: true`.
+pub const BLACKLIST_DESIGN_DOCUMENT: &str = r#"{
+  "_id": "_design/namespaceThrottlings",
+  "language": "javascript",
+  "views": {
+    "blockedNamespaces": {
+      "map": "function (doc) {\n  if (doc._id.indexOf(\"/limits\") >= 0) {\n    if (doc.concurrentInvocations === 0 || doc.invocationsPerMinute === 0) {\n      var namespace = doc._id.replace(\"/limits\", \"\");\n      emit(namespace, 1);\n    }\n  } else if (doc.subject && doc.namespaces && doc.blocked) {\n    doc.namespaces.forEach(function(namespace) {\n      emit(namespace.name, 1);\n    });\n  }\n}",
+      "reduce": "_sum"
+    }
+  }
+}"#;
+
+/// `future`, or a panic naming `what` when it takes longer than `limit`: every await of the
+/// end-to-end tests is bounded, so a hung component fails the test instead of hanging it.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+}
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -83,6 +113,22 @@ pub fn consumer(tansu: &Tansu, topic: &str) -> StreamConsumer {
 pub async fn next(consumer: &StreamConsumer, timeout: Duration) -> Option<Vec<u8>> {
     match tokio::time::timeout(timeout, consumer.recv()).await {
         Ok(Ok(message)) => Some(message.payload().unwrap_or_default().to_vec()),
+        Ok(Err(error)) => panic!("consume failed: {error}"),
+        Err(_) => None,
+    }
+}
+
+/// The next record's payload and its timestamp (ms since the epoch, as the producer set it), or
+/// `None` after `timeout`.
+pub async fn next_with_time(
+    consumer: &StreamConsumer,
+    timeout: Duration,
+) -> Option<(Vec<u8>, Option<i64>)> {
+    match tokio::time::timeout(timeout, consumer.recv()).await {
+        Ok(Ok(message)) => Some((
+            message.payload().unwrap_or_default().to_vec(),
+            message.timestamp().to_millis(),
+        )),
         Ok(Err(error)) => panic!("consume failed: {error}"),
         Err(_) => None,
     }
@@ -142,6 +188,9 @@ pub struct InvokerOptions {
     pub log_level: String,
     /// Extra environment variables (e.g. `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs`).
     pub env: Vec<(String, String)>,
+    /// Extra `[pool]` settings of the TOML file, (key, TOML value), e.g.
+    /// `("blacklist_poll_ms", "1000")`.
+    pub pool: Vec<(String, String)>,
 }
 
 impl InvokerOptions {
@@ -151,6 +200,7 @@ impl InvokerOptions {
             user_memory: user_memory.into(),
             log_level: "info".into(),
             env: Vec::new(),
+            pool: Vec::new(),
         }
     }
 }
@@ -214,14 +264,48 @@ impl InvokerProcess {
         self.child = Some(child);
     }
 
-    /// Sends `signal` (`-KILL`, `-TERM`) and waits (up to 30 s) for the exit.
-    fn signal(&mut self, signal: &str) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+    /// Sends `signal` (`-KILL`, `-TERM`) and returns at once.
+    fn send(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
             .expect("kill");
-        assert!(status.success());
+        assert!(status.success(), "kill {signal} {}", child.id());
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("wait").is_none())
+    }
+
+    /// Waits (up to `limit`, without blocking the runtime) for the exit; returns its status.
+    async fn exited(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut child = self.child.take().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "invoker {} did not exit within {limit:?}:\n{}",
+                    self.id,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`) and waits (up to 30 s) for the exit.
+    fn signal(&mut self, signal: &str) -> ExitStatus {
+        self.send(signal);
+        let mut child = self.child.take().expect("running");
         for _ in 0..600 {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
@@ -284,12 +368,19 @@ impl Cluster {
     /// The services and the standard documents, no invoker yet.
     pub async fn services() -> Self {
         let tansu = Tansu::start();
-        tansu.create_topics(&["completed0", "health"]).await;
+        within(
+            REQUEST_TIMEOUT,
+            "creating completed0 and health",
+            tansu.create_topics(&["completed0", "health"]),
+        )
+        .await;
         let pouch = PouchDb::start();
         let couch = pouch.config("e2e");
         let client = CouchClient::new(&couch).expect("couch client");
         for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
-            client.ensure_db(db).await.expect("create db");
+            within(REQUEST_TIMEOUT, "creating a database", client.ensure_db(db))
+                .await
+                .expect("create db");
         }
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", tansu.bootstrap())
@@ -332,23 +423,27 @@ impl Cluster {
     /// `attachments` (name, bytes) as `application/octet-stream`. Returns the final revision.
     pub async fn put_action(&self, document: &Value, attachments: &[(&str, Vec<u8>)]) -> String {
         let id = document["_id"].as_str().expect("document has an _id");
-        let mut rev = self
-            .client
-            .put_json(&[&self.couch.entity_db, id], document)
-            .await
-            .expect("put doc");
+        let mut rev = within(
+            REQUEST_TIMEOUT,
+            "storing an action",
+            self.client.put_json(&[&self.couch.entity_db, id], document),
+        )
+        .await
+        .expect("put doc");
         for (name, bytes) in attachments {
-            let response = self
-                .client
-                .request(
+            let response = within(
+                REQUEST_TIMEOUT,
+                "uploading an attachment",
+                self.client.request(
                     hyper::Method::PUT,
                     &[&self.couch.entity_db, id, name],
                     &format!("rev={rev}"),
                     Some("application/octet-stream"),
                     Some(Bytes::from(bytes.clone())),
-                )
-                .await
-                .expect("put attachment");
+                ),
+            )
+            .await
+            .expect("put attachment");
             assert!(
                 response.status.is_success(),
                 "attachment upload: {:?}",
@@ -379,10 +474,65 @@ impl Cluster {
 
     /// The current document `id` of the entities database.
     pub async fn entity(&self, id: &str) -> Value {
-        self.client
-            .get_json(&[&self.couch.entity_db, id], "")
-            .await
-            .expect("document")
+        within(
+            REQUEST_TIMEOUT,
+            "reading a document",
+            self.client.get_json(&[&self.couch.entity_db, id], ""),
+        )
+        .await
+        .expect("document")
+    }
+
+    /// Stores `document` (its `_id` inside) in database `db`; returns the revision.
+    pub async fn put_document(&self, db: &str, document: &Value) -> String {
+        let id = document["_id"].as_str().expect("document has an _id");
+        within(
+            REQUEST_TIMEOUT,
+            "storing a document",
+            self.client.put_json(&[db, id], document),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("put {db}/{id}: {error}"))
+    }
+
+    /// The keys of the subjects database's `namespaceThrottlings/blockedNamespaces` view, read
+    /// without `stale` (so the index is brought up to date first, as a CouchDB admin would).
+    pub async fn blocked_namespaces(&self) -> Vec<String> {
+        let view = within(
+            REQUEST_TIMEOUT,
+            "reading the blacklist view",
+            self.client.get_json(
+                &[
+                    &self.couch.auth_db,
+                    "_design",
+                    "namespaceThrottlings",
+                    "_view",
+                    "blockedNamespaces",
+                ],
+                "reduce=false",
+            ),
+        )
+        .await
+        .expect("blacklist view");
+        view["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| row["key"].as_str().expect("key").to_string())
+            .collect()
+    }
+
+    /// The value of metric line `name` (the whole name with labels, as printed) on invoker `id`'s
+    /// `/metrics`; a missing line fails the test.
+    pub async fn metric(&self, id: u32, name: &str) -> f64 {
+        let (status, text) = self.http_to(id, "GET", "/metrics", false).await;
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no metric {name} on invoker {id}:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|error| panic!("metric {name} is not a number: {error}"))
     }
 
     /// Writes the config of invoker `id` and starts it.
@@ -390,10 +540,15 @@ impl Cluster {
         let port = free_port();
         let config = self.dir.path().join(format!("invoker{id}.toml"));
         let couch = &self.couch;
+        let pool: String = options
+            .pool
+            .iter()
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect();
         std::fs::write(
             &config,
             format!(
-                "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
+                "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n{pool}\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
                 self.tansu.bootstrap(), options.user_memory, couch.port, couch.username, couch.password, couch.entity_db, couch.activation_db, couch.auth_db
             ),
         )
@@ -433,6 +588,16 @@ impl Cluster {
         self.invoker_mut(id).signal("-TERM")
     }
 
+    /// Sends SIGTERM to invoker `id` and returns at once (see [`Cluster::exited`]).
+    pub fn send_sigterm(&self, id: u32) {
+        self.invoker(id).send("-TERM");
+    }
+
+    /// Waits (up to [`EXIT_TIMEOUT`]) for invoker `id` to exit; returns its exit status.
+    pub async fn exited(&mut self, id: u32) -> ExitStatus {
+        self.invoker_mut(id).exited(EXIT_TIMEOUT).await
+    }
+
     /// Starts the stopped invoker `id` again with the same configuration.
     pub fn restart(&mut self, id: u32) {
         self.invoker_mut(id).spawn();
@@ -466,14 +631,17 @@ impl Cluster {
 
     /// Produces `payload` to `topic` and waits for the broker to take it.
     pub async fn produce_to(&self, topic: &str, payload: &str) {
-        self.producer
-            .send(
+        within(
+            REQUEST_TIMEOUT,
+            "producing a record",
+            self.producer.send(
                 FutureRecord::<(), str>::to(topic).payload(payload),
                 Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("produce");
+            ),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("produce");
     }
 
     /// Produces every payload to `topic` at once (queued together, then every delivery awaited).
@@ -496,7 +664,7 @@ impl Cluster {
             }
         }
         for delivery in deliveries {
-            delivery
+            within(REQUEST_TIMEOUT, "a delivery report", delivery)
                 .await
                 .expect("delivery not cancelled")
                 .map_err(|(error, _)| error)
@@ -549,6 +717,15 @@ impl Cluster {
 
     /// One HTTP/1.1 request to invoker `id`'s admin port (`auth`: the default credentials).
     pub async fn http_to(&self, id: u32, method: &str, path: &str, auth: bool) -> (u16, String) {
+        within(
+            REQUEST_TIMEOUT,
+            &format!("{method} {path} on invoker {id}"),
+            self.http_unbounded(id, method, path, auth),
+        )
+        .await
+    }
+
+    async fn http_unbounded(&self, id: u32, method: &str, path: &str, auth: bool) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.invoker(id).port))
             .await
@@ -586,14 +763,10 @@ impl Cluster {
     pub async fn record(&self, namespace: &str, id: &str, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Ok(doc) = self
-                .client
-                .get_json(
-                    &[&self.couch.activation_db, &format!("{namespace}/{id}")],
-                    "",
-                )
-                .await
-            {
+            let doc_id = format!("{namespace}/{id}");
+            let path = [self.couch.activation_db.as_str(), doc_id.as_str()];
+            let read = self.client.get_json(&path, "");
+            if let Ok(doc) = within(REQUEST_TIMEOUT, "reading a record", read).await {
                 return Some(doc);
             }
             if tokio::time::Instant::now() >= deadline {
