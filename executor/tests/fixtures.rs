@@ -111,6 +111,7 @@ fn outcome(
         init_time: init_ms.map(Duration::from_millis),
         timed_out,
         fuel: None,
+        fault: None,
     }
 }
 

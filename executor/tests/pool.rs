@@ -120,17 +120,7 @@ impl Container for RecordedContainer {
         if self.switches.developer_error.load(Ordering::SeqCst) {
             return Outcome::error(Status::DeveloperError, messages::ABNORMAL_RUN, now, now);
         }
-        Outcome {
-            status: Status::Success,
-            result: Some(run.params),
-            size: None,
-            logs: Vec::new(),
-            start: now,
-            end: now,
-            init_time: None,
-            timed_out: false,
-            fuel: None,
-        }
+        Outcome::new(Status::Success, run.params, now, now)
     }
     async fn pause(&self) -> Result<(), FactoryError> {
         self.log.push(Call::Pause { id: self.id });

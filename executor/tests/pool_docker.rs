@@ -10,22 +10,30 @@
 //!
 //! Which container ran an activation is read from the `env` example's result: Docker sets
 //! `HOSTNAME` to the container's short id.
+//!
+//! Every await is bounded: jobs by [`JOB_BOUND`], calls to the daemon and the pool's start and
+//! shutdown by [`CALL_BOUND`], waits for a condition by their own loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
-use bollard::models::{NetworkCreateRequest, NetworkDisconnectRequest};
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, NetworkDisconnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use executor::action::ExecutableAction;
 use executor::clock::SystemClock;
 use executor::pool::{Completed, Job, Pool, PoolConfig, PoolFactory, Start};
-use factory::docker::{DockerConfig, DockerFactory, Manifest};
+use factory::docker::{DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest};
 use factory::logs::LOG_COLLECTION_ERROR;
 use factory::outcome::messages;
-use factory::{ActivationContext, Code, Factory, Limits, RunRequest, Status};
+use factory::{
+    ActivationContext, Code, ContainerSpec, Factory, Limits, Purpose, RunRequest, Status,
+};
 use serde_json::{Value, json};
 
 #[path = "../../factory/tests/docker/socket_proxy.rs"]
@@ -33,7 +41,7 @@ mod socket_proxy;
 use socket_proxy::SocketProxy;
 #[path = "../../factory/tests/docker/daemon.rs"]
 mod docker_daemon;
-use docker_daemon::daemon;
+use docker_daemon::{IMAGE, daemon};
 
 const KIND: &str = "native:test";
 /// Memory of actions that must not take the manifest's 128 MB prewarm.
@@ -42,6 +50,9 @@ const COLD_MB: u32 = 256;
 const PREWARM_MB: u32 = 128;
 /// Bound of every job (creation, init and run of a small native action).
 const JOB_BOUND: Duration = Duration::from_secs(60);
+/// Bound of one call to the daemon, of the pool's start (which cleans up leftovers) and of its
+/// shutdown (which destroys every container). A liveness bound, not a measurement.
+const CALL_BOUND: Duration = Duration::from_secs(60);
 /// Bound of a job refused because the daemon is unreachable: far below an action's timeout, so a
 /// job that waited for the daemon (or sat in the buffer) fails the test. A liveness bound, not a
 /// measurement.
@@ -49,6 +60,14 @@ const REFUSAL_BOUND: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------------------------------------------
 // The daemon, the factory, the pool
+
+/// Awaits `future` for at most `bound`; fails the test, naming `what`, when it takes longer.
+async fn within<T>(what: &str, bound: Duration, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(bound, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what} did not end within {bound:?}"),
+    }
+}
 
 fn manifest() -> Manifest {
     let path: PathBuf =
@@ -71,7 +90,7 @@ impl Drop for Cleanup {
                 .enable_all()
                 .build()
             {
-                let _ = runtime.block_on(factory.cleanup());
+                let _ = runtime.block_on(tokio::time::timeout(CALL_BOUND, factory.cleanup()));
             }
         })
         .join();
@@ -89,7 +108,13 @@ async fn docker_factory(test: &str) -> (Arc<DockerFactory>, Cleanup) {
 
 async fn docker_factory_with(config: DockerConfig) -> (Arc<DockerFactory>, Cleanup) {
     let factory = DockerFactory::new(config, manifest());
-    factory.cleanup().await.expect("cleanup of an earlier run");
+    within(
+        "the cleanup of an earlier run",
+        CALL_BOUND,
+        factory.cleanup(),
+    )
+    .await
+    .expect("cleanup of an earlier run");
     let cleanup = Cleanup(factory.clone());
     (factory, cleanup)
 }
@@ -107,11 +132,22 @@ fn config() -> PoolConfig {
 }
 
 async fn pool(config: PoolConfig, factories: Vec<PoolFactory>) -> Arc<Pool> {
+    let start = Pool::start(config, factories, Arc::new(SystemClock));
     Arc::new(
-        Pool::start(config, factories, Arc::new(SystemClock))
+        within("the pool's start", CALL_BOUND, start)
             .await
             .expect("pool starts"),
     )
+}
+
+/// Stops the pool (5 s grace), bounded.
+async fn shutdown(pool: &Pool) {
+    within(
+        "the pool's shutdown",
+        CALL_BOUND,
+        pool.shutdown(Duration::from_secs(5)),
+    )
+    .await;
 }
 
 fn action(name: &str, kind: &str, memory: u32, code: Code) -> Arc<ExecutableAction> {
@@ -219,17 +255,20 @@ async fn containers(docker: &Docker, prefix: &str, part: &str) -> Vec<(String, S
         .all(true)
         .filters(&filters)
         .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .expect("list containers")
-        .into_iter()
-        .filter_map(|summary| {
-            let name = summary.names?.first()?.trim_start_matches('/').to_string();
-            let id = summary.id?;
-            (name.starts_with(prefix) && name.contains(part)).then_some((name, id))
-        })
-        .collect()
+    within(
+        "listing containers",
+        CALL_BOUND,
+        docker.list_containers(Some(options)),
+    )
+    .await
+    .expect("list containers")
+    .into_iter()
+    .filter_map(|summary| {
+        let name = summary.names?.first()?.trim_start_matches('/').to_string();
+        let id = summary.id?;
+        (name.starts_with(prefix) && name.contains(part)).then_some((name, id))
+    })
+    .collect()
 }
 
 /// Waits (real time, bounded) until the daemon lists exactly `count` containers of `prefix` whose
@@ -260,15 +299,24 @@ struct Network {
 
 impl Network {
     async fn create(docker: &Docker, name: String) -> Self {
-        let _ = docker.remove_network(&name).await;
-        docker
-            .create_network(NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                ..NetworkCreateRequest::default()
-            })
-            .await
-            .expect("create the test network");
+        let _ = within(
+            "removing an old network",
+            CALL_BOUND,
+            docker.remove_network(&name),
+        )
+        .await;
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            ..NetworkCreateRequest::default()
+        };
+        within(
+            "creating the network",
+            CALL_BOUND,
+            docker.create_network(request),
+        )
+        .await
+        .expect("create the test network");
         Self { name }
     }
 }
@@ -282,7 +330,10 @@ impl Drop for Network {
                 .build()
                 && let Ok(docker) = Docker::connect_with_defaults()
             {
-                let _ = runtime.block_on(docker.remove_network(&name));
+                let _ = runtime.block_on(tokio::time::timeout(
+                    CALL_BOUND,
+                    docker.remove_network(&name),
+                ));
             }
         })
         .join();
@@ -290,8 +341,7 @@ impl Drop for Network {
 }
 
 async fn paused(docker: &Docker, id: &str) -> bool {
-    docker
-        .inspect_container(id, None)
+    within("inspecting", CALL_BOUND, docker.inspect_container(id, None))
         .await
         .expect("inspect")
         .state
@@ -323,7 +373,7 @@ async fn test_cold_start_then_warm_reuse_on_the_same_container() {
     let counters = pool.stats().counters;
     assert_eq!((counters.cold_starts, counters.warm_starts), (1, 1));
 
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
     until_containers(&docker, &prefix("warm"), "", 0).await;
 }
 
@@ -358,7 +408,7 @@ async fn test_prewarm_is_taken_by_a_matching_job_and_topped_up() {
     let other = run(&pool, job(&native("env", COLD_MB), json!({}))).await;
     assert_eq!(other.start, Start::Cold);
     assert_eq!(pool.stats().prewarmed, 1);
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
 }
 
 #[tokio::test]
@@ -384,7 +434,7 @@ async fn test_idle_container_is_paused_after_the_grace_and_resumed_for_a_run() {
     assert_eq!(resumed.start, Start::Warm);
     assert_eq!(ran_on(&resumed), host);
     assert!(pool.stats().counters.pauses >= 1);
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
 }
 
 #[tokio::test]
@@ -410,7 +460,181 @@ async fn test_developer_error_destroys_the_container_and_the_next_run_is_cold() 
     assert_eq!(again.start, Start::Cold);
     assert_eq!(again.outcome.status, Status::DeveloperError);
     assert_eq!(pool.stats().counters.cold_starts, 2);
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Leftovers of an earlier run
+
+/// Containers a test made by hand, removed (bounded) when dropped, also after a failed assertion.
+struct Handmade {
+    ids: Vec<String>,
+}
+
+impl Drop for Handmade {
+    fn drop(&mut self) {
+        let ids = std::mem::take(&mut self.ids);
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                && let Ok(docker) = Docker::connect_with_defaults()
+            {
+                for id in ids {
+                    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+                    let _ = runtime.block_on(tokio::time::timeout(
+                        CALL_BOUND,
+                        docker.remove_container(&id, Some(options)),
+                    ));
+                }
+            }
+        })
+        .join();
+    }
+}
+
+/// Creates and starts a container of the test image named `name` with `labels`, as another
+/// invoker (or some other user of the daemon) would have; returns its id.
+async fn start_by_hand(docker: &Docker, name: &str, labels: HashMap<String, String>) -> String {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    let _ = within(
+        "removing an old container",
+        CALL_BOUND,
+        docker.remove_container(name, Some(options)),
+    )
+    .await;
+    let options = CreateContainerOptionsBuilder::new().name(name).build();
+    let body = ContainerCreateBody {
+        image: Some(IMAGE.into()),
+        labels: Some(labels),
+        ..ContainerCreateBody::default()
+    };
+    let id = within(
+        "creating a container",
+        CALL_BOUND,
+        docker.create_container(Some(options), body),
+    )
+    .await
+    .expect("create a container by hand")
+    .id;
+    within(
+        "starting a container",
+        CALL_BOUND,
+        docker.start_container(&id, None),
+    )
+    .await
+    .expect("start a container by hand");
+    id
+}
+
+/// Whether the daemon still has container `id`, and whether it runs.
+async fn state_of(docker: &Docker, id: &str) -> Option<bool> {
+    let inspected = within("inspecting", CALL_BOUND, docker.inspect_container(id, None)).await;
+    match inspected {
+        Ok(info) => Some(info.state.and_then(|state| state.running) == Some(true)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => None,
+        Err(error) => panic!("inspect {id}: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn test_pool_start_removes_this_invokers_leftovers_and_spares_the_rest() {
+    let docker = daemon().await;
+    let test_prefix = prefix("leftover");
+    // An earlier run of this invoker (same prefix) left a running and a paused container behind:
+    // its factory made them, then went away without destroying them.
+    let earlier = DockerFactory::new(
+        DockerConfig {
+            name_prefix: test_prefix.clone(),
+            ..DockerConfig::default()
+        },
+        manifest(),
+    );
+    let _earlier_cleanup = Cleanup(earlier.clone());
+    let spec = ContainerSpec {
+        kind: KIND.into(),
+        image: None,
+        memory_mb: COLD_MB,
+        purpose: Purpose::Cold {
+            namespace: "guest".into(),
+            action: "leftover".into(),
+        },
+    };
+    let mut leftovers = Vec::new();
+    for paused in [false, true] {
+        let container = within(
+            "creating a leftover",
+            CALL_BOUND,
+            earlier.create(spec.clone()),
+        )
+        .await
+        .expect("create a leftover");
+        if paused {
+            within("pausing a leftover", CALL_BOUND, container.pause())
+                .await
+                .expect("pause a leftover");
+        }
+        leftovers.push(container.id().to_string());
+    }
+    // Not this invoker's: another invoker's (its own label value and prefix), and one with our
+    // prefix in its name but no label at all.
+    let other_prefix = prefix("leftoverother");
+    let unrelated = Handmade {
+        ids: vec![
+            start_by_hand(
+                &docker,
+                &format!("{other_prefix}_1_guest_theirs"),
+                HashMap::from([(INSTANCE_LABEL.to_string(), other_prefix.clone())]),
+            )
+            .await,
+            start_by_hand(
+                &docker,
+                &format!("{test_prefix}_99_unlabelled"),
+                HashMap::new(),
+            )
+            .await,
+        ],
+    };
+    for id in leftovers.iter().chain(&unrelated.ids) {
+        assert!(
+            state_of(&docker, id).await.is_some(),
+            "{id} exists before the start"
+        );
+    }
+
+    // The invoker restarts: a new factory with the same prefix, and nobody calls cleanup() but
+    // the pool's start.
+    let factory = DockerFactory::new(
+        DockerConfig {
+            name_prefix: test_prefix.clone(),
+            ..DockerConfig::default()
+        },
+        manifest(),
+    );
+    let _cleanup = Cleanup(factory.clone());
+    let pool = pool(config(), vec![PoolFactory::containers(factory)]).await;
+
+    // Start returns after the cleanup: the leftovers are gone at once ...
+    for id in &leftovers {
+        assert_eq!(state_of(&docker, id).await, None, "leftover {id} removed");
+    }
+    // ... and what is not this invoker's still runs.
+    for id in &unrelated.ids {
+        assert_eq!(
+            state_of(&docker, id).await,
+            Some(true),
+            "unrelated {id} spared"
+        );
+    }
+    // The new pool works on its own containers.
+    let env = native("env", COLD_MB);
+    let fresh = run(&pool, job(&env, json!({}))).await;
+    assert_eq!(fresh.start, Start::Cold);
+    assert!(!leftovers.iter().any(|id| id.starts_with(&ran_on(&fresh))));
+    shutdown(&pool).await;
+    drop(unrelated);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -440,14 +664,14 @@ async fn test_unreachable_resumed_container_is_destroyed_and_the_job_rescheduled
     let named = containers(&docker, &prefix("resched"), "_guest_env").await;
     assert_eq!(named.len(), 1, "{named:?}");
     // Cut the container off its network: it still pauses and resumes, but cannot be reached.
-    docker
-        .disconnect_network(
-            &network.name,
-            NetworkDisconnectRequest {
-                container: named[0].1.clone(),
-                force: Some(true),
-            },
-        )
+    let disconnect = docker.disconnect_network(
+        &network.name,
+        NetworkDisconnectRequest {
+            container: named[0].1.clone(),
+            force: Some(true),
+        },
+    );
+    within("disconnecting the container", CALL_BOUND, disconnect)
         .await
         .expect("disconnect the container");
     until("the pause", || pool.stats().counters.pauses == 1).await;
@@ -469,7 +693,7 @@ async fn test_unreachable_resumed_container_is_destroyed_and_the_job_rescheduled
     }
     let left = containers(&docker, &prefix("resched"), "_guest_env").await;
     assert_eq!(left.len(), 1, "{left:?}");
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
 }
 
 #[tokio::test]
@@ -508,6 +732,8 @@ async fn test_failed_log_collection_destroys_the_container_after_a_success() {
         "{:?}",
         partial.outcome.logs
     );
+    // The factory said so in the typed fault, which is what the pool reads ...
+    assert!(partial.outcome.logs_lost(), "{:?}", partial.outcome.fault);
     // ... and the container is not used again.
     assert_eq!(pool.stats().counters.log_failure_removals, 1);
     assert_eq!(pool.stats().warm, 0);
@@ -525,7 +751,7 @@ async fn test_failed_log_collection_destroys_the_container_after_a_success() {
         "{:?}",
         fresh.outcome.logs
     );
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
     drop(docker);
 }
 
@@ -544,7 +770,8 @@ async fn test_docker_jobs_fail_fast_while_the_daemon_is_unreachable_and_wasm_job
         },
         manifest(),
     );
-    assert!(!unreachable.health().await.is_healthy());
+    let health = within("the health check", CALL_BOUND, unreachable.health()).await;
+    assert!(!health.is_healthy());
     let wasm =
         factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default()).expect("wasm engine");
     let pool = pool(
@@ -579,5 +806,5 @@ async fn test_docker_jobs_fail_fast_while_the_daemon_is_unreachable_and_wasm_job
     let stats = pool.stats();
     assert_eq!((stats.active, stats.starting, stats.buffered), (0, 0, 0));
     assert_eq!(stats.reserved_mb, 0);
-    pool.shutdown(Duration::from_secs(5)).await;
+    shutdown(&pool).await;
 }

@@ -25,4 +25,4 @@ pub use container::{
 };
 pub use error::FactoryError;
 pub use limits::Limits;
-pub use outcome::{Outcome, Status};
+pub use outcome::{ContainerFault, Outcome, Status};

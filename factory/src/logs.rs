@@ -12,27 +12,14 @@ use time::format_description::well_known::Rfc3339;
 use crate::outcome::messages;
 
 /// Appended when log collection failed (the sentinels did not arrive in time, or reading failed);
-/// OpenWhisk's `Messages.logFailure`.
+/// OpenWhisk's `Messages.logFailure`. The factory that appends it also sets
+/// [`crate::ContainerFault::LogsLost`]: callers read the fault, not this line.
 pub const LOG_COLLECTION_ERROR: &str =
     "There was an issue while collecting your logs. Data might be missing.";
 /// Appended after a developer error, when OpenWhisk does not wait for sentinels;
 /// OpenWhisk's `Messages.logWarningDeveloperError`.
 pub const DEVELOPER_ERROR_LOGS: &str =
     "The action did not initialize or run as expected. Log data might be missing.";
-
-/// Whether collected logs end with the collection failure notice (OpenWhisk's
-/// `isLogCollectingError`): the last line, or, when the last line is the developer-error notice,
-/// the line before it. The activation is still recorded with these logs, but its container must be
-/// destroyed even if the activation succeeded. Any factory's [`crate::Outcome::logs`] can be
-/// tested. (OpenWhisk also counts its truncation notice; here a truncated read still consumes the
-/// rest of the activation's output, so the container stays usable and is kept.)
-pub fn collection_failed(lines: &[String]) -> bool {
-    let ends_with = |line: Option<&String>| line.is_some_and(|l| l.ends_with(LOG_COLLECTION_ERROR));
-    match lines.last() {
-        Some(last) if last.ends_with(DEVELOPER_ERROR_LOGS) => ends_with(lines.iter().rev().nth(1)),
-        last => ends_with(last),
-    }
-}
 
 /// The stream a log line was written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! record needs.
 //!
 //! Both factories return the same [`Outcome`]. Mapping a runtime failure to OpenWhisk's status code and
-//! message happens inside the factory that saw it, once, with the texts in [`messages`].
+//! message happens inside the factory that saw it, once, with the texts in [`messages`]. What the
+//! factory saw go wrong with the container itself (it refused the activation, or the activation's logs
+//! could not be read) travels as a typed [`ContainerFault`], never as a text the caller must match.
 
 use std::time::{Duration, SystemTime};
 
@@ -76,8 +78,9 @@ pub mod messages {
     /// The action's last output line was not a JSON object or array (docker skeleton and wasm).
     pub const NOT_A_DICTIONARY_OR_ARRAY: &str = "The action did not return a dictionary or array.";
     /// Not an OpenWhisk text: the result of an outcome that must not be recorded because the
-    /// container could not take the activation (OpenWhisk's `ContainerHealthError`); see
-    /// [`super::Outcome::needs_reschedule`].
+    /// container could not take the activation (OpenWhisk's `ContainerHealthError`), seen only if
+    /// the caller gives up rescheduling. The signal is [`super::ContainerFault::Refused`], not
+    /// this text.
     pub const RESCHEDULE: &str =
         "The action container is not healthy; the activation must be rescheduled.";
     /// Appended to the logs when they were cut at the log limit.
@@ -124,6 +127,28 @@ pub mod messages {
     }
 }
 
+/// Something the factory saw go wrong with the container rather than with the activation, which the
+/// caller must act on whatever the status says. Set by the factory where the condition arises.
+///
+/// One optional field rather than two flags: the two are exclusive (a refused activation never ran,
+/// so it has no logs to lose), both mean "do not reuse this container", and a match over the variants
+/// makes the caller handle each. Typed rather than read from the result text or the last log line, so
+/// that the records keep OpenWhisk's exact texts while no caller depends on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerFault {
+    /// The container could not take the activation at all: its runtime answered 503 (shutting down),
+    /// or it was unreachable right after a resume (OpenWhisk's `ContainerHealthError`). The outcome
+    /// must not be recorded: the caller destroys the container and runs the activation on another
+    /// one. Any factory may return it from [`crate::Container::init`] or [`crate::Container::run`];
+    /// see [`Outcome::reschedule`].
+    Refused,
+    /// The activation's logs could not be collected (the sentinels did not arrive in time, or reading
+    /// failed; OpenWhisk's `isLogCollectingError`). The outcome is recorded as it is, its logs ending
+    /// with [`crate::logs::LOG_COLLECTION_ERROR`], but the container must be destroyed even after a
+    /// success: its log position is unknown, so the next activation's logs would be wrong.
+    LogsLost,
+}
+
 /// The outcome of one activation (or of a failed init, which ends its activation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -146,19 +171,19 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Fuel consumed, when the runtime meters fuel (wasm with fuel on).
     pub fuel: Option<u64>,
+    /// What went wrong with the container itself, if anything; `None` leaves the container's fate to
+    /// the status ([`Status::keeps_container`]).
+    pub fault: Option<ContainerFault>,
 }
 
 impl Outcome {
-    /// A failure outcome `{"error": message}` with the given status over `[start, end]`.
-    pub fn error(
-        status: Status,
-        message: impl Into<String>,
-        start: SystemTime,
-        end: SystemTime,
-    ) -> Self {
+    /// An outcome with `status` and `result` over `[start, end]` and nothing else: no size, logs,
+    /// init time, timeout, fuel or fault. Build others from it with struct update syntax
+    /// (`Outcome { logs, ..Outcome::new(..) }`), so that a new field needs no change there.
+    pub fn new(status: Status, result: Value, start: SystemTime, end: SystemTime) -> Self {
         Self {
             status,
-            result: Some(error_result(message.into())),
+            result: Some(result),
             size: None,
             logs: Vec::new(),
             start,
@@ -166,7 +191,18 @@ impl Outcome {
             init_time: None,
             timed_out: false,
             fuel: None,
+            fault: None,
         }
+    }
+
+    /// A failure outcome `{"error": message}` with the given status over `[start, end]`.
+    pub fn error(
+        status: Status,
+        message: impl Into<String>,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Self {
+        Self::new(status, error_result(message.into()), start, end)
     }
 
     /// A failure that happened at one instant (nothing ran), e.g. a container that could not start.
@@ -181,23 +217,27 @@ impl Outcome {
     }
 
     /// The outcome of a container that could not take the activation at all (its runtime is
-    /// shutting down, or it was unreachable right after a resume): a whisk error whose result is
-    /// `{"error": messages::RESCHEDULE}` over `[start, end]`.
+    /// shutting down, or it was unreachable right after a resume): [`ContainerFault::Refused`], a
+    /// whisk error whose result is `{"error": messages::RESCHEDULE}` over `[start, end]` (what stands
+    /// if the caller gives up rescheduling).
     pub fn reschedule(start: SystemTime, end: SystemTime) -> Self {
-        Self::error(Status::WhiskError, messages::RESCHEDULE, start, end)
+        Self {
+            fault: Some(ContainerFault::Refused),
+            ..Self::error(Status::WhiskError, messages::RESCHEDULE, start, end)
+        }
     }
 
-    /// Whether this is the outcome of [`Outcome::reschedule`], OpenWhisk's `ContainerHealthError`:
-    /// the caller must not record it but destroy the container and run the activation on another
-    /// one. Any factory may return it from [`crate::Container::init`] or [`crate::Container::run`].
+    /// Whether the container refused the activation ([`ContainerFault::Refused`], OpenWhisk's
+    /// `ContainerHealthError`): the caller must not record this outcome but destroy the container and
+    /// run the activation on another one.
     pub fn needs_reschedule(&self) -> bool {
-        self.status == Status::WhiskError
-            && self
-                .result
-                .as_ref()
-                .and_then(|result| result.get("error"))
-                .and_then(Value::as_str)
-                == Some(messages::RESCHEDULE)
+        self.fault == Some(ContainerFault::Refused)
+    }
+
+    /// Whether the activation's logs could not be collected ([`ContainerFault::LogsLost`]): the
+    /// outcome is recorded, the container is not reused.
+    pub fn logs_lost(&self) -> bool {
+        self.fault == Some(ContainerFault::LogsLost)
     }
 }
 
@@ -256,16 +296,37 @@ mod tests {
     }
 
     #[test]
-    fn test_reschedule_is_recognised_only_as_built() {
+    fn test_reschedule_is_the_typed_fault_not_the_text() {
         let now = SystemTime::now();
-        assert!(Outcome::reschedule(now, now).needs_reschedule());
+        let refused = Outcome::reschedule(now, now);
+        assert_eq!(refused.fault, Some(ContainerFault::Refused));
+        assert!(refused.needs_reschedule());
+        assert!(!refused.logs_lost());
+        // The record it leaves if rescheduling is given up: OpenWhisk's whisk error shape.
+        assert_eq!(refused.status, Status::WhiskError);
+        assert_eq!(refused.result, Some(json!({"error": messages::RESCHEDULE})));
+        // The same text without the fault is no signal at all.
+        assert!(
+            !Outcome::error(Status::WhiskError, messages::RESCHEDULE, now, now).needs_reschedule()
+        );
         assert!(
             !Outcome::error(Status::WhiskError, messages::RESOURCE_ERROR, now, now)
                 .needs_reschedule()
         );
-        assert!(
-            !Outcome::error(Status::ApplicationError, messages::RESCHEDULE, now, now)
-                .needs_reschedule()
-        );
+    }
+
+    #[test]
+    fn test_new_outcomes_carry_no_fault() {
+        let now = SystemTime::now();
+        let outcome = Outcome::new(Status::Success, json!({"a": 1}), now, now);
+        assert_eq!(outcome.fault, None);
+        assert!(!outcome.needs_reschedule());
+        assert!(!outcome.logs_lost());
+        let lost = Outcome {
+            fault: Some(ContainerFault::LogsLost),
+            ..outcome
+        };
+        assert!(lost.logs_lost());
+        assert!(!lost.needs_reschedule());
     }
 }

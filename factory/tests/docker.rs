@@ -16,14 +16,11 @@ use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::query_parameters::{RemoveContainerOptionsBuilder, TagImageOptionsBuilder};
-use factory::docker::{
-    DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest, RESCHEDULE_MESSAGE, logs as docker_logs,
-    needs_reschedule,
-};
+use factory::docker::{DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest, logs as docker_logs};
 use factory::outcome::messages;
 use factory::{
-    ActivationContext, Code, Container, ContainerSpec, Factory, FactoryError, InitRequest, Limits,
-    Outcome, Purpose, RunRequest, Status,
+    ActivationContext, Code, Container, ContainerFault, ContainerSpec, Factory, FactoryError,
+    InitRequest, Limits, Outcome, Purpose, RunRequest, Status,
 };
 use serde_json::{Value, json};
 
@@ -794,7 +791,8 @@ async fn test_docker_daemon_away_and_back() {
             .expect("notice")
             .ends_with(docker_logs::LOG_COLLECTION_ERROR)
     );
-    assert!(docker_logs::collection_failed(&outcome.logs));
+    // The factory says so in the outcome's typed fault, not only in the notice.
+    assert_eq!(outcome.fault, Some(ContainerFault::LogsLost));
     assert!(!container.health().await.is_healthy());
 
     let _proxy = SocketProxy::start(&socket);
@@ -806,6 +804,7 @@ async fn test_docker_daemon_away_and_back() {
         (Status::Success, Some(json!({"greeting": "Hello, Bea!"})))
     );
     assert_eq!(stream_lines(&outcome.logs, "stdout"), vec!["greeting Bea"]);
+    assert_eq!(outcome.fault, None);
     container
         .destroy()
         .await
@@ -847,10 +846,11 @@ async fn test_docker_unreachable_after_resume_is_rescheduled() {
         .await
         .expect("kill");
     let outcome = resumed.run(run_request(json!({}), limits)).await;
-    assert!(needs_reschedule(&outcome), "{outcome:?}");
+    assert_eq!(outcome.fault, Some(ContainerFault::Refused), "{outcome:?}");
+    assert!(outcome.needs_reschedule());
     assert_eq!(
         (outcome.status, error_of(&outcome)),
-        (Status::WhiskError, json!(RESCHEDULE_MESSAGE))
+        (Status::WhiskError, json!(messages::RESCHEDULE))
     );
     // Otherwise the same failure is the action's.
     let plain = warm(&factory, "echo", limits).await;
@@ -862,7 +862,7 @@ async fn test_docker_unreachable_after_resume_is_rescheduled() {
         .await
         .expect("kill");
     let outcome = plain.run(run_request(json!({}), limits)).await;
-    assert!(!needs_reschedule(&outcome));
+    assert_eq!(outcome.fault, None);
     assert_eq!(outcome.status, Status::DeveloperError);
     // A dead container's address either refuses at once or (ARP still cached) never answers: OpenWhisk
     // reports the first as an abnormal exit and the second, after the time limit, as a timeout.

@@ -326,6 +326,7 @@ fn identity(message: &ActivationMessage) -> Completed {
             init_time: None,
             timed_out: false,
             fuel: None,
+            fault: None,
         },
         start: Start::Warm,
     }

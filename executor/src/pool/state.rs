@@ -223,7 +223,7 @@ pub struct PoolCounters {
     pub idle_removals: u64,
     /// Containers removed because their health check failed.
     pub health_removals: u64,
-    /// Jobs placed again because their container refused them (`Outcome::needs_reschedule`).
+    /// Jobs placed again because their container refused them (`ContainerFault::Refused`).
     pub reschedules: u64,
     /// Containers destroyed because an activation's log collection failed.
     pub log_failure_removals: u64,

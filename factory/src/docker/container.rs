@@ -13,17 +13,11 @@ use tokio::time::Instant;
 use crate::container::{Container, Health, InitDone, InitRequest, RunRequest};
 use crate::docker::client::{self, Answer, CallError, MAX_INIT_RESPONSE_BYTES, Mapped, Retry};
 use crate::docker::engine::{Engine, EngineError};
-use crate::docker::logs::{self, LogCursor, LogRequest};
+use crate::docker::logs::{self, CollectedLogs, LogCursor, LogRequest};
 use crate::docker::wire;
 use crate::error::FactoryError;
-use crate::logs::{LogBuffer, Stream};
-use crate::outcome::{Outcome, Status, error_result, messages};
+use crate::outcome::{ContainerFault, Outcome, Status, error_result, messages};
 
-/// The message of an outcome that must not be recorded: the container could not take the activation
-/// (its runtime answered 503, or it was unreachable right after a resume), and the pool should run the
-/// activation on another container (OpenWhisk's `ContainerHealthError`). See [`needs_reschedule`];
-/// the signal itself is runtime-neutral ([`Outcome::needs_reschedule`]).
-pub const RESCHEDULE_MESSAGE: &str = messages::RESCHEDULE;
 /// Pause and unpause bound (OpenWhisk's `whisk.docker.client.timeouts`: 10 s).
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Remove and inspect bound (1 minute).
@@ -34,13 +28,6 @@ const OOM_WAIT: Duration = Duration::from_secs(2);
 const OOM_POLL: Duration = Duration::from_millis(20);
 /// Bound of the TCP health probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Whether `outcome` is the reschedule signal of a Docker container (a whisk error whose result is
-/// `{"error": RESCHEDULE_MESSAGE}`): the pool destroys the container and re-queues the activation
-/// instead of recording the outcome. The same as [`Outcome::needs_reschedule`].
-pub fn needs_reschedule(outcome: &Outcome) -> bool {
-    outcome.needs_reschedule()
-}
 
 #[derive(Debug, Default)]
 struct Lifecycle {
@@ -163,33 +150,37 @@ impl DockerContainer {
         }
     }
 
-    async fn collect_logs(&self, limit_mb: u32, developer_error: bool) -> Vec<String> {
-        let docker = match self.engine.docker().await {
-            Ok(docker) => docker,
+    /// The activation's logs and, when they could not be collected, the fault that keeps the pool
+    /// from reusing this container (its log position is lost).
+    async fn collect_logs(
+        &self,
+        limit_mb: u32,
+        developer_error: bool,
+    ) -> (Vec<String>, Option<ContainerFault>) {
+        let collected = match self.engine.docker().await {
+            Ok(docker) => {
+                let mut cursor = self.cursor.lock().await;
+                let request = LogRequest {
+                    limit_mb,
+                    wait_for_sentinels: self.sentinelled,
+                    developer_error,
+                };
+                logs::collect(&docker, &self.id, &mut cursor, request).await
+            }
             Err(e) => {
                 tracing::warn!(container = %self.id, error = %e, "cannot read logs");
-                let mut buffer = LogBuffer::new(0);
-                buffer.push_notice(Stream::Stderr, logs::LOG_COLLECTION_ERROR);
-                if developer_error {
-                    buffer.push_notice(Stream::Stderr, logs::DEVELOPER_ERROR_LOGS);
-                }
-                self.lifecycle().logs_broken = true;
-                return buffer.into_lines();
+                CollectedLogs::unreadable(developer_error)
             }
         };
-        let mut cursor = self.cursor.lock().await;
-        let request = LogRequest {
-            limit_mb,
-            wait_for_sentinels: self.sentinelled,
-            developer_error,
-        };
-        let lines = logs::collect(&docker, &self.id, &mut cursor, request).await;
-        if logs::collection_failed(&lines) {
+        if collected.failed {
             self.lifecycle().logs_broken = true;
         }
-        lines
+        let fault = collected.failed.then_some(ContainerFault::LogsLost);
+        (collected.lines, fault)
     }
 
+    /// The container refused the activation (503, or unreachable right after a resume): the pool
+    /// runs it elsewhere ([`ContainerFault::Refused`]).
     fn reschedule(start: SystemTime) -> Outcome {
         Outcome::reschedule(start, SystemTime::now())
     }
@@ -242,17 +233,14 @@ impl Container for DockerContainer {
             self.lifecycle().concurrency = init.limits.concurrency.max(1);
             return Ok(InitDone { start, end });
         }
-        let logs = self.collect_logs(init.limits.logs, true).await;
+        let (logs, fault) = self.collect_logs(init.limits.logs, true).await;
         Err(Box::new(Outcome {
-            status: mapped.status,
-            result: Some(mapped.result),
             size: mapped.size,
             logs,
-            start,
-            end,
             init_time: Some(end.duration_since(start).unwrap_or_default()),
             timed_out: mapped.timed_out,
-            fuel: None,
+            fault,
+            ..Outcome::new(mapped.status, mapped.result, start, end)
         }))
     }
 
@@ -292,19 +280,15 @@ impl Container for DockerContainer {
             }
         };
         let end = SystemTime::now();
-        let logs = self
+        let (logs, fault) = self
             .collect_logs(run.limits.logs, mapped.status == Status::DeveloperError)
             .await;
         Outcome {
-            status: mapped.status,
-            result: Some(mapped.result),
             size: mapped.size,
             logs,
-            start,
-            end,
-            init_time: None,
             timed_out: mapped.timed_out,
-            fuel: None,
+            fault,
+            ..Outcome::new(mapped.status, mapped.result, start, end)
         }
     }
 

@@ -30,8 +30,8 @@ use crate::logs::{LogBuffer, Stream};
 
 /// The line every managed runtime writes to stdout and to stderr after each activation.
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
-/// The notices and the failure test are OpenWhisk's, not Docker's: they live in [`crate::logs`].
-pub use crate::logs::{DEVELOPER_ERROR_LOGS, LOG_COLLECTION_ERROR, collection_failed};
+/// The notices are OpenWhisk's, not Docker's: they live in [`crate::logs`].
+pub use crate::logs::{DEVELOPER_ERROR_LOGS, LOG_COLLECTION_ERROR};
 /// Longest wait for the next line while waiting for the sentinels (OpenWhisk's idle timeout). Bounds a
 /// runtime that refused a request and so writes no sentinel.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -159,8 +159,44 @@ pub struct LogRequest {
     pub developer_error: bool,
 }
 
+/// One activation's collected logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedLogs {
+    /// The formatted lines, notices included.
+    pub lines: Vec<String>,
+    /// Whether collection failed (the lines end with [`LOG_COLLECTION_ERROR`], before
+    /// [`DEVELOPER_ERROR_LOGS`] if that follows): the container's log position is unknown and the
+    /// container must not be reused ([`crate::ContainerFault::LogsLost`]). OpenWhisk also counts its
+    /// truncation notice; here a truncated read still consumes the rest of the activation's output up
+    /// to the sentinels, so truncation alone leaves the container usable.
+    pub failed: bool,
+}
+
+impl CollectedLogs {
+    /// The lines of `buffer` with OpenWhisk's notices: the collection failure notice when `failed`,
+    /// then the developer-error notice when the activation ended in one.
+    fn finish(mut buffer: LogBuffer, failed: bool, developer_error: bool) -> Self {
+        if failed {
+            buffer.push_notice(Stream::Stderr, LOG_COLLECTION_ERROR);
+        }
+        if developer_error {
+            buffer.push_notice(Stream::Stderr, DEVELOPER_ERROR_LOGS);
+        }
+        Self {
+            lines: buffer.into_lines(),
+            failed,
+        }
+    }
+
+    /// What is left when the logs cannot be read at all (no connection to the daemon).
+    pub fn unreadable(developer_error: bool) -> Self {
+        Self::finish(LogBuffer::new(0), true, developer_error)
+    }
+}
+
 /// Reads the logs of the activation that just ended on container `id`, from `cursor` on, and moves
-/// `cursor` past them. Never fails: problems become OpenWhisk's notices in the returned lines.
+/// `cursor` past them. Never fails: problems become OpenWhisk's notices in the returned lines and
+/// [`CollectedLogs::failed`].
 ///
 /// Waiting for sentinels polls the log (every [`POLL_INTERVAL`], as OpenWhisk tails the json-file)
 /// rather than following it: each read is a consistent snapshot up to the end of the file, while a
@@ -171,7 +207,7 @@ pub async fn collect(
     id: &str,
     cursor: &mut LogCursor,
     request: LogRequest,
-) -> Vec<String> {
+) -> CollectedLogs {
     let limit_bytes = u64::from(request.limit_mb) * crate::limits::BYTES_PER_MB;
     let mut buffer = LogBuffer::new(limit_bytes);
     let wait = request.wait_for_sentinels && !request.developer_error;
@@ -222,13 +258,7 @@ pub async fn collect(
         polls += 1;
         tokio::time::sleep(POLL_INTERVAL.min(Duration::from_millis(1 << polls.min(3)))).await;
     };
-    if failed {
-        buffer.push_notice(Stream::Stderr, LOG_COLLECTION_ERROR);
-    }
-    if request.developer_error {
-        buffer.push_notice(Stream::Stderr, DEVELOPER_ERROR_LOGS);
-    }
-    buffer.into_lines()
+    CollectedLogs::finish(buffer, failed, request.developer_error)
 }
 
 /// What one read of the log found after the cursor, not yet given to the activation.
@@ -403,14 +433,36 @@ mod tests {
     }
 
     #[test]
-    fn test_collection_failure_is_detected_like_openwhisk() {
-        let notice = |t: &str| format!("2024-04-05T19:34:38.990123Z     stderr: {t}");
-        assert!(collection_failed(&[notice(LOG_COLLECTION_ERROR)]));
-        assert!(collection_failed(&[
-            notice(LOG_COLLECTION_ERROR),
-            notice(DEVELOPER_ERROR_LOGS)
-        ]));
-        assert!(!collection_failed(&[notice(DEVELOPER_ERROR_LOGS)]));
-        assert!(!collection_failed(&[]));
+    fn test_failed_collection_is_flagged_and_noticed_like_openwhisk() {
+        let ends = |line: &String, text: &str| line.ends_with(&format!("stderr: {text}"));
+        let mut buffer = LogBuffer::new(1024);
+        buffer.push("2024-04-05T19:34:38.990123456Z", Stream::Stdout, "partial");
+        let collected = CollectedLogs::finish(buffer, true, false);
+        assert!(collected.failed);
+        assert_eq!(collected.lines.len(), 2);
+        assert!(ends(&collected.lines[1], LOG_COLLECTION_ERROR));
+
+        // After a developer error OpenWhisk's warning comes last, after the failure notice.
+        let collected = CollectedLogs::unreadable(true);
+        assert!(collected.failed);
+        assert_eq!(collected.lines.len(), 2);
+        assert!(ends(&collected.lines[0], LOG_COLLECTION_ERROR));
+        assert!(ends(&collected.lines[1], DEVELOPER_ERROR_LOGS));
+    }
+
+    #[test]
+    fn test_complete_collection_is_not_flagged() {
+        let collected = CollectedLogs::finish(LogBuffer::new(1024), false, true);
+        assert!(!collected.failed);
+        assert_eq!(collected.lines.len(), 1);
+        assert!(collected.lines[0].ends_with(DEVELOPER_ERROR_LOGS));
+        let collected = CollectedLogs::finish(LogBuffer::new(1024), false, false);
+        assert_eq!(
+            collected,
+            CollectedLogs {
+                lines: Vec::new(),
+                failed: false
+            }
+        );
     }
 }

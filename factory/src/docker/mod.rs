@@ -9,8 +9,10 @@
 //! - [`DockerContainer`] speaks `/init` and `/run` (bodies in [`wire`]) over a new HTTP connection
 //!   each ([`client`]), reads each activation's logs through the API ([`logs`]) and detects OOM kills.
 //! - A container that must not take the activation after all (HTTP 503, or unreachable right after a
-//!   resume) answers a whisk error that [`needs_reschedule`] recognises: the pool re-queues the
-//!   activation instead of recording it (OpenWhisk's `ContainerHealthError`).
+//!   resume) answers an outcome with [`crate::ContainerFault::Refused`]: the pool re-queues the
+//!   activation instead of recording it (OpenWhisk's `ContainerHealthError`). Logs that could not be
+//!   collected set [`crate::ContainerFault::LogsLost`]: the activation is recorded, the container is
+//!   not reused.
 //! - While the daemon is down, [`Factory::create`] fails at once with [`FactoryError::Unavailable`]
 //!   (a whisk error) and [`Factory::health`] is unhealthy; the next call after the daemon returns
 //!   reconnects.
@@ -45,7 +47,7 @@ use crate::container::{Container, ContainerSpec, Factory, Health, Purpose, StemC
 use crate::error::FactoryError;
 
 pub use config::DockerConfig;
-pub use container::{DockerContainer, RESCHEDULE_MESSAGE, needs_reschedule};
+pub use container::DockerContainer;
 pub use engine::Engine;
 pub use error::DockerError;
 pub use manifest::{BLACKBOX_KIND, Manifest, ManifestError};

@@ -314,15 +314,9 @@ fn finish(captured: Captured, max_result_bytes: usize) -> Outcome {
         Some((status, result)) => {
             let now = SystemTime::now();
             Outcome {
-                status,
-                result: Some(result),
                 size: Some(len),
                 logs: captured.into_logs(true).into_lines(),
-                start: now,
-                end: now,
-                init_time: None,
-                timed_out: false,
-                fuel: None,
+                ..Outcome::new(status, result, now, now)
             }
         }
         None => failure(

@@ -24,6 +24,11 @@
 //! - [`container`]: the `Container` implementation, [`WasmContainer`].
 //! - [`error`]: [`WasmError`], the factory's own failures.
 //!
+//! Faults ([`crate::ContainerFault`]): none arise here, so every outcome has `fault: None`. Logs are
+//! captured in-process as the guest writes them (nothing to collect afterwards that could fail), and
+//! a container cannot refuse an activation (no runtime process to shut down or lose after a resume;
+//! each activation gets a fresh instance). What fails is the activation, and its status says so.
+//!
 //! Concurrency: wasm runs synchronously on tokio's blocking threads (never on a reactor thread), one
 //! activation per thread, as many at once as the pool has slots; a semaphore with one permit per
 //! slot makes further activations wait instead of failing.

@@ -127,6 +127,8 @@ async fn test_panic_is_a_developer_error_with_the_trap_in_the_logs() {
     let outcome = panic.run(json!({"message": "boom on purpose"})).await;
     assert_eq!(outcome.status, Status::DeveloperError);
     assert_eq!(error_of(&outcome), messages::ABNORMAL_RUN);
+    // A trap is the activation's failure, not the container's: no fault, the status decides.
+    assert_eq!(outcome.fault, None);
     let logs = log_texts(&outcome);
     assert!(
         logs.iter()
