@@ -103,8 +103,8 @@ impl Default for HealthCheckConfig {
 /// The pool's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Memory shared by all containers and activations, in MB. Default 2048 (ansible's
-    /// `invoker_user_memory`).
+    /// Memory shared by all containers and activations, in MB. Default 2048
+    /// ([`crate::config::DEFAULT_USER_MEMORY`], ansible's `invoker_user_memory`).
     pub user_memory_mb: u64,
     /// Idle time before a pausable container is paused. Default 10 s.
     pub pause_grace: Duration,
@@ -114,6 +114,9 @@ pub struct PoolConfig {
     pub housekeeping_interval: Duration,
     /// Time between two expiry checks of reactive prewarms. Default 10 min.
     pub prewarm_check_interval: Duration,
+    /// Most expired prewarms removed by one expiry check (`prewarm-expiration-limit`). Default
+    /// [`PREWARM_EXPIRATION_LIMIT`].
+    pub prewarm_expiration_limit: usize,
     /// Health checks of idle containers; `None` turns them off. Default on, 3 s, 3 failures.
     pub health_check: Option<HealthCheckConfig>,
 }
@@ -121,11 +124,12 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            user_memory_mb: 2048,
+            user_memory_mb: crate::config::DEFAULT_USER_MEMORY.as_mb(),
             pause_grace: DEFAULT_PAUSE_GRACE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             housekeeping_interval: DEFAULT_HOUSEKEEPING_INTERVAL,
             prewarm_check_interval: DEFAULT_PREWARM_CHECK_INTERVAL,
+            prewarm_expiration_limit: PREWARM_EXPIRATION_LIMIT,
             health_check: Some(HealthCheckConfig::default()),
         }
     }
