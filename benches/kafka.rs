@@ -83,7 +83,7 @@ impl Drop for Invoker {
 fn start_invoker(
     id: u32,
     kafka: &str,
-    couch: &executor::config::CouchDbConfig,
+    couch: &executor::store::couchdb::CouchDbConfig,
     dir: &std::path::Path,
 ) -> Invoker {
     let config = dir.join(format!("invoker{id}.toml"));
@@ -242,7 +242,7 @@ fn row(case: &str, invokers: usize, mut latencies: Vec<Duration>, wall: Duration
     )
 }
 
-async fn setup_store(couch: &executor::config::CouchDbConfig) {
+async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) {
     let client = CouchClient::new(couch).expect("couch client");
     for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
         client.ensure_db(db).await.expect("db");

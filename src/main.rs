@@ -1,13 +1,16 @@
 //! `wasm-invoker`: the command line of the wasm-invoker OpenWhisk invoker.
 //!
-//! A thin `main` over [`main_exec`]: each subcommand lives in its own file under `commands/`, and every
-//! failure becomes an exit code (see [`commands::ExitStatus`]).
+//! A thin `main` over [`main_exec`]: each subcommand lives in its own file under `commands/`, returns
+//! its [`ExitStatus`] or a [`CliError`], and the error becomes an exit status here, once.
 
 mod commands;
+mod error;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::error::{CliError, ExitStatus};
 
 /// Runs Apache OpenWhisk actions: wasm32-wasi in-process in pooled wasmtime instances, everything else
 /// in Docker.
@@ -33,15 +36,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_tracing();
-    let status = main_exec(cli);
+    let status = match main_exec(cli) {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_status()
+        }
+    };
     ExitCode::from(status as u8)
 }
 
-/// Runs the chosen subcommand and maps its outcome to an exit status.
-fn main_exec(cli: Cli) -> commands::ExitStatus {
+/// Runs the chosen subcommand on the async runtime.
+fn main_exec(cli: Cli) -> Result<ExitStatus, CliError> {
+    let runtime = commands::runtime()?;
     match cli.command {
-        Command::Run(args) => commands::run::execute(args),
-        Command::Standalone(args) => commands::standalone::execute(args),
-        Command::Invoker(args) => commands::invoker::execute(args),
+        Command::Run(args) => runtime.block_on(commands::run::execute(args)),
+        Command::Standalone(args) => runtime.block_on(commands::standalone::execute(args)),
+        Command::Invoker(args) => runtime.block_on(commands::invoker::execute(args)),
     }
 }

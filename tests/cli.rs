@@ -1,5 +1,6 @@
 //! End-to-end tests of `wasm-invoker run`: the real binary on real example actions from `actions/`,
-//! checking stdout (the result line), stderr (the formatted logs) and the exit status.
+//! checking stdout (the result line), stderr (the formatted logs) and the exit status; and the exit
+//! status of `invoker` and `standalone` when their configuration or command line is at fault.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -208,6 +209,62 @@ fn test_run_docker_kind_needs_a_manifest() {
     let output = run(&["--kind", "nodejs:20"], &wasm("echo"));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs a runtimes manifest"));
+}
+
+#[test]
+fn test_run_invalid_manifest_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("runtimes.json");
+    std::fs::write(&manifest, "{ not json").expect("write");
+    let output = run(
+        &[
+            "--kind",
+            "nodejs:20",
+            "--manifest",
+            manifest.to_str().expect("utf-8"),
+        ],
+        &wasm("echo"),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("the runtimes manifest is not valid"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A configuration the invoker cannot use stops it before it touches Kafka, with exit status 2 and
+/// the offending variable named.
+#[test]
+fn test_invoker_bad_environment_exits_2() {
+    let output = invoker()
+        .arg("invoker")
+        .env("CONFIG_whisk_kafka_consumer_fetchMaxWaitMs", "soon")
+        .output()
+        .expect("wasm-invoker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: invalid configuration: environment variable CONFIG_whisk_kafka_consumer_fetchMaxWaitMs"),
+        "{stderr}"
+    );
+}
+
+/// A malformed `--auth` is the command line's fault: exit status 2, before anything starts.
+#[test]
+fn test_standalone_bad_auth_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = invoker()
+        .arg("standalone")
+        .args(["--port", "0", "--no-docker", "--auth", "no-namespace"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("wasm-invoker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--auth"), "{stderr}");
 }
 
 /// The Docker path of `run`: a native example action in the test runtime image built from

@@ -7,6 +7,7 @@
 //! `wasm:default`) resolve without one.
 
 use base64::Engine as _;
+use factory::wasm::WASM_WASIP1_KIND;
 use factory::{Code, Limits};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -23,8 +24,6 @@ pub const DEFAULT_VERSION: &str = "0.0.1";
 pub const MAX_INLINE_SIZE: usize = 16 * 1024;
 /// `entityType` of action documents.
 pub const ACTION_ENTITY_TYPE: &str = "action";
-/// The wasm kind this invoker runs in-process.
-pub const WASM_KIND: &str = "wasm:wasip1";
 /// Content type of text code attachments.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 /// Content type of binary code attachments.
@@ -81,7 +80,7 @@ pub struct BuiltinKinds;
 impl KindResolver for BuiltinKinds {
     fn resolve(&self, kind: &str) -> Option<String> {
         match kind {
-            WASM_KIND | "wasm:default" => Some(WASM_KIND.to_string()),
+            WASM_WASIP1_KIND | "wasm:default" => Some(WASM_WASIP1_KIND.to_string()),
             _ => None,
         }
     }
@@ -768,9 +767,12 @@ mod tests {
         );
         assert_eq!(
             resolve_kind("wasm:wasip1", &BuiltinKinds).unwrap(),
-            WASM_KIND
+            WASM_WASIP1_KIND
         );
-        assert_eq!(resolve_kind("wasm:default", &manifest).unwrap(), WASM_KIND);
+        assert_eq!(
+            resolve_kind("wasm:default", &manifest).unwrap(),
+            WASM_WASIP1_KIND
+        );
         assert!(resolve_kind("cobol:1", &manifest).is_none());
     }
 

@@ -26,8 +26,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::loader::CacheLookup;
 use crate::pool::PoolStats;
-use crate::store::CacheLookup;
 
 /// Labels of activation counts.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -8,14 +8,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use executor::document::{ActionDocument, CodeSource, Exec, KindResolver, WASM_KIND};
+use executor::document::{ActionDocument, CodeSource, Exec, KindResolver};
+use executor::limits::LimitRanges;
+use executor::loader::ActionLoader;
 use executor::message::{ActivationMessage, UserLimits};
 use executor::record::{FallbackReason, WhiskActivation};
 use executor::store::couchdb::{CouchActivationStore, CouchClient, CouchEntityStore};
 use executor::store::local::LocalStore;
-use executor::store::{
-    ActionLoader, ActivationQuery, ActivationStore, EntityStore, LimitRanges, StoreError,
-};
+use executor::store::{ActivationQuery, ActivationStore, EntityStore, StoreError};
+use factory::wasm::WASM_WASIP1_KIND;
 use factory::{Code, Status};
 use hyper::Method;
 use serde_json::{Value, json};
@@ -212,7 +213,7 @@ async fn test_couchdb_loads_fixture_actions_in_every_code_shape() {
         .load(&message("activation-message-array-content.json"))
         .await
         .expect("wordcount");
-    assert_eq!(wordcount.kind, WASM_KIND);
+    assert_eq!(wordcount.kind, WASM_WASIP1_KIND);
     let Some(Code::Binary(bytes)) = &wordcount.code else {
         panic!(
             "binary code expected, got {:?}",
@@ -442,7 +443,7 @@ async fn check_action_writes(store: Arc<dyn EntityStore>) {
 
     // Large binary code becomes an attachment.
     let module = wasm_bytes(64 * 1024 + 3);
-    let wasm = ActionDocument::new("guest", "wasm", exec(WASM_KIND));
+    let wasm = ActionDocument::new("guest", "wasm", exec(WASM_WASIP1_KIND));
     let stored = store
         .put_action(wasm, Some(Code::Binary(module.clone().into())))
         .await

@@ -1,47 +1,23 @@
-//! One module per subcommand, and what they share: exit statuses and logging setup.
+//! One module per subcommand, and what they share: the async runtime, logging, the shutdown signal
+//! and the runtimes manifest of `run` and `standalone`.
 
 pub mod invoker;
 pub mod run;
 pub mod standalone;
 
-use factory::Status;
+use std::path::Path;
 
-/// The process exit status of every subcommand, following the activation status codes so scripts can
-/// tell an action's failure from ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    /// 0: the action succeeded, or the server ran and stopped cleanly.
-    Success = 0,
-    /// 1: the action returned an application error.
-    ApplicationError = 1,
-    /// 2: the action (or the command line, or its input files) is at fault.
-    DeveloperError = 2,
-    /// 3: wasm-invoker itself, or a service it needs, failed.
-    InternalError = 3,
-}
+use executor::config::ManifestSource;
+use factory::docker::Manifest;
 
-impl From<Status> for ExitStatus {
-    fn from(status: Status) -> Self {
-        match status {
-            Status::Success => ExitStatus::Success,
-            Status::ApplicationError => ExitStatus::ApplicationError,
-            Status::DeveloperError => ExitStatus::DeveloperError,
-            Status::WhiskError => ExitStatus::InternalError,
-        }
-    }
-}
+use crate::error::CliError;
 
-/// The multi-threaded tokio runtime every subcommand runs on; a failure to start it is reported on
-/// stderr and becomes [`ExitStatus::InternalError`].
-pub fn runtime() -> Result<tokio::runtime::Runtime, ExitStatus> {
+/// The multi-threaded tokio runtime every subcommand runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|error| {
-            eprintln!("error: cannot start the async runtime: {error}");
-            ExitStatus::InternalError
-        })
+        .map_err(CliError::Runtime)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings, so `run` prints only the action's logs).
@@ -53,4 +29,38 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C): the one stop signal of the servers.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the process");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The runtimes manifest of `run` and `standalone`: `--manifest FILE`, else the `RUNTIMES_MANIFEST`
+/// environment variable, else none. (The invoker reads its own from its configuration, through the
+/// same [`ManifestSource`].)
+pub async fn runtimes_manifest(file: Option<&Path>) -> Result<Option<Manifest>, CliError> {
+    match ManifestSource::file_or_env(file) {
+        Some(source) => Ok(Some(source.load().await?)),
+        None => Ok(None),
+    }
 }

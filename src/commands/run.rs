@@ -11,16 +11,16 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use factory::limits::{DEFAULT_LOGS_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
+use factory::wasm::WASM_WASIP1_KIND;
 use factory::{
     ActivationContext, Code, ContainerSpec, Factory, InitRequest, Limits, Outcome, Purpose,
     RunRequest,
 };
 use serde_json::{Map, Value};
 
-use super::ExitStatus;
+use super::runtimes_manifest;
+use crate::error::{CliError, ExitStatus};
 
-/// The kind `run` assumes when `--kind` is not given.
-const DEFAULT_KIND: &str = "wasm:wasip1";
 /// The namespace the activation runs in; there is no caller, so it is OpenWhisk's default user's.
 const NAMESPACE: &str = "guest";
 
@@ -56,8 +56,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
 
-    /// The action's kind, e.g. `wasm:wasip1`, `nodejs:20`, `python:3.11`, `blackbox`.
-    #[arg(long, default_value = DEFAULT_KIND)]
+    /// The action's kind, e.g. `wasm:wasip1` (the default), `nodejs:20`, `python:3.11`, `blackbox`.
+    #[arg(long, default_value = WASM_WASIP1_KIND)]
     pub kind: String,
 
     /// The image of a `blackbox` action.
@@ -75,46 +75,25 @@ pub struct RunArgs {
 }
 
 /// Runs the action and prints its result; see the module docs for the exit status.
-pub fn execute(args: RunArgs) -> ExitStatus {
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
-        Err(status) => return status,
-    };
-    match runtime.block_on(run(args)) {
-        Ok(outcome) => {
-            for line in &outcome.logs {
-                eprintln!("{line}");
-            }
-            if let Some(fuel) = outcome.fuel {
-                eprintln!("fuel used: {fuel}");
-            }
-            let result = outcome
-                .result
-                .clone()
-                .unwrap_or_else(|| Value::Object(Map::new()));
-            println!("{result}");
-            outcome.status.into()
-        }
-        Err(RunError::Input(error)) => {
-            eprintln!("error: {error:#}");
-            ExitStatus::DeveloperError
-        }
-        Err(RunError::Internal(error)) => {
-            eprintln!("error: {error:#}");
-            ExitStatus::InternalError
-        }
+pub async fn execute(args: RunArgs) -> Result<ExitStatus, CliError> {
+    let outcome = run(args).await?;
+    for line in &outcome.logs {
+        eprintln!("{line}");
     }
+    if let Some(fuel) = outcome.fuel {
+        eprintln!("fuel used: {fuel}");
+    }
+    let result = outcome
+        .result
+        .clone()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    println!("{result}");
+    Ok(outcome.status.into())
 }
 
-/// Why `run` could not produce an outcome at all: the user's input, or the platform.
-enum RunError {
-    Input(anyhow::Error),
-    Internal(anyhow::Error),
-}
-
-async fn run(args: RunArgs) -> Result<Outcome, RunError> {
-    let params = parameters(&args).map_err(RunError::Input)?;
-    let bytes = read_file(&args.file).await.map_err(RunError::Input)?;
+async fn run(args: RunArgs) -> Result<Outcome, CliError> {
+    let params = parameters(&args).map_err(CliError::Input)?;
+    let bytes = read_file(&args.file).await.map_err(CliError::Input)?;
     let limits = Limits {
         timeout: args.timeout,
         memory: args.memory,
@@ -123,7 +102,7 @@ async fn run(args: RunArgs) -> Result<Outcome, RunError> {
     };
     let factory = make_factory(&args).await?;
     if !factory.supports(&args.kind) {
-        return Err(RunError::Input(anyhow!(
+        return Err(CliError::Input(anyhow!(
             "kind '{}' is not supported here",
             args.kind
         )));
@@ -184,35 +163,30 @@ async fn run(args: RunArgs) -> Result<Outcome, RunError> {
 }
 
 /// Builds the factory for the kind: wasm in-process, anything else through the Docker daemon.
-async fn make_factory(args: &RunArgs) -> Result<Arc<dyn Factory>, RunError> {
+async fn make_factory(args: &RunArgs) -> Result<Arc<dyn Factory>, CliError> {
     let mut wasm_config = factory::wasm::WasmConfig::default();
     if wasm_config.kinds.iter().any(|kind| kind == &args.kind) {
         if let Some(fuel) = args.fuel {
             wasm_config.fuel = factory::wasm::FuelMode::Fixed(fuel);
         }
-        let wasm = factory::wasm::WasmFactory::new(wasm_config)
-            .map_err(|error| RunError::Internal(anyhow!(error).context("cannot start wasmtime")))?;
+        let wasm = factory::wasm::WasmFactory::new(wasm_config).map_err(|error| {
+            CliError::Internal(anyhow!(error).context("cannot start the wasm factory"))
+        })?;
         return Ok(Arc::new(wasm));
     }
     if args.fuel.is_some() {
-        return Err(RunError::Input(anyhow!(
+        return Err(CliError::Input(anyhow!(
             "--fuel applies to wasm kinds only"
         )));
     }
-    let manifest = match &args.manifest {
-        Some(path) => tokio::fs::read_to_string(path)
-            .await
-            .with_context(|| format!("cannot read the manifest {}", path.display()))
-            .map_err(RunError::Input)?,
-        None => std::env::var("RUNTIMES_MANIFEST").map_err(|_| {
-            RunError::Input(anyhow!(
+    let manifest = runtimes_manifest(args.manifest.as_deref())
+        .await?
+        .ok_or_else(|| {
+            CliError::Input(anyhow!(
                 "kind '{}' runs in Docker and needs a runtimes manifest: pass --manifest FILE or set RUNTIMES_MANIFEST",
                 args.kind
             ))
-        })?,
-    };
-    let manifest = factory::docker::Manifest::from_json(&manifest)
-        .map_err(|error| RunError::Input(anyhow!(error).context("invalid runtimes manifest")))?;
+        })?;
     // A prefix of its own, so this container can never be taken for (or clean up) an invoker's.
     let config = factory::docker::DockerConfig {
         name_prefix: format!("wskrun{}", std::process::id()),
@@ -221,7 +195,7 @@ async fn make_factory(args: &RunArgs) -> Result<Arc<dyn Factory>, RunError> {
     let docker = factory::docker::DockerFactory::connect(config, manifest)
         .await
         .map_err(|error| {
-            RunError::Internal(anyhow!(error).context("cannot reach the Docker daemon"))
+            CliError::Internal(anyhow!(error).context("cannot reach the Docker daemon"))
         })?;
     Ok(docker)
 }
@@ -290,7 +264,6 @@ fn random_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use factory::Status;
     use serde_json::json;
 
     #[test]
@@ -316,11 +289,5 @@ mod tests {
             code_for("python:3.11", b"PK\x03\x04rest".to_vec()),
             Code::Binary(_)
         ));
-    }
-
-    #[test]
-    fn test_status_maps_to_exit_status() {
-        assert_eq!(ExitStatus::from(Status::Success) as u8, 0);
-        assert_eq!(ExitStatus::from(Status::WhiskError) as u8, 3);
     }
 }

@@ -9,11 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
+use executor::config::{DEFAULT_USER_MEMORY, SHUTDOWN_GRACE};
 use executor::pool::{PoolConfig, PoolFactory};
 use executor::standalone::auth::{GUEST_KEY, GUEST_NAMESPACE, Subjects};
-use executor::standalone::{DEFAULT_PORT, KindSet, SHUTDOWN_GRACE, Standalone, StandaloneConfig};
+use executor::standalone::{DEFAULT_PORT, KindSet, Standalone, StandaloneConfig};
+use factory::docker::DockerFactory;
+use factory::wasm::{WASM_WASIP1_KIND, WasmConfig, WasmFactory};
 
-use super::ExitStatus;
+use super::{runtimes_manifest, shutdown_signal};
+use crate::error::{CliError, ExitStatus};
 
 /// Name prefix (and ownership label) of the standalone node's Docker containers.
 const DOCKER_NAME_PREFIX: &str = "wsksa0";
@@ -34,7 +38,7 @@ pub struct StandaloneArgs {
     pub data_dir: PathBuf,
 
     /// Memory for running actions, in MB, shared by all activations.
-    #[arg(long, value_name = "MB", default_value_t = 2048)]
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_USER_MEMORY.as_mb())]
     pub user_memory: u64,
 
     /// An accepted API key and its namespace, `<uuid>:<secret>=<namespace>`; repeatable. Default:
@@ -54,31 +58,18 @@ pub struct StandaloneArgs {
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub fn execute(args: StandaloneArgs) -> ExitStatus {
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
-        Err(status) => return status,
-    };
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitStatus::Success,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitStatus::InternalError
-        }
-    }
-}
-
-async fn serve(args: StandaloneArgs) -> anyhow::Result<()> {
+pub async fn execute(args: StandaloneArgs) -> Result<ExitStatus, CliError> {
     let mut config = StandaloneConfig::new(&args.data_dir);
     config.addr = SocketAddr::new(args.host, args.port);
     config.pool = PoolConfig {
         user_memory_mb: args.user_memory,
         ..PoolConfig::default()
     };
-    config.subjects = subjects(&args.auth)?;
+    config.subjects = subjects(&args.auth).map_err(CliError::Input)?;
 
-    let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default())
-        .map_err(|error| anyhow!(error).context("cannot start wasmtime"))?;
+    let wasm = WasmFactory::new(WasmConfig::default()).map_err(|error| {
+        CliError::Internal(anyhow!(error).context("cannot start the wasm factory"))
+    })?;
     let mut factories = vec![PoolFactory::in_process(Arc::new(wasm))];
     let mut manifest_kinds = Vec::new();
     if !args.no_docker
@@ -100,10 +91,10 @@ async fn serve(args: StandaloneArgs) -> anyhow::Result<()> {
     if args.auth.is_empty() {
         eprintln!("API key (namespace {GUEST_NAMESPACE}): {GUEST_KEY}");
     }
-    wait_for_signal().await;
+    shutdown_signal().await;
     eprintln!("shutting down");
     node.shutdown(SHUTDOWN_GRACE).await;
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// The `--auth` keys, or the guest key.
@@ -124,25 +115,10 @@ fn subjects(auth: &[String]) -> anyhow::Result<Subjects> {
 /// The Docker factory and the manifest's kinds, when a manifest is given and a daemon answers.
 async fn docker(
     args: &StandaloneArgs,
-) -> anyhow::Result<
-    Option<(
-        Arc<factory::docker::DockerFactory>,
-        Vec<(String, String, bool)>,
-    )>,
-> {
-    let text = match &args.manifest {
-        Some(path) => Some(
-            tokio::fs::read_to_string(path)
-                .await
-                .with_context(|| format!("cannot read the manifest {}", path.display()))?,
-        ),
-        None => std::env::var("RUNTIMES_MANIFEST").ok(),
-    };
-    let Some(text) = text else {
+) -> Result<Option<(Arc<DockerFactory>, Vec<(String, String, bool)>)>, CliError> {
+    let Some(manifest) = runtimes_manifest(args.manifest.as_deref()).await? else {
         return Ok(None);
     };
-    let manifest = factory::docker::Manifest::from_json(&text)
-        .map_err(|error| anyhow!(error).context("invalid runtimes manifest"))?;
     let kinds: Vec<(String, String, bool)> = manifest
         .runtimes()
         .map(|runtime| {
@@ -160,36 +136,12 @@ async fn docker(
         user_memory_mb: args.user_memory,
         ..factory::docker::DockerConfig::default()
     };
-    match factory::docker::DockerFactory::connect(config, manifest).await {
+    match DockerFactory::connect(config, manifest).await {
         Ok(docker) => Ok(Some((docker, kinds))),
         Err(error) => {
-            eprintln!("Docker is not available ({error}); serving wasm:wasip1 only");
+            eprintln!("Docker is not available ({error}); serving {WASM_WASIP1_KIND} only");
             Ok(None)
         }
-    }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -27,9 +27,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use executor::config::CouchDbConfig;
 use executor::message::{AcknowledgementMessage, PingMessage};
-use executor::store::couchdb::CouchClient;
+use executor::store::couchdb::{CouchClient, CouchDbConfig};
 use pouchdb::PouchDb;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};

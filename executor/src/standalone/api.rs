@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use factory::wasm::WASM_WASIP1_KIND;
 use factory::{Code, Status};
 use hyper::body::Body;
 use hyper::header::{self, HeaderValue};
@@ -55,10 +56,10 @@ impl KindSet {
             }
             set.kinds.insert(kind);
         }
-        set.kinds.insert(document::WASM_KIND.to_string());
+        set.kinds.insert(WASM_WASIP1_KIND.to_string());
         set.defaults
             .entry("wasm".into())
-            .or_insert_with(|| document::WASM_KIND.to_string());
+            .or_insert_with(|| WASM_WASIP1_KIND.to_string());
         set
     }
 

@@ -12,8 +12,8 @@ use super::backend::{ActivationFilter, Backend, BackendError, StoredAction};
 use crate::document::{
     ActionDocument, AttachmentLocation, CodeSource, code_from_bytes, decode_inline,
 };
-use crate::invoker::Processor;
 use crate::message::ActivationMessage;
+use crate::processor::Processor;
 use crate::record::WhiskActivation;
 use crate::store::{ActivationQuery, ActivationStore, EntityStore, StoreError};
 

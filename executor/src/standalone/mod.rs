@@ -4,7 +4,7 @@
 //!
 //! It is a second *source* feeding the same pool and record builder as the Kafka invoker: every
 //! invoke becomes one [`crate::message::ActivationMessage`], exactly as the controller would have
-//! put it on `invoker{N}`, and goes through the same processor ([`crate::invoker::Processor`]).
+//! put it on `invoker{N}`, and goes through the same processor ([`crate::processor::Processor`]).
 //!
 //! [`api::handle`] answers one request (tests call it without a socket); [`Server`] binds a listener
 //! and serves HTTP/1.1 connections with it until shut down.
@@ -30,15 +30,15 @@ use tokio_util::task::TaskTracker;
 
 pub use api::{KindSet, State, handle};
 
+use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
-use crate::invoker::{Blacklist, Processor};
+use crate::limits::LimitRanges;
+use crate::loader::{ActionLoader, DEFAULT_ACTION_CACHE_ENTRIES};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, PoolFactory};
+use crate::processor::Processor;
 use crate::store::local::LocalStore;
-use crate::store::{
-    ActionLoader, ActivationStore, DEFAULT_ACTION_CACHE_ENTRIES, EntityStore, LimitRanges,
-    StoreLevel,
-};
+use crate::store::{ActivationStore, EntityStore, StoreLevel};
 
 /// OpenWhisk's standalone port (`wsk` and the npm client's local default).
 pub const DEFAULT_PORT: u16 = 3233;
@@ -218,9 +218,6 @@ pub struct Standalone {
     pool: Arc<Pool>,
     records: Arc<local::WriteBehind>,
 }
-
-/// How long shutdown waits for running activations (the longest action timeout plus a margin).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(300 + 30);
 
 impl Standalone {
     /// Opens the store under `config.data_dir`, starts the pool over `factories` (asked in order

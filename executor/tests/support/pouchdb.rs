@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use executor::config::CouchDbConfig;
+use executor::store::couchdb::CouchDbConfig;
 
 /// How long the server may take to answer after start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

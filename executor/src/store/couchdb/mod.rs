@@ -4,7 +4,9 @@
 //!
 //! HTTP/1.1 through a hyper 1 client, basic auth on every request, each path segment URL-encoded on
 //! its own (`guest/hello` → `guest%2Fhello`), as OpenWhisk's `CouchDbRestClient` does. Works against
-//! CouchDB and pouchdb-server.
+//! CouchDB and pouchdb-server. Where to connect is [`CouchDbConfig`].
+
+mod config;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,8 +25,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+pub use self::config::{
+    CouchDbConfig, DEFAULT_ACTIVATION_DB, DEFAULT_AUTH_DB, DEFAULT_COUCHDB_PORT, DEFAULT_ENTITY_DB,
+};
+
 use super::{ActivationQuery, ActivationStore, EntityStore, StoreError};
-use crate::config::CouchDbConfig;
 use crate::document::{ActionDocument, Exec, PreparedCode, prepare_code};
 use crate::record::{ActivationDocument, WhiskActivation};
 
