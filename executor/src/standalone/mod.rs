@@ -13,7 +13,6 @@ pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod http;
-pub mod local;
 pub mod validate;
 pub mod web;
 
@@ -35,6 +34,7 @@ use crate::invoker::{Blacklist, Processor};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, PoolFactory};
 use crate::store::local::LocalStore;
+use crate::store::write_behind::WriteBehind;
 use crate::store::{
     ActionLoader, ActivationStore, DEFAULT_ACTION_CACHE_ENTRIES, EntityStore, LimitRanges,
     StoreLevel,
@@ -208,7 +208,7 @@ pub struct Assembled {
     /// The pool, to shut down.
     pub pool: Arc<Pool>,
     /// The write-behind activation store, to flush at shutdown.
-    pub records: Arc<local::WriteBehind>,
+    pub records: Arc<WriteBehind>,
 }
 
 /// A running standalone node: server, processor, pool and store.
@@ -216,7 +216,7 @@ pub struct Assembled {
 pub struct Standalone {
     server: Server,
     pool: Arc<Pool>,
-    records: Arc<local::WriteBehind>,
+    records: Arc<WriteBehind>,
 }
 
 /// How long shutdown waits for running activations (the longest action timeout plus a margin).
@@ -257,14 +257,15 @@ impl Standalone {
         })?;
         let store = Arc::new(LocalStore::new(config.data_dir.clone()));
         let entities: Arc<dyn EntityStore> = store.clone();
-        let records = Arc::new(local::WriteBehind::new(store));
+        let records = Arc::new(WriteBehind::new(store));
         let activations: Arc<dyn ActivationStore> = records.clone();
         let pool =
             Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
+        let limits = LimitRanges::default();
         let loader = Arc::new(ActionLoader::new(
             Arc::clone(&entities),
             Arc::new(config.kinds.clone()),
-            LimitRanges::default(),
+            limits,
             DEFAULT_ACTION_CACHE_ENTRIES,
         ));
         let processor = Arc::new(Processor {
@@ -277,10 +278,11 @@ impl Standalone {
             blocking_level: StoreLevel::default(),
             non_blocking_level: StoreLevel::default(),
         });
-        let backend = Arc::new(local::LocalBackend::new(entities, activations, processor));
+        let backend = Arc::new(backend::StoreBackend::new(processor));
         let state = Arc::new(State {
             subjects: config.subjects,
             kinds: config.kinds,
+            limits,
             backend,
             max_blocking_wait: config.max_blocking_wait,
         });
