@@ -2,11 +2,11 @@
 //! and bodies. [`handle`] answers one request (tests call it without a socket) and routes it by
 //! resource:
 //!
-//! - [`info`]: `/ping`, `/api/v1`, `/api/v1/namespaces`;
-//! - [`actions`]: `.../actions[/{name}]` (list, get, put, delete), the PUT body in [`action_put`],
-//!   invokes (`POST`) in [`invoke`];
-//! - [`activations`]: `.../activations[/{id}[/logs|/result]]`;
-//! - [`web_actions`]: `/api/v1/web/...`.
+//! - `/ping`, `/api/v1`, `/api/v1/namespaces` in [`info`];
+//! - `.../actions[/{name}]` (list, get, put, delete) in [`actions`], the PUT body in
+//!   [`action_put`], invokes (`POST`) in [`invoke`];
+//! - `.../activations[/{id}[/logs|/result]]` in [`activations`];
+//! - `/api/v1/web/...` in [`web_actions`].
 //!
 //! What the routes share: [`State`], the accepted kinds ([`KindSet`]), the request as read and its
 //! checks ([`request`]) and the CORS headers ([`cors`]); error bodies and replies are in
