@@ -47,51 +47,86 @@ impl Default for LimitRanges {
     }
 }
 
+/// One action limit, as OpenWhisk's threshold messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// `timeout`, in milliseconds (the message says `duration`).
+    Timeout,
+    /// `memory`, in MB.
+    Memory,
+    /// `logs`, in MB (the message says `log`, OpenWhisk's `LogLimit.logLimitFieldName`).
+    Logs,
+    /// `concurrency`, activations per container.
+    Concurrency,
+}
+
 impl LimitRanges {
     /// Checks `limits` against the namespace's limits, each falling back to the system range
     /// (`ActionLimits.checkLimits`). The error is the message recorded as an application error.
     pub fn check(&self, limits: &Limits, user: &UserLimits) -> Result<(), String> {
-        fn within(what: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), String> {
-            if value < min {
-                Err(format!(
-                    "{what} {value}{unit} below allowed threshold of {min}{unit}"
-                ))
-            } else if value > max {
-                Err(format!(
-                    "{what} {value}{unit} exceeds allowed threshold of {max}{unit}"
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        within(
-            "duration",
-            limits.timeout,
-            user.min_action_timeout.unwrap_or(self.min_timeout_ms),
-            user.max_action_timeout.unwrap_or(self.max_timeout_ms),
-            " milliseconds",
+        let (min, max) = self.range(LimitKind::Timeout);
+        Self::within(
+            LimitKind::Timeout,
+            i64::try_from(limits.timeout).unwrap_or(i64::MAX),
+            user.min_action_timeout.unwrap_or(min),
+            user.max_action_timeout.unwrap_or(max),
         )?;
-        within(
-            "memory",
-            u64::from(limits.memory),
-            user.min_action_memory.unwrap_or(self.min_memory_mb),
-            user.max_action_memory.unwrap_or(self.max_memory_mb),
-            " MB",
+        let (min, max) = self.range(LimitKind::Memory);
+        Self::within(
+            LimitKind::Memory,
+            i64::from(limits.memory),
+            user.min_action_memory.unwrap_or(min),
+            user.max_action_memory.unwrap_or(max),
         )?;
-        within(
-            "logs",
-            u64::from(limits.logs),
-            user.min_action_logs.unwrap_or(self.min_logs_mb),
-            user.max_action_logs.unwrap_or(self.max_logs_mb),
-            " MB",
+        let (min, max) = self.range(LimitKind::Logs);
+        Self::within(
+            LimitKind::Logs,
+            i64::from(limits.logs),
+            user.min_action_logs.unwrap_or(min),
+            user.max_action_logs.unwrap_or(max),
         )?;
-        within(
-            "concurrency",
-            u64::from(limits.concurrency),
-            user.min_action_concurrency.unwrap_or(self.min_concurrency),
-            user.max_action_concurrency.unwrap_or(self.max_concurrency),
-            "",
+        let (min, max) = self.range(LimitKind::Concurrency);
+        Self::within(
+            LimitKind::Concurrency,
+            i64::from(limits.concurrency),
+            user.min_action_concurrency.unwrap_or(min),
+            user.max_action_concurrency.unwrap_or(max),
         )
+    }
+
+    /// The system range `(min, max)` of one limit.
+    pub fn range(&self, kind: LimitKind) -> (u64, u64) {
+        match kind {
+            LimitKind::Timeout => (self.min_timeout_ms, self.max_timeout_ms),
+            LimitKind::Memory => (self.min_memory_mb, self.max_memory_mb),
+            LimitKind::Logs => (self.min_logs_mb, self.max_logs_mb),
+            LimitKind::Concurrency => (self.min_concurrency, self.max_concurrency),
+        }
+    }
+
+    /// Checks one limit's `value` against `min..=max` with OpenWhisk's message
+    /// (`Messages.sizeBelowAllowedThreshold` and friends): the one source of these texts, for the
+    /// invoker's records and the standalone server's PUT alike. Signed, because a PUT may ask for
+    /// a negative value and is answered with the same message.
+    pub fn within(kind: LimitKind, value: i64, min: u64, max: u64) -> Result<(), String> {
+        let (what, unit) = match kind {
+            LimitKind::Timeout => ("duration", " milliseconds"),
+            LimitKind::Memory => ("memory", " MB"),
+            LimitKind::Logs => ("log", " MB"),
+            LimitKind::Concurrency => ("concurrency", ""),
+        };
+        let wide = i128::from(value);
+        if wide < i128::from(min) {
+            Err(format!(
+                "{what} {value}{unit} below allowed threshold of {min}{unit}"
+            ))
+        } else if wide > i128::from(max) {
+            Err(format!(
+                "{what} {value}{unit} exceeds allowed threshold of {max}{unit}"
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -141,6 +176,14 @@ mod tests {
         assert_eq!(
             ranges.check(&concurrent, &none).unwrap_err(),
             "concurrency 2 exceeds allowed threshold of 1"
+        );
+        let chatty = Limits {
+            logs: 11,
+            ..Limits::default()
+        };
+        assert_eq!(
+            ranges.check(&chatty, &none).unwrap_err(),
+            "log 11 MB exceeds allowed threshold of 10 MB"
         );
     }
 }

@@ -209,7 +209,9 @@ impl ActionLoader {
         Ok(action)
     }
 
-    async fn fetch_code(
+    /// The code of `document` (id `id`): decoded inline code, or its attachment read from the
+    /// store; `None` for an action without code. The standalone server's reads use it too.
+    pub async fn fetch_code(
         &self,
         id: &str,
         document: &ActionDocument,

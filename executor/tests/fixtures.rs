@@ -426,7 +426,7 @@ fn test_story_a4_runtime_bodies() {
             .into_executable(Some(code), &fixtures::manifest_resolver())
             .expect("fixture action resolves"),
     );
-    let mut job = executor::invoker::job(&message, &action);
+    let mut job = executor::processor::job(&message, &action);
     let deadline = |value: &Value| {
         let millis: u64 = value
             .as_str()

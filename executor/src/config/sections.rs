@@ -113,7 +113,7 @@ impl Default for ContainerPoolConfig {
             pause_grace_ms: millis(crate::pool::DEFAULT_PAUSE_GRACE),
             idle_container_ms: millis(crate::pool::DEFAULT_IDLE_TIMEOUT),
             prewarm_expiration_check_ms: millis(crate::pool::DEFAULT_PREWARM_CHECK_INTERVAL),
-            prewarm_expiration_limit: crate::pool::PREWARM_EXPIRATION_LIMIT,
+            prewarm_expiration_limit: crate::pool::DEFAULT_PREWARM_EXPIRATION_LIMIT,
             blacklist_poll_ms: DEFAULT_BLACKLIST_POLL_MS,
             action_cache_entries: crate::loader::DEFAULT_ACTION_CACHE_ENTRIES,
         }

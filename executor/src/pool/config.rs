@@ -18,6 +18,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// OpenWhisk's `prewarm-expiration-check-interval` (10 minutes).
 pub const DEFAULT_PREWARM_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// OpenWhisk's `prewarm-expiration-limit`: most expired prewarms removed by one check.
+pub const DEFAULT_PREWARM_EXPIRATION_LIMIT: usize = 100;
 /// OpenWhisk's smallest action memory (`whisk.memory.min`), the divisor of `maxPeek`.
 pub const MIN_ACTION_MEMORY_MB: u64 = 128;
 
@@ -59,8 +61,7 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Most expired reactive prewarms removed by one expiry check (OpenWhisk's
     /// `prewarm-expiration-limit`), so that a mass expiry is spread over several checks instead of
-    /// destroying a whole fleet at once. Default
-    /// [`crate::config::DEFAULT_PREWARM_EXPIRATION_LIMIT`] (100).
+    /// destroying a whole fleet at once. Default [`DEFAULT_PREWARM_EXPIRATION_LIMIT`] (100).
     pub prewarm_expiration_limit: usize,
 }
 
@@ -73,10 +74,7 @@ impl Default for PoolConfig {
             housekeeping_interval: DEFAULT_HOUSEKEEPING_INTERVAL,
             prewarm_check_interval: DEFAULT_PREWARM_CHECK_INTERVAL,
             health_check: Some(HealthCheckConfig::default()),
-            prewarm_expiration_limit: usize::try_from(
-                crate::config::DEFAULT_PREWARM_EXPIRATION_LIMIT,
-            )
-            .unwrap_or(usize::MAX),
+            prewarm_expiration_limit: DEFAULT_PREWARM_EXPIRATION_LIMIT,
         }
     }
 }

@@ -74,15 +74,8 @@ pub fn identity(message: &ActivationMessage) -> Completed {
     let size = result.to_string().len();
     Completed {
         outcome: Outcome {
-            status: Status::Success,
-            result: Some(result),
             size: Some(size),
-            logs: Vec::new(),
-            start: now,
-            end: now,
-            init_time: None,
-            timed_out: false,
-            fuel: None,
+            ..Outcome::new(Status::Success, result, now, now)
         },
         start: Start::Warm,
     }

@@ -1,13 +1,20 @@
 //! What the REST layer needs from the rest of the executor: the action documents, the activation
-//! records and the activation processor. [`Backend`] is that boundary; [`super::local::LocalBackend`]
-//! implements it over the embedded store and the shared activation processor.
+//! records and the activation processor. [`Backend`] is that boundary (tests may put a fake behind
+//! it); [`StoreBackend`] implements it over the executor's own stores and the activation processor
+//! the Kafka invoker uses ([`Processor`], built without acks), so both sources share one activation
+//! path and one code fetch (the loader's).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use factory::Code;
 
 use crate::document::ActionDocument;
+use crate::processor::Processor;
 use crate::message::ActivationMessage;
 use crate::record::WhiskActivation;
+use crate::store::{ActivationQuery, ActivationStore, EntityStore, StoreError};
 
 /// A store or processor failure the REST layer answers with a 500 or 409.
 #[derive(Debug, thiserror::Error)]
@@ -18,23 +25,6 @@ pub enum BackendError {
     /// The store failed; the text is logged, not shown to the caller.
     #[error("store failure: {0}")]
     Store(String),
-}
-
-/// Which activations a list returns, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActivationFilter {
-    /// The namespace whose activations are listed.
-    pub namespace: String,
-    /// Only activations of this action name (`name` or `pkg/name`).
-    pub name: Option<String>,
-    /// Only activations that started at or after this epoch millisecond.
-    pub since: Option<u64>,
-    /// Only activations that started at or before this epoch millisecond.
-    pub upto: Option<u64>,
-    /// Entries skipped.
-    pub skip: usize,
-    /// Most entries returned.
-    pub limit: usize,
 }
 
 /// An action document with its code, as the REST API shows it.
@@ -86,6 +76,171 @@ pub trait Backend: Send + Sync + 'static {
     /// Activation records, newest first.
     async fn list_activations(
         &self,
-        filter: &ActivationFilter,
+        query: &ActivationQuery,
     ) -> Result<Vec<WhiskActivation>, BackendError>;
+}
+
+/// The backend of a standalone server: the shared activation processor and the stores behind it.
+pub struct StoreBackend {
+    processor: Arc<Processor>,
+    /// Documents (without code) by id, for invokes. This server is the store's only writer, so
+    /// its own puts and deletes keep the cache exact.
+    documents: Mutex<HashMap<String, ActionDocument>>,
+}
+
+/// Most documents cached; the cache is emptied when full, so action names a caller invents cannot
+/// grow it without bound.
+const MAX_CACHED_DOCUMENTS: usize = 1024;
+
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBackend").finish_non_exhaustive()
+    }
+}
+
+impl StoreBackend {
+    /// A backend over the processor's stores: its loader's entity store (and code fetch) and its
+    /// activation store.
+    pub fn new(processor: Arc<Processor>) -> Self {
+        Self {
+            processor,
+            documents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entities(&self) -> &Arc<dyn EntityStore> {
+        self.processor.loader.store()
+    }
+
+    fn activations(&self) -> &Arc<dyn ActivationStore> {
+        &self.processor.activations
+    }
+
+    fn cached(&self, doc_id: &str) -> Option<ActionDocument> {
+        self.documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(doc_id)
+            .cloned()
+    }
+
+    fn remember(&self, document: &ActionDocument) {
+        let mut documents = self
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if documents.len() >= MAX_CACHED_DOCUMENTS {
+            documents.clear();
+        }
+        documents.insert(document.doc_id(), document.clone());
+    }
+
+    fn forget(&self, doc_id: &str) {
+        self.documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(doc_id);
+    }
+}
+
+fn backend_error(error: StoreError) -> BackendError {
+    match error {
+        StoreError::Conflict | StoreError::RevisionMismatch { .. } => BackendError::Conflict,
+        other => BackendError::Store(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Backend for StoreBackend {
+    async fn get_action(
+        &self,
+        doc_id: &str,
+        with_code: bool,
+    ) -> Result<Option<StoredAction>, BackendError> {
+        if !with_code && let Some(document) = self.cached(doc_id) {
+            return Ok(Some(StoredAction {
+                document,
+                code: None,
+            }));
+        }
+        let document = match self.entities().get_action(doc_id, None).await {
+            Ok(document) => document,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(error) => return Err(backend_error(error)),
+        };
+        self.remember(&document);
+        if !with_code {
+            return Ok(Some(StoredAction {
+                document,
+                code: None,
+            }));
+        }
+        let code = self
+            .processor
+            .loader
+            .fetch_code(doc_id, &document)
+            .await
+            .map_err(backend_error)?;
+        Ok(Some(StoredAction { document, code }))
+    }
+
+    async fn put_action(&self, action: StoredAction) -> Result<StoredAction, BackendError> {
+        let code = action.code.clone();
+        let doc_id = action.document.doc_id();
+        // Whatever the outcome, the next read goes to the store.
+        self.forget(&doc_id);
+        let document = self
+            .entities()
+            .put_action(action.document, code.clone())
+            .await
+            .map_err(backend_error)?;
+        Ok(StoredAction { document, code })
+    }
+
+    async fn delete_action(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError> {
+        self.forget(doc_id);
+        let deleted = self
+            .entities()
+            .delete_action(doc_id, rev)
+            .await
+            .map_err(backend_error);
+        self.forget(doc_id);
+        deleted
+    }
+
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<ActionDocument>, BackendError> {
+        self.entities()
+            .list_actions(namespace, skip, limit)
+            .await
+            .map_err(backend_error)
+    }
+
+    async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
+        let span = tracing::info_span!("activation", activation_id = %message.activation_id, action = %message.action_doc_id());
+        tracing::Instrument::instrument(self.processor.activate(message), span).await
+    }
+
+    async fn get_activation(
+        &self,
+        namespace: &str,
+        activation_id: &str,
+    ) -> Result<Option<WhiskActivation>, BackendError> {
+        match self.activations().get(namespace, activation_id).await {
+            Ok(activation) => Ok(Some(activation)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(error) => Err(backend_error(error)),
+        }
+    }
+
+    async fn list_activations(
+        &self,
+        query: &ActivationQuery,
+    ) -> Result<Vec<WhiskActivation>, BackendError> {
+        self.activations().list(query).await.map_err(backend_error)
+    }
 }

@@ -13,7 +13,6 @@ pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod http;
-pub mod local;
 pub mod validate;
 pub mod web;
 
@@ -38,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, PoolFactory};
 use crate::processor::Processor;
 use crate::store::local::LocalStore;
+use crate::store::write_behind::WriteBehind;
 use crate::store::{ActivationStore, EntityStore, StoreLevel};
 
 /// OpenWhisk's standalone port (`wsk` and the npm client's local default).
@@ -208,7 +208,7 @@ pub struct Assembled {
     /// The pool, to shut down.
     pub pool: Arc<Pool>,
     /// The write-behind activation store, to flush at shutdown.
-    pub records: Arc<local::WriteBehind>,
+    pub records: Arc<WriteBehind>,
 }
 
 /// A running standalone node: server, processor, pool and store.
@@ -216,7 +216,7 @@ pub struct Assembled {
 pub struct Standalone {
     server: Server,
     pool: Arc<Pool>,
-    records: Arc<local::WriteBehind>,
+    records: Arc<WriteBehind>,
 }
 
 impl Standalone {
@@ -254,14 +254,15 @@ impl Standalone {
         })?;
         let store = Arc::new(LocalStore::new(config.data_dir.clone()));
         let entities: Arc<dyn EntityStore> = store.clone();
-        let records = Arc::new(local::WriteBehind::new(store));
+        let records = Arc::new(WriteBehind::new(store));
         let activations: Arc<dyn ActivationStore> = records.clone();
         let pool =
             Arc::new(Pool::start(config.pool.clone(), factories, Arc::new(SystemClock)).await?);
+        let limits = LimitRanges::default();
         let loader = Arc::new(ActionLoader::new(
             Arc::clone(&entities),
             Arc::new(config.kinds.clone()),
-            LimitRanges::default(),
+            limits,
             DEFAULT_ACTION_CACHE_ENTRIES,
         ));
         let processor = Arc::new(Processor {
@@ -274,10 +275,11 @@ impl Standalone {
             blocking_level: StoreLevel::default(),
             non_blocking_level: StoreLevel::default(),
         });
-        let backend = Arc::new(local::LocalBackend::new(entities, activations, processor));
+        let backend = Arc::new(backend::StoreBackend::new(processor));
         let state = Arc::new(State {
             subjects: config.subjects,
             kinds: config.kinds,
+            limits,
             backend,
             max_blocking_wait: config.max_blocking_wait,
         });

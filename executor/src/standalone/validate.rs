@@ -3,13 +3,14 @@
 
 use factory::Limits;
 use factory::limits::{
-    DEFAULT_CONCURRENCY, DEFAULT_LOGS_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, MAX_LOGS_MB,
-    MAX_MEMORY_MB, MAX_TIMEOUT_MS, MIN_MEMORY_MB, MIN_TIMEOUT_MS,
+    DEFAULT_CONCURRENCY, DEFAULT_LOGS_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
 };
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use super::http::{ApiError, messages};
+use crate::limits::{LimitKind, LimitRanges};
+use crate::store::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 /// Longest entity name or namespace (`EntityName.ENTITY_NAME_MAX_LENGTH`).
 pub const MAX_NAME_LEN: usize = 256;
@@ -19,16 +20,6 @@ pub const MAX_EXEC_BYTES: u64 = 48 * 1024 * 1024;
 pub const MAX_PARAMETER_BYTES: u64 = 1024 * 1024;
 /// Largest invoke payload (`whisk.activation.payload.max = 1 m`), also the web action body limit.
 pub const MAX_PAYLOAD_BYTES: u64 = crate::config::DEFAULT_PAYLOAD_MAX.as_bytes();
-/// Smallest log limit (`whisk.log-limit.min = 0 m`).
-pub const MIN_LOGS_MB: i64 = 0;
-/// Smallest and largest intra-container concurrency (`whisk.concurrency-limit`, 1..=1).
-pub const MIN_CONCURRENCY: i64 = 1;
-/// See [`MIN_CONCURRENCY`].
-pub const MAX_CONCURRENCY: i64 = 1;
-/// Largest `limit` of a list (`Collection.MAX_LIST_LIMIT`); `limit=0` means this many.
-pub const MAX_LIST_LIMIT: usize = 200;
-/// Default `limit` of a list (`Collection.DEFAULT_LIST_LIMIT`).
-pub const DEFAULT_LIST_LIMIT: usize = 30;
 
 /// Checks an entity name against OpenWhisk's pattern
 /// `\A([\w]|[\w][\w@ .&-]{0,254}[\w@.&-])\z` (ASCII word characters).
@@ -109,10 +100,12 @@ pub struct LimitsPut {
 }
 
 impl LimitsPut {
-    /// Reads and range-checks a `limits` object: malformed values are a 400 "request content was
-    /// malformed", values out of range a 400 with OpenWhisk's threshold messages, checked in the
-    /// controller's order (memory, timeout, logs, concurrency).
-    pub fn parse(value: &Value) -> Result<Self, ApiError> {
+    /// Reads and range-checks a `limits` object against `ranges` (the system ranges: a PUT is not
+    /// checked against the caller's namespace limits, as in the controller): malformed values are a
+    /// 400 "request content was malformed", values out of range a 400 with OpenWhisk's threshold
+    /// messages ([`LimitRanges::within`], the invoker's), checked in the controller's order
+    /// (memory, timeout, logs, concurrency).
+    pub fn parse(value: &Value, ranges: &LimitRanges) -> Result<Self, ApiError> {
         let Value::Object(map) = value else {
             return Err(ApiError::bad_request(messages::malformed_content(
                 "no valid json object passed",
@@ -122,60 +115,24 @@ impl LimitsPut {
         let memory = whole(map, "memory", "memory limit")?;
         let logs = whole(map, "logs", "log limit")?;
         let concurrency = whole(map, "concurrency", "intra concurrency limit")?;
-        if let Some(memory) = memory {
-            if memory > i64::from(MAX_MEMORY_MB) {
-                return Err(ApiError::bad_request(format!(
-                    "memory {memory} MB exceeds allowed threshold of {MAX_MEMORY_MB} MB"
-                )));
-            }
-            if memory < i64::from(MIN_MEMORY_MB) {
-                return Err(ApiError::bad_request(format!(
-                    "memory {memory} MB below allowed threshold of {MIN_MEMORY_MB} MB"
-                )));
-            }
-        }
-        if let Some(timeout) = timeout {
-            if timeout > MAX_TIMEOUT_MS as i64 {
-                return Err(ApiError::bad_request(format!(
-                    "duration {timeout} milliseconds exceeds allowed threshold of {MAX_TIMEOUT_MS} milliseconds"
-                )));
-            }
-            if timeout < MIN_TIMEOUT_MS as i64 {
-                return Err(ApiError::bad_request(format!(
-                    "duration {timeout} milliseconds below allowed threshold of {MIN_TIMEOUT_MS} milliseconds"
-                )));
+        for (kind, value) in [
+            (LimitKind::Memory, memory),
+            (LimitKind::Timeout, timeout),
+            (LimitKind::Logs, logs),
+            (LimitKind::Concurrency, concurrency),
+        ] {
+            if let Some(value) = value {
+                let (min, max) = ranges.range(kind);
+                LimitRanges::within(kind, value, min, max).map_err(ApiError::bad_request)?;
             }
         }
-        if let Some(logs) = logs {
-            if logs > i64::from(MAX_LOGS_MB) {
-                return Err(ApiError::bad_request(format!(
-                    "log {logs} MB exceeds allowed threshold of {MAX_LOGS_MB} MB"
-                )));
-            }
-            if logs < MIN_LOGS_MB {
-                return Err(ApiError::bad_request(format!(
-                    "log {logs} MB below allowed threshold of {MIN_LOGS_MB} MB"
-                )));
-            }
-        }
-        if let Some(concurrency) = concurrency {
-            if concurrency > MAX_CONCURRENCY {
-                return Err(ApiError::bad_request(format!(
-                    "concurrency {concurrency} exceeds allowed threshold of {MAX_CONCURRENCY}"
-                )));
-            }
-            if concurrency < MIN_CONCURRENCY {
-                return Err(ApiError::bad_request(format!(
-                    "concurrency {concurrency} below allowed threshold of {MIN_CONCURRENCY}"
-                )));
-            }
-        }
-        // In range, so the narrowing conversions below cannot fail.
+        // In range, so not negative; a configured range wider than the field saturates.
+        let narrow = |value: Option<i64>| value.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
         Ok(Self {
-            timeout: timeout.map(|v| v as u64),
-            memory: memory.map(|v| v as u32),
-            logs: logs.map(|v| v as u32),
-            concurrency: concurrency.map(|v| v as u32),
+            timeout: timeout.map(|v| u64::try_from(v).unwrap_or(0)),
+            memory: narrow(memory),
+            logs: narrow(logs),
+            concurrency: narrow(concurrency),
         })
     }
 
@@ -421,9 +378,12 @@ mod tests {
 
     #[test]
     fn test_limits_obeyed_and_violated() {
-        let ok =
-            LimitsPut::parse(&json!({"timeout": 100, "memory": 512, "logs": 0, "concurrency": 1}))
-                .unwrap();
+        let ranges = LimitRanges::default();
+        let ok = LimitsPut::parse(
+            &json!({"timeout": 100, "memory": 512, "logs": 0, "concurrency": 1}),
+            &ranges,
+        )
+        .unwrap();
         assert_eq!(
             ok.create(),
             Limits {
@@ -433,7 +393,11 @@ mod tests {
                 concurrency: 1
             }
         );
-        let ok = LimitsPut::parse(&json!({"timeout": 300000, "memory": 128, "logs": 10})).unwrap();
+        let ok = LimitsPut::parse(
+            &json!({"timeout": 300000, "memory": 128, "logs": 10}),
+            &ranges,
+        )
+        .unwrap();
         assert_eq!(ok.create().timeout, 300_000);
         let cases = [
             (
@@ -465,12 +429,16 @@ mod tests {
                 "concurrency 0 below allowed threshold of 1",
             ),
             (
+                json!({"logs": -1}),
+                "log -1 MB below allowed threshold of 0 MB",
+            ),
+            (
                 json!({"memory": 1.5}),
                 "The request content was malformed:\nmemory limit must be whole number",
             ),
         ];
         for (limits, message) in cases {
-            let error = LimitsPut::parse(&limits).unwrap_err();
+            let error = LimitsPut::parse(&limits, &ranges).unwrap_err();
             assert_eq!(error.status, StatusCode::BAD_REQUEST);
             assert_eq!(error.message, message);
         }

@@ -8,6 +8,7 @@
 
 pub mod couchdb;
 pub mod local;
+pub mod write_behind;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -182,9 +183,11 @@ pub struct ActivationQuery {
     pub upto: Option<u64>,
 }
 
-/// Default page size of activation lists (`wsk activation list`).
+/// Default page size of a list (`Collection.DEFAULT_LIST_LIMIT`): activation lists here, and every
+/// list of the standalone server's REST API.
 pub const DEFAULT_LIST_LIMIT: usize = 30;
-/// Largest page size (OpenWhisk's `maxActivationLimit`).
+/// Largest page size of a list (`Collection.MAX_LIST_LIMIT`, OpenWhisk's `maxActivationLimit`);
+/// in the REST API `limit=0` means this many.
 pub const MAX_LIST_LIMIT: usize = 200;
 
 impl ActivationQuery {

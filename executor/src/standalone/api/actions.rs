@@ -1,0 +1,303 @@
+//! The action routes, `/api/v1/namespaces/{ns}/actions[/{name}]`: list, get, create or update
+//! (PUT, body read by [`super::action_put`]), delete, and invoke (POST, in [`super::invoke`]); the
+//! action as the API shows it (`WhiskAction` JSON) and its list summary.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use factory::Code;
+use hyper::{Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::State;
+use super::action_put::{ActionPut, parse_action_put, up_patch};
+use super::invoke::invoke;
+use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
+use crate::document::{self, ActionDocument, Exec};
+use crate::message::Identity;
+use crate::record::{Annotations, epoch_millis};
+use crate::standalone::backend::StoredAction;
+use crate::standalone::http::{ApiError, ResponseBody, json_response, messages};
+use crate::standalone::validate::{self, ListQuery};
+
+/// Routes `/api/v1/namespaces/{ns}/actions/{rest}` (`rest` = what follows `actions`).
+pub(super) async fn route(
+    state: &State,
+    call: &Call,
+    user: &Identity,
+    ns: &str,
+    rest: &[&str],
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    match rest {
+        [] => {
+            let ns = own_namespace(user, ns, None)?;
+            only(&call.method, &["GET"])?;
+            list_actions(state, call, &ns).await
+        }
+        [name] => {
+            let namespace = validate::namespace(ns, &user.namespace.name)?;
+            let name = validate::entity_name(name)?;
+            let ns = own_namespace(user, &namespace, Some(&name))?;
+            match call.method.as_str() {
+                "GET" => get_action(state, call, &ns, &name).await,
+                "PUT" => put_action(state, call, &ns, &name).await,
+                "DELETE" => delete_action(state, &ns, &name).await,
+                "POST" => invoke(state, call, user, &ns, &name, tid).await,
+                _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
+            }
+        }
+        [package, name] => {
+            // Packages are not supported: the package lookup fails as for a missing package.
+            let namespace = validate::namespace(ns, &user.namespace.name)?;
+            validate::entity_name(package)?;
+            validate::entity_name(name)?;
+            own_namespace(user, &namespace, Some(&format!("{package}/{name}")))?;
+            Err(ApiError::not_found())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        )),
+    }
+}
+
+/// The action as the API shows it (`WhiskAction` JSON): code as a string (base64 when binary),
+/// or without code (`code=false`, and lists).
+fn action_json(action: &StoredAction, with_code: bool) -> Value {
+    let doc = &action.document;
+    let mut exec = Map::new();
+    match &doc.exec {
+        Exec::Code {
+            kind, binary, main, ..
+        } => {
+            exec.insert("kind".into(), Value::String(kind.clone()));
+            if with_code && let Some(code) = &action.code {
+                exec.insert("code".into(), Value::String(code_text(code)));
+            }
+            exec.insert("binary".into(), Value::Bool(*binary));
+            if let Some(main) = main {
+                exec.insert("main".into(), Value::String(main.clone()));
+            }
+        }
+        Exec::Blackbox {
+            image,
+            binary,
+            main,
+            ..
+        } => {
+            exec.insert("kind".into(), Value::String("blackbox".into()));
+            exec.insert("image".into(), Value::String(image.clone()));
+            if with_code && let Some(code) = &action.code {
+                exec.insert("code".into(), Value::String(code_text(code)));
+            }
+            exec.insert("binary".into(), Value::Bool(*binary));
+            if let Some(main) = main {
+                exec.insert("main".into(), Value::String(main.clone()));
+            }
+        }
+        other @ Exec::Sequence { .. } => {
+            if let Ok(Value::Object(map)) = serde_json::to_value(other) {
+                exec = map;
+            }
+        }
+    }
+    json!({
+        "namespace": doc.namespace,
+        "name": doc.name,
+        "version": doc.version,
+        "publish": doc.publish,
+        "exec": exec,
+        "annotations": doc.annotations.to_value(),
+        "parameters": serde_json::to_value(&doc.parameters).unwrap_or(Value::Array(Vec::new())),
+        "limits": serde_json::to_value(doc.limits).unwrap_or(Value::Null),
+        "updated": doc.updated,
+    })
+}
+
+/// The summary a list shows (the `actions` view of the entities database).
+fn action_summary(doc: &ActionDocument) -> Value {
+    let binary = match &doc.exec {
+        Exec::Code { binary, .. } | Exec::Blackbox { binary, .. } => *binary,
+        Exec::Sequence { .. } => false,
+    };
+    json!({
+        "namespace": doc.namespace,
+        "name": doc.name,
+        "version": doc.version,
+        "publish": doc.publish,
+        "annotations": doc.annotations.to_value(),
+        "limits": serde_json::to_value(doc.limits).unwrap_or(Value::Null),
+        "exec": {"binary": binary},
+        "updated": doc.updated,
+    })
+}
+
+fn code_text(code: &Code) -> String {
+    match code {
+        Code::Text(text) => text.clone(),
+        Code::Binary(bytes) => base64::engine::general_purpose::STANDARD.encode(bytes),
+    }
+}
+
+async fn list_actions(
+    state: &State,
+    call: &Call,
+    ns: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let query = ListQuery::parse(&call.query, "actions")?;
+    // The whole namespace (the local store scans it anyway), most recently updated first, as the
+    // entities view orders it; then skip and limit.
+    let mut docs = state
+        .backend
+        .list_actions(ns, 0, usize::MAX)
+        .await
+        .map_err(store_error)?;
+    if query.count {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"actions": docs.len().saturating_sub(query.skip)}),
+        ));
+    }
+    docs.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
+    let list: Vec<Value> = docs
+        .iter()
+        .skip(query.skip)
+        .take(query.limit)
+        .map(action_summary)
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
+
+async fn get_action(
+    state: &State,
+    call: &Call,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let with_code = match call.query("code") {
+        Some(value) => validate::boolean("code", value)?,
+        None => true,
+    };
+    let action = state
+        .backend
+        .get_action(&format!("{ns}/{name}"), with_code)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &action_json(&action, with_code),
+    ))
+}
+
+async fn delete_action(
+    state: &State,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let doc_id = format!("{ns}/{name}");
+    let action = state
+        .backend
+        .get_action(&doc_id, true)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::not_found)?;
+    state
+        .backend
+        .delete_action(&doc_id, action.document.rev.as_deref())
+        .await
+        .map_err(store_error)?;
+    Ok(json_response(StatusCode::OK, &action_json(&action, true)))
+}
+
+async fn put_action(
+    state: &State,
+    call: &Call,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let overwrite = call.flag("overwrite")?;
+    let put = parse_action_put(&state.kinds, &state.limits, call)?;
+    let doc_id = format!("{ns}/{name}");
+    let existing = state
+        .backend
+        .get_action(&doc_id, true)
+        .await
+        .map_err(store_error)?;
+    let action = match existing {
+        Some(_) if !overwrite => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                messages::RESOURCE_EXISTS,
+            ));
+        }
+        Some(old) => update_action(put, old),
+        None => create_action(put, ns, name)?,
+    };
+    let stored = state
+        .backend
+        .put_action(action)
+        .await
+        .map_err(store_error)?;
+    Ok(json_response(StatusCode::OK, &action_json(&stored, true)))
+}
+
+fn create_action(put: ActionPut, ns: &str, name: &str) -> Result<StoredAction, ApiError> {
+    let Some((exec, code)) = put.exec else {
+        return Err(ApiError::bad_request("exec undefined"));
+    };
+    let mut document = ActionDocument::new(ns, name, exec);
+    document.parameters = put.parameters.unwrap_or_default();
+    document.limits = put.limits.unwrap_or_default().create();
+    document.version = put
+        .version
+        .unwrap_or_else(|| document::DEFAULT_VERSION.to_string());
+    document.publish = put.publish.unwrap_or(false);
+    let mut annotations = Annotations(put.annotations.unwrap_or_default());
+    // Added on create only (`amendAnnotations`), so that old actions keep their behaviour.
+    if annotations.get("provide-api-key").is_none() {
+        annotations.set("provide-api-key", false);
+    }
+    annotations.set("exec", document.exec.kind().to_string());
+    document.annotations = annotations;
+    Ok(StoredAction { document, code })
+}
+
+fn update_action(put: ActionPut, old: StoredAction) -> StoredAction {
+    let StoredAction {
+        mut document,
+        code: old_code,
+    } = old;
+    let code = match put.exec {
+        Some((exec, code)) => {
+            document.exec = exec;
+            code
+        }
+        None => old_code,
+    };
+    if let Some(parameters) = put.parameters {
+        document.parameters = parameters;
+    }
+    if let Some(limits) = put.limits {
+        document.limits = limits.update(document.limits);
+    }
+    document.version = match put.version {
+        Some(version) => version,
+        None => up_patch(&document.version),
+    };
+    if let Some(publish) = put.publish {
+        document.publish = publish;
+    }
+    let mut annotations = document.annotations.clone();
+    if let Some(deleted) = &put.del_annotations {
+        annotations.0.retain(|(key, _)| !deleted.contains(key));
+    }
+    for (key, value) in put.annotations.unwrap_or_default() {
+        annotations.set(key, value);
+    }
+    annotations.set("exec", document.exec.kind().to_string());
+    document.annotations = annotations;
+    document.updated = epoch_millis(SystemTime::now());
+    StoredAction { document, code }
+}

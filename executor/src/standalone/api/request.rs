@@ -1,0 +1,135 @@
+//! What every route shares about a request: the request as the handlers see it ([`Call`], body
+//! read), path decoding, the method and namespace checks, and how a backend failure is answered.
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+
+use crate::message::Identity;
+use crate::standalone::backend::BackendError;
+use crate::standalone::http::{ApiError, messages};
+use crate::standalone::validate;
+
+/// The parts of a request the handlers use, body read.
+pub(super) struct Call {
+    pub(super) method: Method,
+    pub(super) headers: hyper::HeaderMap,
+    pub(super) segments: Vec<String>,
+    pub(super) raw_query: String,
+    pub(super) query: Vec<(String, String)>,
+    pub(super) body: Bytes,
+}
+
+impl Call {
+    pub(super) fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(super) fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        self.query(name)
+            .map(|v| validate::boolean(name, v))
+            .transpose()
+            .map(|v| v.unwrap_or(false))
+    }
+}
+
+/// Percent-decoded path segments, without empty ones from a trailing slash.
+pub(super) fn split_path(path: &str) -> Result<Vec<String>, ApiError> {
+    let mut segments = Vec::new();
+    for raw in path.split('/') {
+        if raw.is_empty() {
+            continue;
+        }
+        let decoded: Vec<u8> = percent_decode(raw);
+        let text = String::from_utf8(decoded)
+            .map_err(|_| ApiError::bad_request(messages::ENTITY_NAME_ILLEGAL))?;
+        segments.push(text);
+    }
+    Ok(segments)
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+pub(super) fn only(method: &Method, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&method.as_str()) {
+        Ok(())
+    } else {
+        Err(method_not_allowed(allowed))
+    }
+}
+
+pub(super) fn method_not_allowed(allowed: &[&str]) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        messages::method_not_allowed(allowed),
+    )
+}
+
+/// Resolves `_` and checks the caller owns the namespace (403 otherwise, as the controller's
+/// entitlement check answers for another namespace's private entities).
+pub(super) fn own_namespace(
+    user: &Identity,
+    segment: &str,
+    entity: Option<&str>,
+) -> Result<String, ApiError> {
+    let ns = validate::namespace(segment, &user.namespace.name)?;
+    if ns != user.namespace.name {
+        let resource = match entity {
+            Some(entity) => format!("{ns}/{entity}"),
+            None => ns,
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            messages::not_authorized(&resource),
+        ));
+    }
+    Ok(ns)
+}
+
+/// A backend failure as the controller answers it: 409 for a lost update race, else a logged 500.
+pub(super) fn store_error(error: BackendError) -> ApiError {
+    match error {
+        BackendError::Conflict => ApiError::new(StatusCode::CONFLICT, messages::CONFLICT),
+        BackendError::Store(reason) => {
+            tracing::error!(%reason, "store failure");
+            ApiError::internal()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_paths_are_percent_decoded() {
+        assert_eq!(
+            split_path("/api/v1/namespaces/_/actions/a%20b/").unwrap(),
+            vec!["api", "v1", "namespaces", "_", "actions", "a b"]
+        );
+    }
+}
