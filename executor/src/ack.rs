@@ -7,6 +7,7 @@
 //! | blocking, log limit 0 | `CombinedCompletionAndResultMessage` |
 //! | non-blocking | `CompletionMessage` |
 //! | no container ran (fetch error, limits, start failure) | Combined (shrunk when non-blocking) |
+//! | namespace blacklisted | Combined, always shrunk (as OpenWhisk's `InvokerReactive`) |
 //! | aborted with another job's failed start or init | blocking: Combined; non-blocking: Completion |
 //!
 //! Every ack of a non-blocking activation is sent shrunk; a blocking one that Kafka refuses as too large
@@ -32,6 +33,10 @@ pub enum AckPlan {
     Combined,
     /// One `CompletionMessage`.
     Completion,
+    /// One `CombinedCompletionAndResultMessage`, shrunk to the activation id even for a blocking
+    /// activation: OpenWhisk's refusal of a blacklisted namespace, whose record never reaches the
+    /// caller (`InvokerReactive` acks it as if it were non-blocking).
+    CombinedShrunk,
 }
 
 /// The acks of an activation that ended with `start`.
@@ -90,35 +95,42 @@ impl AckSender {
         plan: AckPlan,
     ) {
         let transid = message.transid.clone();
+        // Every ack of a non-blocking activation goes out shrunk: the controller reads only the id.
+        let shrunk = !message.blocking || plan == AckPlan::CombinedShrunk;
         match plan {
             AckPlan::ResultThenCompletion => {
                 let result =
                     AcknowledgementMessage::result(transid.clone(), activation.without_logs());
-                self.send(message, result, "result").await;
+                self.send(message, result, "result", shrunk).await;
                 let completion =
                     AcknowledgementMessage::completion(transid, activation, self.instance.clone());
-                self.send(message, completion, "completion").await;
+                self.send(message, completion, "completion", shrunk).await;
             }
-            AckPlan::Combined => {
+            AckPlan::Combined | AckPlan::CombinedShrunk => {
                 let combined = AcknowledgementMessage::combined(
                     transid,
                     activation.clone(),
                     self.instance.clone(),
                 );
-                self.send(message, combined, "combined").await;
+                self.send(message, combined, "combined", shrunk).await;
             }
             AckPlan::Completion => {
                 let completion =
                     AcknowledgementMessage::completion(transid, activation, self.instance.clone());
-                self.send(message, completion, "completion").await;
+                self.send(message, completion, "completion", shrunk).await;
             }
         }
         self.send_event(message, activation).await;
     }
 
-    async fn send(&self, message: &ActivationMessage, ack: AcknowledgementMessage, kind: &str) {
+    async fn send(
+        &self,
+        message: &ActivationMessage,
+        ack: AcknowledgementMessage,
+        kind: &str,
+        shrunk: bool,
+    ) {
         let topic = format!("{}{}", self.topic_prefix, message.ack_topic());
-        let shrunk = !message.blocking;
         let ack = if shrunk { ack.shrink() } else { ack };
         match self.producer.send(&topic, &ack.to_json()).await {
             Ok(()) => {

@@ -235,14 +235,16 @@ async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_
         call(&admin, request(Method::GET, "/ping", None)).await,
         (StatusCode::OK, "pong".into())
     );
-    let (status, _) = call(&admin, request(Method::POST, "/disable", Some("invoker.user:wrong"))).await;
+    let (status, _) = call(
+        &admin,
+        request(Method::POST, "/disable", Some("invoker.user:wrong")),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) =
-        call(&admin, request(Method::POST, "/disable", None)).await;
+    let (status, _) = call(&admin, request(Method::POST, "/disable", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let good = Some("invoker.user:invoker.pass");
-    let (status, text) =
-        call(&admin, request(Method::GET, "/nothing", good)).await;
+    let (status, text) = call(&admin, request(Method::GET, "/nothing", good)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     let disabled = call(&admin, request(Method::POST, "/disable", good)).await;
     assert_eq!(
@@ -302,7 +304,11 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         &FallbackReason::NotFound,
         std::time::SystemTime::now(),
     );
-    within("an ack", acks.acknowledge(&message, &activation, AckPlan::Combined)).await;
+    within(
+        "an ack",
+        acks.acknowledge(&message, &activation, AckPlan::Combined),
+    )
+    .await;
     let raw = next(&completed, Duration::from_secs(15))
         .await
         .expect("ack");
@@ -322,7 +328,11 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         std::time::SystemTime::now(),
     );
     activation.logs = vec!["a log line".into()];
-    within("an ack", acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion)).await;
+    within(
+        "an ack",
+        acks.acknowledge(&message, &activation, AckPlan::ResultThenCompletion),
+    )
+    .await;
     let result = AcknowledgementMessage::parse(
         &next(&completed, Duration::from_secs(5))
             .await
@@ -366,7 +376,11 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
     );
     activation.response.result =
         Some(serde_json::json!({"error": "x".repeat(kafka::MAX_MESSAGE_BYTES)}));
-    within("an ack", acks.acknowledge(&message, &activation, AckPlan::Combined)).await;
+    within(
+        "an ack",
+        acks.acknowledge(&message, &activation, AckPlan::Combined),
+    )
+    .await;
     let raw = next(&completed, Duration::from_secs(15))
         .await
         .expect("shrunk ack");
@@ -446,8 +460,14 @@ async fn test_acks_send_one_user_event_per_activation_when_enabled() {
     assert_eq!(event["source"], "invoker0");
     assert_eq!(event["eventType"], "Activation");
     assert_eq!(event["subject"], serde_json::json!(message.user.subject));
-    assert_eq!(event["namespace"], serde_json::json!(message.user.namespace.name));
-    assert_eq!(event["userId"], serde_json::json!(message.user.namespace.uuid));
+    assert_eq!(
+        event["namespace"],
+        serde_json::json!(message.user.namespace.name)
+    );
+    assert_eq!(
+        event["userId"],
+        serde_json::json!(message.user.namespace.uuid)
+    );
     assert!(
         u128::from(event["timestamp"].as_u64().expect("timestamp")) >= before,
         "{event}"

@@ -81,8 +81,8 @@ use crate::clock::Clock;
 pub use attempt::MAX_RESCHEDULES;
 pub use config::{
     Accounting, DEFAULT_HOUSEKEEPING_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_PAUSE_GRACE,
-    DEFAULT_PREWARM_CHECK_INTERVAL, DEFAULT_PREWARM_EXPIRATION_LIMIT, HealthCheckConfig, MIN_ACTION_MEMORY_MB, PoolConfig,
-    PoolFactory,
+    DEFAULT_PREWARM_CHECK_INTERVAL, DEFAULT_PREWARM_EXPIRATION_LIMIT, HealthCheckConfig,
+    MIN_ACTION_MEMORY_MB, PoolConfig, PoolFactory,
 };
 pub use job::{Completed, Job, Start};
 pub use state::PoolCounters;

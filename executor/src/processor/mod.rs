@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use factory::{ActivationContext, RunRequest};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::ack::{AckSender, plan};
+use crate::ack::{AckPlan, AckSender, plan};
 use crate::action::ExecutableAction;
 use crate::blacklist::Blacklist;
 use crate::loader::ActionLoader;
@@ -112,10 +112,13 @@ impl Processor {
         let activation = WhiskActivation::fallback(message, &reason, SystemTime::now());
         self.metrics
             .activation("unknown", activation.response.status.code());
+        let plan = match reason {
+            FallbackReason::Blacklisted => AckPlan::CombinedShrunk,
+            _ => AckPlan::Combined,
+        };
         let ack = async {
             if let Some(acks) = &self.acks {
-                acks.acknowledge(message, &activation, crate::ack::AckPlan::Combined)
-                    .await;
+                acks.acknowledge(message, &activation, plan).await;
             }
         };
         if reason.stored() {

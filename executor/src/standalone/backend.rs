@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use factory::Code;
 
 use crate::document::ActionDocument;
-use crate::processor::Processor;
 use crate::message::ActivationMessage;
+use crate::processor::Processor;
 use crate::record::WhiskActivation;
 use crate::store::{ActivationQuery, ActivationStore, EntityStore, StoreError};
 

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::kinds::KindSet;
 use super::request::Call;
 use crate::document::{self, CodeSource, Exec, KindResolver, Parameter};
+use crate::limits::LimitRanges;
 use crate::standalone::http::{ApiError, json_object_body, messages};
 use crate::standalone::validate::{self, LimitsPut};
-use crate::limits::LimitRanges;
 
 /// A PUT body (`WhiskActionPut`): every field optional.
 #[derive(Debug, Default)]
