@@ -1,8 +1,8 @@
 //! End to end, case by case: the real `wasm-invoker invoker` binary (one or two processes) against a
 //! real broker (Tansu) and a real CouchDB API (pouchdb-server), driven by the controller-side harness
 //! in `tests/support/controller.rs`. Each case checks the acks on `completed0` in their exact shapes
-//! (protocol spec 4.1: which ack, whole or shrunk, `transid` echoed unchanged, `isSystemError`,
-//! `instance`) and the record in the activations database (spec 7: `_id`, `entityType`, response,
+//! (docs/protocol.md §4: which ack, whole or shrunk, `transid` echoed unchanged, `isSystemError`,
+//! `instance`) and the record in the activations database (docs/protocol.md §8: `_id`, `entityType`, response,
 //! annotations, and equal to the acked activation).
 //!
 //! `tests/invoker.rs` covers pings, the health action, the basic ack plans, missing actions, admin
@@ -101,7 +101,7 @@ struct Expected<'a> {
     timed_out: bool,
 }
 
-/// Checks a whole `WhiskActivation` (spec 7.1, 7.3) as the invoker builds it after a run.
+/// Checks a whole `WhiskActivation` (docs/protocol.md §8) as the invoker builds it after a run.
 fn check_activation(activation: &Value, expected: &Expected<'_>) {
     assert_eq!(
         keys(activation),
@@ -948,7 +948,7 @@ fn on_behalf_of(mut msg: Value, namespace: &str, uuid: &str) -> Value {
     msg
 }
 
-/// The next ack is OpenWhisk's answer to a blacklisted namespace (spec 3.1 step 2,
+/// The next ack is OpenWhisk's answer to a blacklisted namespace (docs/protocol.md §3 step 2,
 /// `InvokerReactive.processActivationMessage`): one `CombinedCompletionAndResultMessage` sent as
 /// for a non-blocking activation (`blockingInvoke = false`), so shrunk to the activation id,
 /// whatever `blocking` says.

@@ -3,7 +3,7 @@
 //! An action is an ordinary Rust binary (a WASI preview 1 *command*). wasm-invoker hands it the
 //! activation's parameters as JSON and takes the **last line of stdout** as its result; everything
 //! else written to stdout and stderr becomes the activation's log. The full contract is in
-//! `wasm-actions.md`; this crate only makes it hard to get wrong. It is optional: an action that
+//! the wasm action contract (`actions/README.md`); this crate only makes it hard to get wrong. It is optional: an action that
 //! reads `argv[1]` (or stdin) and prints one line of JSON needs nothing from here (see the `echo`
 //! example).
 //!

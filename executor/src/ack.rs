@@ -1,4 +1,4 @@
-//! Acknowledgements to the controller (protocol spec 4): which acks an activation gets, in which
+//! Acknowledgements to the controller (docs/protocol.md §4): which acks an activation gets, in which
 //! order, shrunk or whole, and the user event that goes with each slot-freeing one.
 //!
 //! | case | acks |

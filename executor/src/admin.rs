@@ -1,4 +1,4 @@
-//! The invoker's admin HTTP server (OpenWhisk's `DefaultInvokerServer`, protocol spec 12.2), on
+//! The invoker's admin HTTP server (OpenWhisk's `DefaultInvokerServer`), on
 //! `PORT`:
 //!
 //! | route | method | auth | answer |

@@ -1,4 +1,4 @@
-//! The namespace blacklist (spec 6.8): the namespaces whose activations are refused with OpenWhisk's
+//! The namespace blacklist (docs/protocol.md §7): the namespaces whose activations are refused with OpenWhisk's
 //! "namespace is blacklisted" record instead of running.
 //!
 //! The set is read from the subjects database's `namespaceThrottlings/blockedNamespaces` view

@@ -1,4 +1,4 @@
-//! CouchDB action documents (`WhiskAction`, spec 6.2-6.7): read in every shape OpenWhisk has
+//! CouchDB action documents (`WhiskAction`, docs/protocol.md §7): read in every shape OpenWhisk has
 //! written, written in the shape the current controller writes, and turned into an
 //! [`ExecutableAction`].
 //!

@@ -1,7 +1,7 @@
 //! Kafka plumbing of the invoker (rdkafka): the topic check at start, the producer of acks, pings and
 //! events, and the feed that reads `invoker{N}`.
 //!
-//! Client settings are OpenWhisk's (protocol spec 1.3), translated to librdkafka names.
+//! Client settings are OpenWhisk's (docs/protocol.md §1), translated to librdkafka names.
 //!
 //! # Commit semantics (at most once, as OpenWhisk)
 //!

@@ -1,6 +1,6 @@
 //! Loading an action: [`ActionLoader`] turns an activation message into a runnable
 //! [`ExecutableAction`] as OpenWhisk's `InvokerReactive` does, or into the [`FallbackReason`] the
-//! fallback record carries (spec 3.1 steps 3-5 and 7).
+//! fallback record carries (docs/protocol.md §3).
 //!
 //! It fetches the document (from a small cache keyed by (id, revision) when the message names a
 //! revision; on a revision mismatch, once more without one), then the code (inline, `mem:`
@@ -111,7 +111,7 @@ impl ActionLoader {
         &self.store
     }
 
-    /// Fetches, checks and classifies the action of `message` (spec 3.1 steps 3-5).
+    /// Fetches, checks and classifies the action of `message` (docs/protocol.md §3).
     pub async fn load(
         &self,
         message: &ActivationMessage,
@@ -236,7 +236,7 @@ impl ActionLoader {
     }
 }
 
-/// The fallback reason of a fetch failure (spec 3.1 step 7).
+/// The fallback reason of a fetch failure (docs/protocol.md §3 step 7).
 pub fn classify(error: &StoreError) -> FallbackReason {
     match error {
         StoreError::NotFound => FallbackReason::NotFound,

@@ -1,4 +1,4 @@
-//! The activation record (`WhiskActivation`, spec 7) and its builders.
+//! The activation record (`WhiskActivation`, docs/protocol.md §8) and its builders.
 //!
 //! One record per activation, built once by [`WhiskActivation::from_outcome`] (a container ran) or
 //! [`WhiskActivation::fallback`] (the invoker refused it before any container), then sent in acks
@@ -231,7 +231,7 @@ pub struct WhiskActivation {
     pub duration: Option<u64>,
 }
 
-/// Why the invoker refused an activation before any container ran (spec 3.1), with OpenWhisk's
+/// Why the invoker refused an activation before any container ran (docs/protocol.md §3), with OpenWhisk's
 /// exact status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FallbackReason {

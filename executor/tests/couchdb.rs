@@ -1,5 +1,5 @@
 //! The stores against a real pouchdb-server (CouchDB's HTTP API) and the local directory store:
-//! action loading in every code shape, the spec 3.1 classification, the blacklist view, activation
+//! action loading in every code shape, the docs/protocol.md §3 classification, the blacklist view, activation
 //! batches, reads and lists, and action writes.
 
 mod support;
@@ -264,7 +264,7 @@ async fn test_couchdb_loads_fixture_actions_in_every_code_shape() {
     );
 }
 
-/// The classification of spec 3.1, each case with its exact status and message.
+/// The classification of docs/protocol.md §3, each case with its exact status and message.
 async fn check_classification(store: Arc<dyn EntityStore>, raw: impl AsyncPut) {
     let loader = loader(store.clone());
     // Missing document.
@@ -710,7 +710,7 @@ async fn test_local_activation_store() {
 
 /// The design document of OpenWhisk's subjects database
 /// (`ansible/files/namespace_throttlings_design_document_for_subjects_db.json`, as described in
-/// spec 6.8).
+/// docs/protocol.md §7).
 fn blacklist_design_document() -> Value {
     json!({
         "_id": "_design/namespaceThrottlings",

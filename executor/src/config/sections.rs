@@ -16,7 +16,7 @@ use super::{
 use crate::bytesize::ByteSize;
 use crate::store::StoreLevel;
 
-/// Which invoker this is (spec 1.5).
+/// Which invoker this is (docs/protocol.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceConfig {
@@ -28,7 +28,7 @@ pub struct InstanceConfig {
     pub displayed_name: Option<String>,
 }
 
-/// Kafka (spec 1).
+/// Kafka (docs/protocol.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
@@ -74,7 +74,7 @@ impl Default for LocalStoreConfig {
     }
 }
 
-/// The container pool (spec 10, 12.1): the `[pool]` section, OpenWhisk's `whisk.container-pool` and
+/// The container pool: the `[pool]` section, OpenWhisk's `whisk.container-pool` and
 /// `container-proxy.timeouts` names. [`InvokerConfig::pool_config`] turns it into the pool's own
 /// [`crate::pool::PoolConfig`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ impl ContainerPoolConfig {
     }
 }
 
-/// What is stored (spec 7.5) and how large results may be.
+/// What is stored (docs/protocol.md §8) and how large results may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActivationStoreConfig {
@@ -164,7 +164,7 @@ impl Default for ActivationStoreConfig {
     }
 }
 
-/// The admin HTTP server (spec 12.2).
+/// The admin HTTP server (OpenWhisk's `whisk.invoker` HTTP settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {

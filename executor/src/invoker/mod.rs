@@ -175,7 +175,7 @@ impl Invoker {
         })
     }
 
-    /// Runs the invoker until `shutdown` fires, then drains and stops (spec 12.3 start order).
+    /// Runs the invoker until `shutdown` fires, then drains and stops (OpenWhisk's start order).
     pub async fn run(parts: InvokerParts, shutdown: CancellationToken) -> Result<(), InvokerError> {
         let topic = format!("{}invoker{}", parts.topic_prefix, parts.instance.instance);
         kafka::ensure_topic(&parts.kafka_hosts, &topic).await?;

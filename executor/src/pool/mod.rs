@@ -5,7 +5,7 @@
 //! [`Pool::run`] as a [`Job`] and get back a [`Completed`]: the factory's [`Outcome`] (with `init_time`
 //! set when this job initialised the container) and how the job was started.
 //!
-//! # Rules (OpenWhisk's `ContainerPool` / `ContainerProxy`, protocol spec section 10)
+//! # Rules (OpenWhisk's `ContainerPool` / `ContainerProxy`)
 //!
 //! - **Capacity is memory.** [`PoolConfig::user_memory_mb`] is shared by everything. A factory whose
 //!   containers are real processes ([`Accounting::PerContainer`], Docker) reserves an action's memory

@@ -1,7 +1,7 @@
 //! The path from a parsed message to a finished record, shared by both sources of work (the Kafka
 //! invoker and the standalone server).
 //!
-//! [`Processor::process`] takes one message from `invoker{N}` to its end (protocol spec 3.1):
+//! [`Processor::process`] takes one message from `invoker{N}` to its end (docs/protocol.md §3):
 //! parse (a malformed message is logged, counted and skipped, with no ack) → blacklist check →
 //! fetch the action ([`ActionLoader`]) → limits → [`Pool::run`] → record ([`WhiskActivation`]) →
 //! acks ([`crate::ack`]) in parallel with storing the record. Every parsed message gets exactly one

@@ -3,7 +3,7 @@
 //! `Arc<dyn EntityStore>` / `Arc<dyn ActivationStore>` without knowing which.
 //!
 //! [`open_stores`] opens the pair a configuration names. [`should_store`] is the store-level decision
-//! of spec 7.5. Loading an action from the entity store for an activation is
+//! of docs/protocol.md §8. Loading an action from the entity store for an activation is
 //! [`crate::loader::ActionLoader`]'s.
 
 pub mod couchdb;
@@ -112,7 +112,7 @@ pub trait EntityStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ActionDocument>, StoreError>;
 
-    /// The blocked namespaces (spec 6.8): the row keys of the subjects view
+    /// The blocked namespaces (docs/protocol.md §7): the row keys of the subjects view
     /// `namespaceThrottlings/blockedNamespaces`.
     async fn blocked_namespaces(&self) -> Result<BTreeSet<String>, StoreError>;
 }
@@ -253,7 +253,7 @@ pub trait ActivationStore: Send + Sync {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Store levels (spec 7.5)
+// Store levels (docs/protocol.md §8)
 
 /// `whisk.activation.store-(non-)blocking-result-level`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! One activation, start to end, on a blocking thread: a fresh store, WASI preview 1 context and
 //! instance; the action's input as the contract gives it; its output turned into an [`Outcome`].
 //!
-//! This is where wasm-actions.md is carried out:
+//! This is where the wasm action contract (`actions/README.md`) is carried out:
 //!
 //! - **Input**: `argv` = `[name, params]` when the params JSON is at most [`MAX_ARGV_PARAMS_BYTES`],
 //!   else `[name]`; stdin = the params JSON, then end of file; the environment = the activation

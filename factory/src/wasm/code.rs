@@ -1,7 +1,7 @@
 //! From an action's code to the bytes of one WASI preview 1 command module, refusing everything
 //! else with a reason the action's author can act on.
 //!
-//! Accepted (wasm-actions.md, "Kind and code"): the raw module (`\0asm`), or a zip archive holding
+//! Accepted (the wasm action contract, `actions/README.md`: kind and code): the raw module (`\0asm`), or a zip archive holding
 //! exactly one `*.wasm` file, or several with `exec.main` naming one. Refused at init, as a
 //! developer error `The wasm module is invalid: <reason>.`: text, a component, precompiled native
 //! code (never accepted from users: it would run unchecked), a truncated or invalid module, a module

@@ -1,7 +1,7 @@
 //! The wasm factory: actions of kind `wasm:wasip1` (WASI preview 1 commands) run in-process, each
 //! activation in a fresh pooled wasmtime instance.
 //!
-//! This wraps wasmtime narrowly, in the contract's terms (wasm-actions.md): a module, an action's
+//! This wraps wasmtime narrowly, in the contract's terms (`actions/README.md`): a module, an action's
 //! limits, an activation's params and context in; an [`Outcome`](crate::Outcome) out. Start at
 //! [`WasmFactory::new`] with a [`WasmConfig`]; the executor then drives it through the
 //! [`Factory`]/[`Container`] interface like any runtime.

@@ -1,7 +1,7 @@
 //! Capture of an activation's stdout and stderr: the log, within its byte limit, and the result
 //! line, within the result cap, whatever the action writes.
 //!
-//! wasm-actions.md, "Output": everything written is the log, one entry per line, except the last
+//! The wasm action contract (`actions/README.md`), output: everything written is the log, one entry per line, except the last
 //! stdout line, which is the result. An action may write far more than its log limit and still
 //! return a result (the `flood` example), so the capture cannot be a bounded pipe that fails when
 //! full (`MemoryOutputPipe` traps). Instead both streams write into one `OutputCapture` through

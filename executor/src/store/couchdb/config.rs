@@ -13,7 +13,7 @@ pub const DEFAULT_ACTIVATION_DB: &str = "whisk_local_activations";
 /// Default subjects database.
 pub const DEFAULT_AUTH_DB: &str = "whisk_local_subjects";
 
-/// CouchDB (spec 6.1). Present only when the node uses CouchDB.
+/// CouchDB (docs/protocol.md §7). Present only when the node uses CouchDB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CouchDbConfig {

@@ -1,6 +1,6 @@
 //! The CouchDB stores: action documents and attachments from the entities database, the namespace
 //! blacklist from the subjects database, activation records to the activations database in
-//! `_bulk_docs` batches (spec 6, 7.5).
+//! `_bulk_docs` batches (docs/protocol.md §7, §8).
 //!
 //! HTTP/1.1 through a hyper 1 client, basic auth on every request, each path segment URL-encoded on
 //! its own (`guest/hello` → `guest%2Fhello`), as OpenWhisk's `CouchDbRestClient` does. Works against
