@@ -33,11 +33,9 @@ use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
+use crate::message::MAX_MESSAGE_BYTES;
 use crate::metrics::Metrics;
 
-/// OpenWhisk's `MAX_ACTIVATION_LIMIT` (1 MiB payload + 6068 bytes serdes overhead): the invoker
-/// topic's `max.message.bytes` and the producer's request size limit.
-pub const MAX_MESSAGE_BYTES: usize = 1_054_644;
 /// How long one poll waits for a message (OpenWhisk's invoker long-polls 1 s). Also bounds how long
 /// stopping the feed takes.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(1);

@@ -375,7 +375,7 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         std::time::SystemTime::now(),
     );
     activation.response.result =
-        Some(serde_json::json!({"error": "x".repeat(kafka::MAX_MESSAGE_BYTES)}));
+        Some(serde_json::json!({"error": "x".repeat(executor::message::MAX_MESSAGE_BYTES)}));
     within(
         "an ack",
         acks.acknowledge(&message, &activation, AckPlan::Combined),

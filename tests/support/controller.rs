@@ -5,7 +5,8 @@
 //! activations database. Invokers can be started with `--id N`, killed (SIGKILL or SIGTERM) and
 //! restarted.
 //!
-//! Shared by `tests/invoker.rs` and `tests/invoker_cases.rs`:
+//! Shared by `tests/invoker.rs`, `tests/invoker_cases.rs`, `tests/invoker_scale.rs` and
+//! `tests/invoker_operations.rs`:
 //! `#[path = "support/controller.rs"] mod controller;`.
 //! Needs `tansu` and `pouchdb-server` (see `executor/tests/support/`); `scripts/test` installs both.
 

@@ -38,9 +38,12 @@ pub use transaction::{
     TransactionId,
 };
 
+/// OpenWhisk's `whisk.activation.serdes-overhead`: what a message may carry beyond its payload.
+pub const SERDES_OVERHEAD_BYTES: usize = 6068;
 /// Largest message the invoker accepts or produces: `payload.max` (1 MiB) + `serdes-overhead` (6068),
 /// OpenWhisk's `MAX_ACTIVATION_LIMIT`. Bounds what a peer can make us parse.
-pub const MAX_MESSAGE_BYTES: usize = 1_048_576 + 6068;
+pub const MAX_MESSAGE_BYTES: usize =
+    factory::limits::DEFAULT_MAX_RESULT_BYTES + SERDES_OVERHEAD_BYTES;
 
 /// A message that could not be read.
 #[derive(Debug, thiserror::Error)]
