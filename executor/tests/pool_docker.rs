@@ -90,7 +90,9 @@ impl Drop for Cleanup {
                 .enable_all()
                 .build()
             {
-                let _ = runtime.block_on(tokio::time::timeout(CALL_BOUND, factory.cleanup()));
+                // The timer must be made inside the runtime: `block_on(async { .. })`.
+                let _ = runtime
+                    .block_on(async { tokio::time::timeout(CALL_BOUND, factory.cleanup()).await });
             }
         })
         .join();
@@ -330,10 +332,9 @@ impl Drop for Network {
                 .build()
                 && let Ok(docker) = Docker::connect_with_defaults()
             {
-                let _ = runtime.block_on(tokio::time::timeout(
-                    CALL_BOUND,
-                    docker.remove_network(&name),
-                ));
+                let _ = runtime.block_on(async {
+                    tokio::time::timeout(CALL_BOUND, docker.remove_network(&name)).await
+                });
             }
         })
         .join();
@@ -482,10 +483,13 @@ impl Drop for Handmade {
             {
                 for id in ids {
                     let options = RemoveContainerOptionsBuilder::new().force(true).build();
-                    let _ = runtime.block_on(tokio::time::timeout(
-                        CALL_BOUND,
-                        docker.remove_container(&id, Some(options)),
-                    ));
+                    let _ = runtime.block_on(async {
+                        tokio::time::timeout(
+                            CALL_BOUND,
+                            docker.remove_container(&id, Some(options)),
+                        )
+                        .await
+                    });
                 }
             }
         })
