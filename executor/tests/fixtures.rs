@@ -18,7 +18,7 @@ use executor::message::{
 };
 use executor::record::{ActivationDocument, FallbackReason, WhiskActivation};
 use factory::docker::wire;
-use factory::{Code, InitRequest, Limits, Outcome, Status};
+use factory::{Code, Limits, Outcome, Status};
 use serde_json::{Value, json};
 use support::fixtures;
 
@@ -438,15 +438,11 @@ fn test_story_a4_runtime_bodies() {
     let expected = fixtures::json("runtime/init-request.json");
     job.run.context.deadline = deadline(&expected["value"]["env"]["__OW_DEADLINE"]);
     // The init request as the pool builds it from a job.
-    let init = InitRequest {
-        name: job.action.name.clone(),
-        main: job.action.main.clone(),
-        code: job.action.code.clone(),
-        env: job.init_env.clone(),
-        context: job.run.context.clone(),
-        limits: job.run.limits,
-    };
-    assert_json_eq(wire::init_body(&init), expected, "A4 /init body");
+    assert_json_eq(
+        wire::init_body(&job.init_request()),
+        expected,
+        "A4 /init body",
+    );
 
     let expected = fixtures::json("runtime/run-request.json");
     job.run.context.deadline = deadline(&expected["deadline"]);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use factory::{Outcome, RunRequest, Status};
+use factory::{InitRequest, Outcome, RunRequest, Status};
 
 use crate::action::ExecutableAction;
 
@@ -20,6 +20,21 @@ pub struct Job {
     /// The init parameters (`initArgs`) as environment strings, used if this job initialises the
     /// container.
     pub init_env: BTreeMap<String, String>,
+}
+
+impl Job {
+    /// The `/init` this job sends when it initialises its container: the action's code and entry
+    /// point, the init environment, and the run's context and limits.
+    pub fn init_request(&self) -> InitRequest {
+        InitRequest {
+            name: self.action.name.clone(),
+            main: self.action.main.clone(),
+            code: self.action.code.clone(),
+            env: self.init_env.clone(),
+            context: self.run.context.clone(),
+            limits: self.run.limits,
+        }
+    }
 }
 
 /// How a job got its container.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use factory::{Container, InitDone, InitRequest};
+use factory::{Container, InitDone};
 
 use crate::pool::job::{Completed, Job, Start};
 use crate::pool::state::Placement;
@@ -29,15 +29,7 @@ pub(super) async fn init(
         .init
         .get_or_init(|| async {
             did_init = true;
-            let init = InitRequest {
-                name: job.action.name.clone(),
-                main: job.action.main.clone(),
-                code: job.action.code.clone(),
-                env: job.init_env.clone(),
-                context: job.run.context.clone(),
-                limits: job.run.limits,
-            };
-            container.init(init).await
+            container.init(job.init_request()).await
         })
         .await
         .clone();

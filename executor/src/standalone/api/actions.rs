@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::State;
 use super::action_put::{ActionPut, parse_action_put, up_patch};
 use super::invoke::invoke;
-use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
+use super::request::{Call, existing_action, method_not_allowed, only, own_namespace, store_error};
 use crate::document::{self, ActionDocument, Exec};
 use crate::message::Identity;
 use crate::record::{Annotations, epoch_millis};
@@ -179,12 +179,7 @@ async fn get_action(
         Some(value) => validate::boolean("code", value)?,
         None => true,
     };
-    let action = state
-        .backend
-        .get_action(&format!("{ns}/{name}"), with_code)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(ApiError::not_found)?;
+    let action = existing_action(state, ns, name, with_code).await?;
     Ok(json_response(
         StatusCode::OK,
         &action_json(&action, with_code),

@@ -11,7 +11,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::request::{Call, store_error};
+use super::request::{Call, existing_action};
 use crate::document::ActionDocument;
 use crate::message::{
     ActivationId, ActivationMessage, ControllerInstanceId, FullyQualifiedEntityName, Identity,
@@ -142,12 +142,7 @@ pub(super) async fn invoke(
         None => state.max_blocking_wait,
     };
     let payload = json_object_body(&call.headers, &call.body)?;
-    let action = state
-        .backend
-        .get_action(&format!("{ns}/{name}"), false)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(ApiError::not_found)?;
+    let action = existing_action(state, ns, name, false).await?;
     if let Some(payload) = &payload {
         check_final(&action.document, payload.keys())?;
     }

@@ -1,11 +1,13 @@
 //! What every route shares about a request: the request as the handlers see it ([`Call`], body
-//! read), path decoding, the method and namespace checks, and how a backend failure is answered.
+//! read), path decoding, the method and namespace checks, reading an action that must exist, and how
+//! a backend failure is answered.
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 
+use super::State;
 use crate::message::Identity;
-use crate::standalone::backend::BackendError;
+use crate::standalone::backend::{BackendError, StoredAction};
 use crate::standalone::http::{ApiError, messages};
 use crate::standalone::validate;
 
@@ -111,6 +113,21 @@ pub(super) fn own_namespace(
 }
 
 /// A backend failure as the controller answers it: 409 for a lost update race, else a logged 500.
+/// The action `{ns}/{name}` (with its code when `with_code`), or OpenWhisk's 404 when there is none.
+pub(super) async fn existing_action(
+    state: &State,
+    ns: &str,
+    name: &str,
+    with_code: bool,
+) -> Result<StoredAction, ApiError> {
+    state
+        .backend
+        .get_action(&format!("{ns}/{name}"), with_code)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::not_found)
+}
+
 pub(super) fn store_error(error: BackendError) -> ApiError {
     match error {
         BackendError::Conflict => ApiError::new(StatusCode::CONFLICT, messages::CONFLICT),

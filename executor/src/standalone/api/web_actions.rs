@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::State;
 use super::cors::{WEB_CORS_METHODS, cors, empty_ok};
 use super::invoke::{activation_message, check_final, run_blocking};
-use super::request::{Call, store_error};
+use super::request::{Call, existing_action};
 use crate::record::is_truthy;
 use crate::standalone::http::{
     ACTIVATION_ID_HEADER, ApiError, ResponseBody, content_length, messages,
@@ -57,12 +57,7 @@ pub(super) async fn route(
     if *package != "default" {
         return Err(ApiError::not_found());
     }
-    let action = state
-        .backend
-        .get_action(&format!("{ns}/{name}"), false)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(ApiError::not_found)?;
+    let action = existing_action(state, ns, name, false).await?;
     let annotations = &action.document.annotations;
     if !annotations.get("web-export").is_some_and(is_truthy) {
         return Err(ApiError::not_found());
