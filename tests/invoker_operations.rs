@@ -82,8 +82,7 @@ fn test_blacklisted_namespace_is_refused_while_others_run() {
         let mut cluster = Cluster::services().await;
         // OpenWhisk's view in the subjects database, and a blocked subject.
         let subjects = cluster.couch.auth_db.clone();
-        let design: Value =
-            serde_json::from_str(controller::BLACKLIST_DESIGN_DOCUMENT).expect("json");
+        let design = controller::blacklist_design_document();
         cluster.put_document(&subjects, &design).await;
         cluster
             .put_document(

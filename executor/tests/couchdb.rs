@@ -708,22 +708,6 @@ async fn test_local_activation_store() {
     assert_eq!(raw["_id"], json!(format!("guest/{:032x}", 3)));
 }
 
-/// The design document of OpenWhisk's subjects database
-/// (`ansible/files/namespace_throttlings_design_document_for_subjects_db.json`, as described in
-/// docs/protocol.md §7).
-fn blacklist_design_document() -> Value {
-    json!({
-        "_id": "_design/namespaceThrottlings",
-        "language": "javascript",
-        "views": {
-            "blockedNamespaces": {
-                "map": "function (doc) {\n  if (doc._id.indexOf(\"/limits\") >= 0) {\n    if (doc.concurrentInvocations === 0 || doc.invocationsPerMinute === 0) {\n      var namespace = doc._id.replace(\"/limits\", \"\");\n      emit(namespace, 1);\n    }\n  } else if (doc.subject && doc.namespaces && doc.blocked) {\n    doc.namespaces.forEach(function(namespace) {\n      emit(namespace.name, 1);\n    });\n  }\n}",
-                "reduce": "_sum"
-            }
-        }
-    })
-}
-
 #[tokio::test]
 async fn test_couchdb_blacklist_view() {
     let server = PouchDb::start();
@@ -732,7 +716,12 @@ async fn test_couchdb_blacklist_view() {
     let client = store.client().clone();
     client.ensure_db(&config.auth_db).await.unwrap();
     let db = config.auth_db.as_str();
-    put_raw(&client, db, &blacklist_design_document()).await;
+    put_raw(
+        &client,
+        db,
+        &fixtures::json("design/namespace-throttlings.json"),
+    )
+    .await;
     for doc in [
         json!({"_id": "throttled/limits", "concurrentInvocations": 0}),
         json!({"_id": "slowed/limits", "invocationsPerMinute": 0}),

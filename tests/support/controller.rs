@@ -54,20 +54,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an invoker may take to exit after SIGTERM (it first finishes what it took).
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The design document of OpenWhisk's subjects database that lists blocked namespaces
-/// (`ansible/files/namespace_throttlings_design_document_for_subjects_db.json`): a namespace whose
-/// `<ns>/limits` document allows 0 concurrent invocations or 0 per minute, and every namespace of
-/// a subject with `blocked: true`.
-pub const BLACKLIST_DESIGN_DOCUMENT: &str = r#"{
-  "_id": "_design/namespaceThrottlings",
-  "language": "javascript",
-  "views": {
-    "blockedNamespaces": {
-      "map": "function (doc) {\n  if (doc._id.indexOf(\"/limits\") >= 0) {\n    if (doc.concurrentInvocations === 0 || doc.invocationsPerMinute === 0) {\n      var namespace = doc._id.replace(\"/limits\", \"\");\n      emit(namespace, 1);\n    }\n  } else if (doc.subject && doc.namespaces && doc.blocked) {\n    doc.namespaces.forEach(function(namespace) {\n      emit(namespace.name, 1);\n    });\n  }\n}",
-      "reduce": "_sum"
-    }
-  }
-}"#;
+/// The design document of OpenWhisk's subjects database that lists blocked namespaces: a
+/// namespace whose `<ns>/limits` document allows 0 concurrent invocations or 0 per minute, and every
+/// namespace of a subject with `blocked: true` (fixture `design/namespace-throttlings.json`).
+pub fn blacklist_design_document() -> Value {
+    serde_json::from_str(&fixture("design/namespace-throttlings.json"))
+        .expect("the design document fixture is JSON")
+}
 
 /// `future`, or a panic naming `what` when it takes longer than `limit`: every await of the
 /// end-to-end tests is bounded, so a hung component fails the test instead of hanging it.
