@@ -11,30 +11,56 @@
 //!
 //! Missing or wrong credentials on any other route: 401; valid credentials on an unknown route: 404.
 //! [`handle`] is the whole service as a function, so tests call it without a socket.
+//!
+//! The server listens on every interface, as OpenWhisk's does, so it is hardened for clients other
+//! than the controller and the operator: credentials are compared in constant time, connections
+//! are served by [`crate::serve`] within [`ADMIN_LIMITS`], and [`serve`] warns at start when the
+//! password is OpenWhisk's published default.
 
-use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::config::{DEFAULT_HTTP_PASSWORD, DEFAULT_HTTP_USERNAME};
 use crate::metrics::Metrics;
 use crate::ping::Pinger;
 use crate::pool::Pool;
+use crate::serve::{self, ServeLimits};
 
-/// OpenWhisk's default admin user (`whisk.invoker.username`).
-pub const DEFAULT_USERNAME: &str = "invoker.user";
-/// OpenWhisk's default admin password (`whisk.invoker.password`).
-pub const DEFAULT_PASSWORD: &str = "invoker.pass";
+/// OpenWhisk's default admin user (`whisk.invoker.username`), the same as the configuration's.
+pub const DEFAULT_USERNAME: &str = DEFAULT_HTTP_USERNAME;
+/// OpenWhisk's default admin password (`whisk.invoker.password`), the same as the configuration's.
+pub const DEFAULT_PASSWORD: &str = DEFAULT_HTTP_PASSWORD;
+
+/// The bounds of the admin server's connections. Its honest clients are a handful at a time (a
+/// health probe, a metrics scraper, an operator's `curl`), and it listens on every interface of
+/// the node, so the bounds are there for anyone else who reaches the port:
+///
+/// - 256 connections at once: far above honest use, far below the process's descriptor limit;
+///   further connections wait in the listen backlog (see [`crate::serve`]);
+/// - 10 s to send a request head, also the longest a keep-alive connection may sit idle: probes
+///   and scrapers send their request as soon as they connect;
+/// - 60 s for a whole connection: every admin route answers at once, so a connection older than
+///   that is a client holding a slot (a stalled body, a response it does not read).
+pub const ADMIN_LIMITS: ServeLimits = ServeLimits {
+    max_connections: 256,
+    header_read_timeout: Duration::from_secs(10),
+    max_connection_age: Some(Duration::from_secs(60)),
+};
+/// How long [`serve`] waits, after cancellation, for open admin connections to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Longest `Authorization` header looked at; bounds the base64 decoding an anonymous caller can cause.
+const MAX_AUTH_HEADER_LEN: usize = 1024;
 
 /// What the admin routes act on.
 #[derive(Debug)]
@@ -73,31 +99,69 @@ fn json(body: String) -> Response<Full<Bytes>> {
 }
 
 impl Admin {
-    fn authorized<B>(&self, request: &Request<B>) -> bool {
-        let Some(header) = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-        else {
-            return false;
-        };
-        let Some(encoded) = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-        else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return false;
-        };
-        match decoded.split_once(':') {
-            Some((user, pass)) => user == self.username && pass == self.password,
-            None => false,
-        }
+    /// Whether the admin password is OpenWhisk's published default (the user name is not a
+    /// secret; the password is what keeps anyone who reaches the port from disabling the invoker).
+    pub fn uses_default_password(&self) -> bool {
+        is_default_password(&self.password)
     }
+}
+
+fn is_default_password(password: &str) -> bool {
+    password == DEFAULT_HTTP_PASSWORD
+}
+
+/// SHA-256 of a credential: comparing fixed-size digests in constant time tells a caller nothing
+/// about the secret's length or how many of its leading bytes matched.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Whether `headers` carry `Basic` credentials equal to `username` and `password`. Both parts are
+/// compared in constant time and both comparisons always run; only the shape of the header (missing,
+/// not `Basic`, not base64, no colon) is decided early, and that shape is the caller's own input.
+fn authorized(headers: &HeaderMap, username: &str, password: &str) -> bool {
+    let Some(header) = headers.get(AUTHORIZATION).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    if header.len() > MAX_AUTH_HEADER_LEN {
+        return false;
+    }
+    let Some((scheme, encoded)) = header.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (user, pass) = (&decoded[..colon], &decoded[colon + 1..]);
+    let user_ok = digest(user).ct_eq(&digest(username.as_bytes()));
+    let pass_ok = digest(pass).ct_eq(&digest(password.as_bytes()));
+    bool::from(user_ok & pass_ok)
+}
+
+/// `None` for requests carrying `username` and `password`; for any other, the 401 every protected
+/// route answers without valid credentials.
+fn rejection(headers: &HeaderMap, username: &str, password: &str) -> Option<Response<Full<Bytes>>> {
+    (!authorized(headers, username, password)).then(unauthorized)
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::UNAUTHORIZED,
+        "The resource requires authentication, which was not supplied with the request",
+    );
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        "Basic realm=\"invoker\", charset=UTF-8"
+            .parse()
+            .expect("constant header value"),
+    );
+    response
 }
 
 /// Answers one request.
@@ -119,17 +183,7 @@ pub async fn handle<B>(admin: &Admin, request: Request<B>) -> Response<Full<Byte
         }
         _ => {}
     }
-    if !admin.authorized(&request) {
-        let mut response = text(
-            StatusCode::UNAUTHORIZED,
-            "The resource requires authentication, which was not supplied with the request",
-        );
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            "Basic realm=\"invoker\", charset=UTF-8"
-                .parse()
-                .expect("constant header value"),
-        );
+    if let Some(response) = rejection(request.headers(), &admin.username, &admin.password) {
         return response;
     }
     let name = admin.pinger.instance().to_string();
@@ -162,34 +216,107 @@ pub async fn handle<B>(admin: &Admin, request: Request<B>) -> Response<Full<Byte
     }
 }
 
-/// Serves `admin` on `listener` until `cancel` fires.
+/// Serves `admin` on `listener` until `cancel` fires, within [`ADMIN_LIMITS`]; after `cancel`,
+/// waits at most [`SHUTDOWN_GRACE`] for open connections. Warns once at start when the credentials
+/// are OpenWhisk's defaults.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, cancel: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "accept failed");
-                continue;
+    if admin.uses_default_password() {
+        warn!(
+            "the admin server (/enable, /disable, /isEnabled) uses OpenWhisk's default password \
+             {DEFAULT_HTTP_PASSWORD:?}, which anyone who reaches its port knows; set \
+             CONFIG_whisk_invoker_username and CONFIG_whisk_invoker_password (configuration keys \
+             http.username and http.password)"
+        );
+    }
+    let handler = move |request| {
+        let admin = Arc::clone(&admin);
+        async move { handle(&admin, request).await }
+    };
+    let serving = serve::serve(listener, ADMIN_LIMITS, handler, cancel.clone());
+    tokio::pin!(serving);
+    tokio::select! {
+        () = serving.as_mut() => {}
+        () = cancel.cancelled() => {
+            if tokio::time::timeout(SHUTDOWN_GRACE, serving).await.is_err() {
+                debug!("admin connections still open after the shutdown grace; dropped");
             }
-        };
-        let admin = admin.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let admin = admin.clone();
-                async move { Ok::<_, Infallible>(handle(&admin, request).await) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = connection => if let Err(error) = result {
-                    debug!(%error, %peer, "admin connection ended with an error");
-                },
-                () = cancel.cancelled() => {}
-            }
-        });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    const USER: &str = "ops";
+    const PASS: &str = "s3cret-pass";
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().expect("test header value"));
+        headers
+    }
+
+    fn basic(credentials: &str) -> HeaderMap {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        with_authorization(&format!("Basic {encoded}"))
+    }
+
+    #[test]
+    fn test_right_credentials_pass() {
+        assert!(rejection(&basic("ops:s3cret-pass"), USER, PASS).is_none());
+        // The scheme is case-insensitive (RFC 7235) and a password may contain colons.
+        let encoded = base64::engine::general_purpose::STANDARD.encode("ops:a:b");
+        let lower = with_authorization(&format!("basic {encoded}"));
+        assert!(rejection(&lower, USER, "a:b").is_none());
+    }
+
+    #[test]
+    fn test_wrong_password_wrong_user_missing_and_malformed_are_401() {
+        let cases = [
+            ("wrong password", basic("ops:s3cret-pasS")),
+            ("password prefix", basic("ops:s3cret")),
+            ("password extended", basic("ops:s3cret-pass2")),
+            ("wrong user", basic("opz:s3cret-pass")),
+            ("empty", basic(":")),
+            ("no colon", basic("opss3cret-pass")),
+            ("missing header", HeaderMap::new()),
+            (
+                "malformed base64",
+                with_authorization("Basic %%%not-base64%%%"),
+            ),
+            (
+                "other scheme",
+                with_authorization("Bearer b3BzOnMzY3JldC1wYXNz"),
+            ),
+            (
+                "over-long header",
+                with_authorization(&format!("Basic {}", "A".repeat(MAX_AUTH_HEADER_LEN))),
+            ),
+        ];
+        for (what, headers) in cases {
+            let Some(response) = rejection(&headers, USER, PASS) else {
+                panic!("{what} was accepted");
+            };
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+            // OpenWhisk's `DefaultInvokerServer` challenge.
+            assert_eq!(
+                response.headers()[WWW_AUTHENTICATE],
+                "Basic realm=\"invoker\", charset=UTF-8",
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_defaults_are_openwhisks_and_only_the_default_password_warns() {
+        // OpenWhisk's `whisk.invoker.{username,password}` in ansible's `group_vars/all`.
+        assert_eq!(DEFAULT_USERNAME, "invoker.user");
+        assert_eq!(DEFAULT_PASSWORD, "invoker.pass");
+        assert!(is_default_password("invoker.pass"));
+        assert!(!is_default_password("invoker.pass "));
+        assert!(!is_default_password(PASS));
     }
 }

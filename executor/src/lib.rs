@@ -37,5 +37,7 @@ pub mod ping;
 pub mod pool;
 pub mod processor;
 pub mod record;
+/// The HTTP/1.1 accept loop (connection bound, timeouts) shared by the admin and standalone servers.
+pub mod serve;
 pub mod standalone;
 pub mod store;

@@ -1,5 +1,9 @@
-//! HTTP plumbing of the standalone server: transaction ids, OpenWhisk's error body
+//! HTTP plumbing of the standalone server: the connection bounds it is served within ([`serve`],
+//! [`SERVE_LIMITS`]), transaction ids, OpenWhisk's error body
 //! `{"error": "...", "code": "<transaction id>"}`, JSON replies and bounded body reading.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -8,6 +12,36 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{State, handle};
+use crate::serve::ServeLimits;
+
+/// The bounds of the standalone server's connections (see [`crate::serve`]):
+///
+/// - 512 connections at once: every blocking invoke holds its connection for as long as its action
+///   runs, so honest use is bounded by the pool's capacity rather than by request rate; 512 stays
+///   under the common 1024-descriptor default with room for the store's files. Further connections
+///   wait in the listen backlog;
+/// - 30 s to send a request head, also the longest a keep-alive connection may sit idle (bounds the
+///   sockets an anonymous client can hold without sending anything);
+/// - no bound on a connection's age: a blocking invoke legitimately lasts its action's time limit.
+pub const SERVE_LIMITS: ServeLimits = ServeLimits {
+    max_connections: 512,
+    header_read_timeout: Duration::from_secs(30),
+    max_connection_age: None,
+};
+
+/// Serves the standalone API for `state` on `listener` within [`SERVE_LIMITS`] until `cancel`
+/// fires, then lets open requests finish (see [`crate::serve::serve`]).
+pub async fn serve(listener: TcpListener, state: Arc<State>, cancel: CancellationToken) {
+    let handler = move |request| {
+        let state = Arc::clone(&state);
+        async move { handle(state, request).await }
+    };
+    crate::serve::serve(listener, SERVE_LIMITS, handler, cancel).await;
+}
 
 /// The body type of every response the server writes.
 pub type ResponseBody = Full<Bytes>;
