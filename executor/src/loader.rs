@@ -2,18 +2,21 @@
 //! [`ExecutableAction`] as OpenWhisk's `InvokerReactive` does, or into the [`FallbackReason`] the
 //! fallback record carries (docs/protocol.md §3).
 //!
-//! It fetches the document (from a small cache keyed by (id, revision) when the message names a
-//! revision; on a revision mismatch, once more without one), then the code (inline, `mem:`
+//! It fetches the document (from a cache keyed by (id, revision) when the message names a
+//! revision, bounded by bytes, where concurrent misses on one key share one fetch; on a revision
+//! mismatch, once more without one), then the code (inline, `mem:`
 //! attachment name, or a real attachment), resolves the kind, and checks the limits against the
 //! namespace's and the system's ([`LimitRanges`]). [`classify`] maps a store failure to its
 //! fallback reason.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use factory::Code;
+use moka::future::Cache;
 
 use crate::action::ExecutableAction;
+use crate::bytesize::ByteSize;
 use crate::document::{
     ActionDocument, AttachmentLocation, CodeSource, DocumentError, KindResolver, code_from_bytes,
     decode_inline,
@@ -23,38 +26,20 @@ use crate::message::ActivationMessage;
 use crate::record::FallbackReason;
 use crate::store::{EntityStore, StoreError};
 
-/// Default number of executable actions the loader keeps (each holds its code).
-pub const DEFAULT_ACTION_CACHE_ENTRIES: usize = 1024;
+/// Default size of the loader's cache: its weight is the code of each action (up to 48 MB each)
+/// plus [`ENTRY_OVERHEAD_BYTES`], so a few large actions cannot hold gigabytes.
+pub const DEFAULT_ACTION_CACHE_BYTES: ByteSize = ByteSize::mb(256);
+/// What one cached action weighs besides its code: the document's other fields, roughly.
+const ENTRY_OVERHEAD_BYTES: u64 = 4 * 1024;
 
-/// A small bounded cache keyed by (document id, revision), evicting the oldest insert.
-#[derive(Debug)]
-struct ActionCache {
-    capacity: usize,
-    entries: HashMap<(String, String), Arc<ExecutableAction>>,
-    order: VecDeque<(String, String)>,
-}
-
-impl ActionCache {
-    fn get(&self, key: &(String, String)) -> Option<Arc<ExecutableAction>> {
-        self.entries.get(key).cloned()
-    }
-
-    fn insert(&mut self, key: (String, String), action: Arc<ExecutableAction>) {
-        if self.capacity == 0 {
-            return;
-        }
-        if self.entries.insert(key.clone(), action).is_none() {
-            self.order.push_back(key);
-        }
-        while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(oldest) => {
-                    self.entries.remove(&oldest);
-                }
-                None => break,
-            }
-        }
-    }
+/// The cache's weight of `action`: its code's bytes plus [`ENTRY_OVERHEAD_BYTES`].
+fn weight(action: &ExecutableAction) -> u32 {
+    let code = match &action.code {
+        Some(Code::Text(text)) => text.len(),
+        Some(Code::Binary(bytes)) => bytes.len(),
+        None => 0,
+    };
+    u32::try_from(code as u64 + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
 }
 
 /// Whether a load was served by the [`ActionLoader`]'s cache.
@@ -82,28 +67,43 @@ pub struct ActionLoader {
     store: Arc<dyn EntityStore>,
     resolver: Arc<dyn KindResolver>,
     ranges: LimitRanges,
-    cache: Mutex<ActionCache>,
+    /// (document id, revision) → action.
+    cache: Cache<(String, String), Arc<ExecutableAction>>,
+    /// Documents read from the store (cache misses that were not shared).
+    reads: AtomicU64,
 }
 
 impl ActionLoader {
     /// A loader over `store`, resolving kinds with `resolver`, checking limits against `ranges`,
-    /// caching up to `cache_entries` actions.
+    /// caching up to `cache_size` of actions (0: no cache).
     pub fn new(
         store: Arc<dyn EntityStore>,
         resolver: Arc<dyn KindResolver>,
         ranges: LimitRanges,
-        cache_entries: usize,
+        cache_size: ByteSize,
     ) -> Self {
         Self {
             store,
             resolver,
             ranges,
-            cache: Mutex::new(ActionCache {
-                capacity: cache_entries,
-                entries: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            cache: Cache::builder()
+                .max_capacity(cache_size.as_bytes())
+                .weigher(|_, action: &Arc<ExecutableAction>| weight(action))
+                .build(),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// The bytes the cache holds now (after its pending evictions, which it otherwise runs
+    /// lazily).
+    pub async fn cache_weight(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.weighted_size()
+    }
+
+    /// How many documents were read from the store so far.
+    pub fn store_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// The entity store behind the loader.
@@ -174,18 +174,24 @@ impl ActionLoader {
         id: &str,
         revision: Option<&str>,
     ) -> (Result<Arc<ExecutableAction>, StoreError>, CacheLookup) {
-        if let Some(revision) = revision {
-            let key = (id.to_string(), revision.to_string());
-            let cached = self
-                .cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get(&key);
-            if let Some(action) = cached {
-                return (Ok(action), CacheLookup::Hit);
-            }
+        let Some(revision) = revision else {
+            return (self.fetch_from_store(id, None).await, CacheLookup::Miss);
+        };
+        let key = (id.to_string(), revision.to_string());
+        if let Some(action) = self.cache.get(&key).await {
+            return (Ok(action), CacheLookup::Hit);
         }
-        (self.fetch_from_store(id, revision).await, CacheLookup::Miss)
+        // Concurrent misses on one key wait for one fetch. A document read at another revision
+        // (the message's is outdated) is cached under the message's key too: the next message
+        // naming that revision is served the same way without a second read.
+        let fetched = self
+            .cache
+            .try_get_with(key, self.fetch_from_store(id, Some(revision)))
+            .await
+            .map_err(|shared: Arc<StoreError>| {
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.shared_copy())
+            });
+        (fetched, CacheLookup::Miss)
     }
 
     async fn fetch_from_store(
@@ -193,20 +199,15 @@ impl ActionLoader {
         id: &str,
         revision: Option<&str>,
     ) -> Result<Arc<ExecutableAction>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let document = match self.store.get_action(id, revision).await {
             Err(StoreError::RevisionMismatch { .. }) => self.store.get_action(id, None).await?,
             other => other?,
         };
-        let rev = document.rev.clone();
         let code = self.fetch_code(id, &document).await?;
-        let action = Arc::new(document.into_executable(code, self.resolver.as_ref())?);
-        if let Some(rev) = rev {
-            self.cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert((id.to_string(), rev), action.clone());
-        }
-        Ok(action)
+        Ok(Arc::new(
+            document.into_executable(code, self.resolver.as_ref())?,
+        ))
     }
 
     /// The code of `document` (id `id`): decoded inline code, or its attachment read from the

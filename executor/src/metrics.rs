@@ -12,7 +12,13 @@
 //! | `invoker_container_starts_total` | counter | `start` (warm, prewarmed, cold, not_started, aborted) |
 //! | `invoker_messages_total` | counter | `result` (parsed, malformed) |
 //! | `invoker_acks_total` | counter | `ack` (result, completion, combined), `shrunk` |
-//! | `invoker_ack_failures_total` | counter | - |
+//! | `invoker_ack_failures_total` | counter | - (acks given up after the retry window) |
+//! | `invoker_ack_retries_total` | counter | - (ack deliveries tried again) |
+//! | `invoker_producer_recreations_total` | counter | - |
+//! | `invoker_activation_panics_total` | counter | - (answered with a whisk error) |
+//! | `invoker_activation_records_pending` | gauge | - (queued or being written) |
+//! | `invoker_activation_records_{stored,dropped,failed}_total` | counters | - |
+//! | `invoker_activation_record_retries_total` | counter | - (batch writes tried again) |
 //! | `invoker_entity_cache_total` | counter | `result` (hit, miss) |
 //! | `invoker_consumer_lag` | gauge | - (messages on `invoker{N}` not yet taken) |
 //! | `invoker_pool_*` | gauges | memory, activations, containers by state, buffer |
@@ -75,6 +81,22 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
+/// The activation record queue's metrics ([`crate::store::RecordQueue`]); clones share the
+/// values.
+#[derive(Debug, Clone, Default)]
+pub struct RecordMetrics {
+    /// Records queued or being written.
+    pub pending: Gauge<i64, AtomicI64>,
+    /// Records written.
+    pub stored: Counter,
+    /// Records dropped: the queue was full, or the store was still away at shutdown.
+    pub dropped: Counter,
+    /// Records the store refused for good (not a transient failure).
+    pub failed: Counter,
+    /// Batch writes tried again after a transient failure.
+    pub retries: Counter,
+}
+
 /// Every metric of the invoker, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -93,8 +115,16 @@ pub struct Metrics {
     pub messages: Family<ResultLabels, Counter>,
     /// Acks sent.
     pub acks: Family<AckLabels, Counter>,
-    /// Acks that could not be sent at all.
+    /// Acks given up: not delivered within the retry window.
     pub ack_failures: Counter,
+    /// Ack deliveries tried again.
+    pub ack_retries: Counter,
+    /// Kafka producers replaced after a fatal error or a timeout.
+    pub producer_recreations: Counter,
+    /// Activations whose processing panicked (each answered with a whisk error).
+    pub panics: Counter,
+    /// The activation record queue.
+    pub records: RecordMetrics,
     /// Entity cache lookups, hit or miss.
     pub entity_cache: Family<ResultLabels, Counter>,
     /// Messages on the invoker topic not yet taken by this invoker.
@@ -167,6 +197,50 @@ impl Metrics {
             "Acknowledgements that could not be sent",
             ack_failures.clone(),
         );
+        let ack_retries = Counter::default();
+        registry.register(
+            "invoker_ack_retries",
+            "Ack deliveries tried again",
+            ack_retries.clone(),
+        );
+        let producer_recreations = Counter::default();
+        registry.register(
+            "invoker_producer_recreations",
+            "Kafka producers replaced after a fatal error or a timeout",
+            producer_recreations.clone(),
+        );
+        let panics = Counter::default();
+        registry.register(
+            "invoker_activation_panics",
+            "Activations whose processing panicked, answered with a whisk error",
+            panics.clone(),
+        );
+        let records = RecordMetrics::default();
+        registry.register(
+            "invoker_activation_records_pending",
+            "Activation records queued or being written",
+            records.pending.clone(),
+        );
+        registry.register(
+            "invoker_activation_records_stored",
+            "Activation records written",
+            records.stored.clone(),
+        );
+        registry.register(
+            "invoker_activation_records_dropped",
+            "Activation records dropped: queue full, or the store still away at shutdown",
+            records.dropped.clone(),
+        );
+        registry.register(
+            "invoker_activation_records_failed",
+            "Activation records the store refused for good",
+            records.failed.clone(),
+        );
+        registry.register(
+            "invoker_activation_record_retries",
+            "Activation record batch writes tried again",
+            records.retries.clone(),
+        );
         let entity_cache = Family::<ResultLabels, Counter>::default();
         registry.register(
             "invoker_entity_cache",
@@ -219,6 +293,10 @@ impl Metrics {
             messages,
             acks,
             ack_failures,
+            ack_retries,
+            producer_recreations,
+            panics,
+            records,
             entity_cache,
             consumer_lag,
             pool_user_memory,

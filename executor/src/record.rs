@@ -245,6 +245,8 @@ pub enum FallbackReason {
     Incompatible,
     /// Anything else, including non-executable actions such as sequences (whisk error).
     FetchFailed,
+    /// The invoker itself failed while processing the activation (a panic, caught): whisk error.
+    Internal,
 }
 
 /// `Messages.namespacesBlacklisted`.
@@ -255,6 +257,8 @@ pub const MSG_NOT_FOUND: &str = "Action could not be found or may have been dele
 pub const MSG_INCOMPATIBLE: &str = "Action version is not compatible and cannot be invoked.";
 /// `Messages.actionFetchErrorWhileInvoking`.
 pub const MSG_FETCH_FAILED: &str = "Action could not be fetched.";
+/// Ours: OpenWhisk's invoker has no caught-panic path (an actor that fails loses the activation).
+pub const MSG_INTERNAL: &str = "The invoker failed while processing the activation.";
 
 impl FallbackReason {
     /// The status OpenWhisk records.
@@ -263,7 +267,7 @@ impl FallbackReason {
             Self::Blacklisted | Self::NotFound | Self::LimitViolation(_) => {
                 Status::ApplicationError
             }
-            Self::Incompatible | Self::FetchFailed => Status::WhiskError,
+            Self::Incompatible | Self::FetchFailed | Self::Internal => Status::WhiskError,
         }
     }
 
@@ -275,6 +279,7 @@ impl FallbackReason {
             Self::LimitViolation(message) => message,
             Self::Incompatible => MSG_INCOMPATIBLE,
             Self::FetchFailed => MSG_FETCH_FAILED,
+            Self::Internal => MSG_INTERNAL,
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use executor::bytesize::ByteSize;
 use executor::document::{ActionDocument, CodeSource, Exec, KindResolver};
 use executor::limits::LimitRanges;
 use executor::loader::ActionLoader;
@@ -30,7 +31,7 @@ fn resolver() -> Arc<dyn KindResolver> {
 }
 
 fn loader(store: Arc<dyn EntityStore>) -> ActionLoader {
-    ActionLoader::new(store, resolver(), LimitRanges::default(), 16)
+    ActionLoader::new(store, resolver(), LimitRanges::default(), ByteSize::mb(16))
 }
 
 /// Bytes that look like a wasm module and contain every byte value (not UTF-8, not base64).

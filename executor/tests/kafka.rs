@@ -294,6 +294,8 @@ async fn test_acks_echo_transid_and_shrink_non_blocking() {
         instance(),
         None,
         Arc::new(Metrics::new()),
+        executor::ack::DEFAULT_ACK_RETRY_WINDOW,
+        executor::fatal::Fatal::new(),
     );
     let completed = consumer(&tansu, "completed0", "completed0");
 
@@ -426,6 +428,8 @@ async fn test_acks_send_one_user_event_per_activation_when_enabled() {
         instance(),
         Some("events".into()),
         Arc::new(Metrics::new()),
+        executor::ack::DEFAULT_ACK_RETRY_WINDOW,
+        executor::fatal::Fatal::new(),
     );
     let completed = consumer(&tansu, "completed0", "completed0");
     let events = consumer(&tansu, "events", "events");

@@ -44,6 +44,11 @@ pub struct KafkaConfig {
     /// (`whisk.kafka.consumer.fetch-max-wait-ms`). Default 500. Lower it for a broker that holds
     /// every fetch for the whole wait (Tansu), where it is the latency floor of every activation.
     pub fetch_wait_max_ms: u32,
+    /// How long an ack the broker did not take is sent again, ms, counted from the end of its
+    /// activation. Default 300000 (5 minutes): past the controller's forced completion (the
+    /// action's timeout + 1 minute) for every default timeout, so a broker that is away for
+    /// minutes still gets every ack ([`crate::ack::DEFAULT_ACK_RETRY_WINDOW`]).
+    pub ack_retry_window_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -54,7 +59,15 @@ impl Default for KafkaConfig {
             user_events_enabled: false,
             user_event_topic_prefix: String::new(),
             fetch_wait_max_ms: crate::kafka::DEFAULT_FETCH_WAIT_MAX_MS,
+            ack_retry_window_ms: millis(crate::ack::DEFAULT_ACK_RETRY_WINDOW),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// `ack_retry_window_ms` as a duration.
+    pub fn ack_retry_window(&self) -> Duration {
+        Duration::from_millis(self.ack_retry_window_ms)
     }
 }
 
@@ -96,8 +109,9 @@ pub struct ContainerPoolConfig {
     pub prewarm_expiration_limit: usize,
     /// Interval of the namespace blacklist refresh, ms. Default 300000.
     pub blacklist_poll_ms: u64,
-    /// Executable actions kept in the loader's cache. Default 1024.
-    pub action_cache_entries: usize,
+    /// Bytes of executable actions (their code, mostly) kept in the loader's cache, ByteSize text.
+    /// Default `256 m` ([`crate::loader::DEFAULT_ACTION_CACHE_BYTES`]).
+    pub action_cache_size: ByteSize,
 }
 
 /// A duration as whole milliseconds, for the `_ms` fields.
@@ -115,7 +129,7 @@ impl Default for ContainerPoolConfig {
             prewarm_expiration_check_ms: millis(crate::pool::DEFAULT_PREWARM_CHECK_INTERVAL),
             prewarm_expiration_limit: crate::pool::DEFAULT_PREWARM_EXPIRATION_LIMIT,
             blacklist_poll_ms: DEFAULT_BLACKLIST_POLL_MS,
-            action_cache_entries: crate::loader::DEFAULT_ACTION_CACHE_ENTRIES,
+            action_cache_size: crate::loader::DEFAULT_ACTION_CACHE_BYTES,
         }
     }
 }
@@ -152,6 +166,10 @@ pub struct ActivationStoreConfig {
     pub non_blocking_level: StoreLevel,
     /// Largest result (`whisk.activation.payload.max`), ByteSize text. Default `1 m`.
     pub payload_max: ByteSize,
+    /// Records waiting to be written at most; beyond it new records are dropped and counted
+    /// (`invoker_activation_records_dropped_total`). Default 10000
+    /// ([`crate::store::DEFAULT_RECORD_QUEUE_CAPACITY`]).
+    pub queue_capacity: usize,
 }
 
 impl Default for ActivationStoreConfig {
@@ -160,6 +178,7 @@ impl Default for ActivationStoreConfig {
             blocking_level: StoreLevel::Always,
             non_blocking_level: StoreLevel::Always,
             payload_max: DEFAULT_PAYLOAD_MAX,
+            queue_capacity: crate::store::DEFAULT_RECORD_QUEUE_CAPACITY,
         }
     }
 }

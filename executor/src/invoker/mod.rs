@@ -2,9 +2,23 @@
 //!
 //! [`Invoker::assemble`] builds everything a node needs from its [`InvokerConfig`] (factories,
 //! stores, pool, action loader); [`Invoker::run`] is the whole service: topic check, producer,
-//! feed, pinger, admin server, blacklist refresh, and the orderly shutdown (stop consuming, finish
-//! running activations, send their acks and records, one disabled ping). Each message goes through
-//! the [`Processor`], the activation path it shares with the standalone server.
+//! feed, pinger, admin server, blacklist refresh, record queue, and the orderly shutdown. Each
+//! message goes through the [`Processor`], the activation path it shares with the standalone
+//! server.
+//!
+//! # Shutdown
+//!
+//! On SIGTERM (`shutdown`), in this order: ping `isEnabled: false` at once and every second from
+//! then on (the controller stops routing here); stop consuming (messages produced from now on stay
+//! in Kafka for the next instance); finish the activations already taken, within
+//! [`SHUTDOWN_GRACE`]; deliver their acks ([`ACK_FLUSH_GRACE`]) and write their records
+//! ([`RECORD_FLUSH_GRACE`]); exit 0.
+//!
+//! # Fatal conditions
+//!
+//! A feed that ends, a pinger task that ends, or a producer that cannot be recreated
+//! ([`Fatal`]) stops the node the same orderly way, and [`Invoker::run`] returns
+//! [`InvokerError::Fatal`]: the process exits non-zero and its supervisor restarts it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::ack::AckSender;
 use crate::admin::{self, Admin};
@@ -24,6 +38,7 @@ use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, InvokerConfig, SHUTDOWN_GRACE};
 use crate::document::{BuiltinKinds, KindResolver};
+use crate::fatal::Fatal;
 use crate::kafka::{self, Feed, FeedConfig, KafkaPlumbingError, Producer};
 use crate::loader::ActionLoader;
 use crate::message::InvokerInstanceId;
@@ -31,7 +46,16 @@ use crate::metrics::Metrics;
 use crate::ping::Pinger;
 use crate::pool::{Pool, PoolError, PoolFactory};
 use crate::processor::Processor;
-use crate::store::{ActivationStore, EntityStore, StoreError, StoreLevel, Stores, open_stores};
+use crate::store::{
+    ActivationStore, EntityStore, RecordQueue, StoreError, StoreLevel, Stores, open_stores,
+};
+
+/// How long the acks of finished activations may take to be delivered at shutdown (they are
+/// already in the producer's queue; a broker that is away takes them later or never).
+pub const ACK_FLUSH_GRACE: Duration = Duration::from_secs(10);
+/// How long the queued activation records may take to be written at shutdown; the rest are
+/// dropped and counted.
+pub const RECORD_FLUSH_GRACE: Duration = Duration::from_secs(10);
 
 /// Errors that stop the invoker from starting.
 #[derive(Debug, Error)]
@@ -51,6 +75,9 @@ pub enum InvokerError {
     /// Kafka could not be set up.
     #[error(transparent)]
     Kafka(#[from] KafkaPlumbingError),
+    /// A part the node cannot work without failed while running (docs: Fatal conditions).
+    #[error("the invoker stopped: {0}")]
+    Fatal(String),
     /// The admin port could not be bound.
     #[error("cannot listen on port {port}: {source}")]
     Listen {
@@ -92,6 +119,10 @@ pub struct InvokerParts {
     pub activations: Arc<dyn ActivationStore>,
     /// Store levels (blocking, non-blocking).
     pub store_levels: (StoreLevel, StoreLevel),
+    /// Most activation records waiting to be written.
+    pub record_queue_capacity: usize,
+    /// How long an ack is sent again after its activation.
+    pub ack_retry_window: Duration,
     /// Blacklist refresh interval.
     pub blacklist_poll: Duration,
     /// Admin port (0: any free port).
@@ -148,7 +179,7 @@ impl Invoker {
             entities.clone(),
             resolver,
             config.limits,
-            config.pool.action_cache_entries,
+            config.pool.action_cache_size,
         ));
         Ok(InvokerParts {
             instance: config.invoker_instance_id(),
@@ -168,6 +199,8 @@ impl Invoker {
                 config.activation_store.blocking_level,
                 config.activation_store.non_blocking_level,
             ),
+            record_queue_capacity: config.activation_store.queue_capacity,
+            ack_retry_window: config.kafka.ack_retry_window(),
             blacklist_poll: config.pool.blacklist_poll(),
             port: config.http.port,
             admin_credentials: (config.http.username.clone(), config.http.password.clone()),
@@ -200,18 +233,26 @@ impl Invoker {
             }
         });
 
+        let fatal = Fatal::new();
+        let records = Arc::new(RecordQueue::start(
+            parts.activations.clone(),
+            parts.record_queue_capacity,
+            parts.metrics.records.clone(),
+        ));
         let acks = AckSender::new(
             producer.clone(),
             parts.topic_prefix.clone(),
             parts.instance.clone(),
             parts.events_topic.clone(),
             parts.metrics.clone(),
+            parts.ack_retry_window,
+            fatal.clone(),
         );
         let processor = Arc::new(Processor {
             pool: parts.pool.clone(),
             loader: parts.loader.clone(),
-            activations: parts.activations.clone(),
-            acks: Some(acks),
+            activations: records.clone(),
+            acks: Some(acks.clone()),
             metrics: parts.metrics.clone(),
             blacklist,
             blocking_level: parts.store_levels.0,
@@ -252,21 +293,32 @@ impl Invoker {
         info!(invoker = %parts.instance, %topic, ?address, max_peek = parts.max_peek, "invoker started");
 
         let work = TaskTracker::new();
-        loop {
-            let delivered = tokio::select! {
-                () = shutdown.cancelled() => break,
-                delivered = feed.messages.recv() => delivered,
-            };
-            let Some(delivered) = delivered else { break };
-            let processor = processor.clone();
-            work.spawn(async move {
-                processor.process(&delivered.payload).await;
-                // The slot is free: let the feed take one more message.
-                drop(delivered.permit);
-            });
-        }
+        let failure = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break None,
+                reason = fatal.raised() => break Some(reason),
+                () = pinger.ended() => break Some("the health pinger ended".to_string()),
+                delivered = feed.messages.recv() => match delivered {
+                    Some(delivered) => {
+                        let processor = processor.clone();
+                        work.spawn(async move {
+                            processor.process(&delivered.payload).await;
+                            // The slot-freeing ack is with the producer: take one more message.
+                            drop(delivered.permit);
+                        });
+                    }
+                    None => break Some("the Kafka feed ended".to_string()),
+                },
+            }
+        };
 
-        info!("shutting down: no new messages; finishing the running activations");
+        match &failure {
+            None => info!(
+                "shutting down: pinging disabled, no new messages, finishing the running activations"
+            ),
+            Some(reason) => error!(%reason, "stopping after a fatal error"),
+        }
+        pinger.drain().await;
         feed.stop().await;
         // Messages already taken (and committed) are still processed.
         while let Ok(delivered) = feed.messages.try_recv() {
@@ -283,13 +335,22 @@ impl Invoker {
         {
             warn!("activations still running after the shutdown grace");
         }
+        if !acks.flush(ACK_FLUSH_GRACE).await {
+            warn!("acks still undelivered after the grace period");
+        }
+        records.flush(RECORD_FLUSH_GRACE).await;
         pinger.stop().await;
         background.cancel();
         tasks.close();
         tasks.wait().await;
         parts.pool.shutdown(Duration::from_secs(5)).await;
         producer.flush(Duration::from_secs(10));
-        info!("invoker stopped");
-        Ok(())
+        match failure {
+            None => {
+                info!("invoker stopped");
+                Ok(())
+            }
+            Some(reason) => Err(InvokerError::Fatal(reason)),
+        }
     }
 }

@@ -4,9 +4,12 @@
 //! [`Processor::process`] takes one message from `invoker{N}` to its end (docs/protocol.md §3):
 //! parse (a malformed message is logged, counted and skipped, with no ack) → blacklist check →
 //! fetch the action ([`ActionLoader`]) → limits → [`Pool::run`] → record ([`WhiskActivation`]) →
-//! acks ([`crate::ack`]) in parallel with storing the record. Every parsed message gets exactly one
-//! slot-freeing ack. The standalone server enters at [`Processor::activate`] with a message it built
-//! itself, and has no acks to send.
+//! the record handed to the activation store (which writes behind: [`crate::store::RecordQueue`])
+//! → acks ([`crate::ack`]), which return once the slot-freeing ack is with the producer. Every
+//! parsed message gets exactly one slot-freeing ack: a panic while processing it is caught and
+//! answered with a whisk error ([`MSG_INTERNAL`](crate::record::MSG_INTERNAL)). The standalone
+//! server enters at [`Processor::activate`] with a message it built itself, and has no acks to
+//! send.
 //!
 //! The controller's health test action is answered in-process ([`health`]).
 
@@ -14,16 +17,19 @@ mod health;
 #[cfg(test)]
 mod tests;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use factory::{ActivationContext, RunRequest};
-use tracing::{Instrument, info, info_span, warn};
+use futures::FutureExt;
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::ack::{AckPlan, AckSender, plan};
 use crate::action::ExecutableAction;
 use crate::blacklist::Blacklist;
 use crate::loader::ActionLoader;
+use crate::log_throttle::{LogThrottle, Verdict};
 use crate::message::ActivationMessage;
 use crate::metrics::{KindLabels, Metrics, StartLabels};
 use crate::pool::{Completed, Job, Pool};
@@ -31,6 +37,25 @@ use crate::record::{FallbackReason, WhiskActivation};
 use crate::store::{ActivationStore, StoreLevel, should_store};
 
 pub use health::{HEALTH_ACTION_NAMESPACE, HEALTH_ACTION_PREFIX, identity, is_health_action};
+
+/// Malformed messages logged per interval; a producer that floods the topic with them cannot flood
+/// the log (`invoker_messages_total{result="malformed"}` counts them all).
+static MALFORMED_LOG: LogThrottle = LogThrottle::new(5, Duration::from_secs(10));
+/// Bytes of a malformed message quoted in its log line.
+const MALFORMED_EXCERPT_BYTES: usize = 200;
+
+/// The action name that makes processing panic, in binaries built for tests only (the
+/// `fault-injection` feature): the fault-injection suite proves a panic is answered.
+#[cfg(any(test, feature = "fault-injection"))]
+pub const INJECTED_PANIC_ACTION: &str = "wasm-invoker-injected-panic";
+
+/// An activation's end, before anything is sent or stored.
+struct Settled {
+    activation: WhiskActivation,
+    plan: AckPlan,
+    /// Whether the store level applies (false: never stored, as a blacklisted namespace's).
+    storable: bool,
+}
 
 /// Everything one message needs on its way.
 pub struct Processor {
@@ -67,9 +92,11 @@ impl Processor {
             Ok(message) => message,
             Err(error) => {
                 self.metrics.message(false);
-                let start =
-                    String::from_utf8_lossy(&payload[..payload.len().min(200)]).into_owned();
-                warn!(%error, message = %start, "skipping a message that does not parse (no ack)");
+                if let Verdict::Log { suppressed } = MALFORMED_LOG.admit() {
+                    let excerpt = &payload[..payload.len().min(MALFORMED_EXCERPT_BYTES)];
+                    let start = String::from_utf8_lossy(excerpt);
+                    warn!(%error, message = %start, suppressed, "skipping a message that does not parse (no ack)");
+                }
                 return false;
             }
         };
@@ -82,33 +109,60 @@ impl Processor {
     /// Runs a parsed message: fallback, health action or pool; then acks and record. Returns the
     /// record (the standalone server answers blocking invokes with it).
     pub async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
+        let settled = match AssertUnwindSafe(self.settle(&message)).catch_unwind().await {
+            Ok(settled) => settled,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(panic = %what, "processing the activation panicked: answering with a whisk error");
+                self.metrics.panics.inc();
+                self.fallback(&message, FallbackReason::Internal)
+            }
+        };
+        let Settled {
+            activation,
+            plan,
+            storable,
+        } = settled;
+        if storable {
+            self.store(&message, &activation).await;
+        }
+        if let Some(acks) = &self.acks {
+            acks.acknowledge(&message, &activation, plan).await;
+        }
+        activation
+    }
+
+    /// Everything but the acks and the record's store: what can fail unexpectedly.
+    async fn settle(&self, message: &ActivationMessage) -> Settled {
         if self.blacklist.contains(&message.user.namespace.name) {
             info!(namespace = %message.user.namespace.name, "namespace is blacklisted");
-            return self.fallback(&message, FallbackReason::Blacklisted).await;
+            return self.fallback(message, FallbackReason::Blacklisted);
         }
-        if is_health_action(&message) {
-            return match self.load_health_action(&message).await {
-                Ok(action) => self.finish(&message, &action, identity(&message)).await,
-                Err(reason) => self.fallback(&message, reason).await,
+        #[cfg(any(test, feature = "fault-injection"))]
+        if message.action.name == INJECTED_PANIC_ACTION {
+            panic!("injected panic (fault-injection hook)");
+        }
+        if is_health_action(message) {
+            return match self.load_health_action(message).await {
+                Ok(action) => self.finish(message, &action, identity(message)),
+                Err(reason) => self.fallback(message, reason),
             };
         }
-        let (loaded, lookup) = self.loader.load_with_lookup(&message).await;
+        let (loaded, lookup) = self.loader.load_with_lookup(message).await;
         self.metrics.entity_cache_lookup(lookup);
         let action = match loaded {
             Ok(action) => action,
-            Err(reason) => {
-                return self.fallback(&message, reason).await;
-            }
+            Err(reason) => return self.fallback(message, reason),
         };
-        let completed = self.pool.run(job(&message, &action)).await;
-        self.finish(&message, &action, completed).await
+        let completed = self.pool.run(job(message, &action)).await;
+        self.finish(message, &action, completed)
     }
 
-    async fn fallback(
-        &self,
-        message: &ActivationMessage,
-        reason: FallbackReason,
-    ) -> WhiskActivation {
+    fn fallback(&self, message: &ActivationMessage, reason: FallbackReason) -> Settled {
         let activation = WhiskActivation::fallback(message, &reason, SystemTime::now());
         self.metrics
             .activation("unknown", activation.response.status.code());
@@ -116,25 +170,19 @@ impl Processor {
             FallbackReason::Blacklisted => AckPlan::CombinedShrunk,
             _ => AckPlan::Combined,
         };
-        let ack = async {
-            if let Some(acks) = &self.acks {
-                acks.acknowledge(message, &activation, plan).await;
-            }
-        };
-        if reason.stored() {
-            tokio::join!(ack, self.store(message, &activation));
-        } else {
-            ack.await;
+        Settled {
+            activation,
+            plan,
+            storable: reason.stored(),
         }
-        activation
     }
 
-    async fn finish(
+    fn finish(
         &self,
         message: &ActivationMessage,
         action: &ExecutableAction,
         completed: Completed,
-    ) -> WhiskActivation {
+    ) -> Settled {
         let Completed { outcome, start } = completed;
         let work_start = outcome
             .start
@@ -166,16 +214,16 @@ impl Processor {
                 .observe(init.as_secs_f64());
         }
 
-        let plan = plan(message.blocking, action.limits.logs, start);
-        let ack = async {
-            if let Some(acks) = &self.acks {
-                acks.acknowledge(message, &activation, plan).await;
-            }
-        };
-        tokio::join!(ack, self.store(message, &activation));
-        activation
+        Settled {
+            plan: plan(message.blocking, action.limits.logs, start),
+            activation,
+            storable: true,
+        }
     }
 
+    /// Hands the record to the activation store when its store level says so. The invoker's store
+    /// is a [`crate::store::RecordQueue`] and the standalone server's writes behind too: neither
+    /// waits for the database.
     async fn store(&self, message: &ActivationMessage, activation: &WhiskActivation) {
         if !should_store(
             &message.user.limits,

@@ -8,6 +8,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::document::{ActionDocument, BuiltinKinds};
 use crate::limits::LimitRanges;
+use crate::loader::CacheLookup;
 use crate::pool::PoolConfig;
 use crate::record::MSG_INCOMPATIBLE;
 use crate::store::EntityStore;
@@ -39,7 +40,7 @@ async fn processor(dir: &std::path::Path) -> (Processor, Arc<LocalStore>) {
             store.clone(),
             Arc::new(BuiltinKinds),
             LimitRanges::default(),
-            16,
+            crate::bytesize::ByteSize::mb(16),
         )),
         activations: store.clone(),
         acks: None,
@@ -148,4 +149,76 @@ async fn test_missing_health_action_is_not_found() {
         record.response.result,
         Some(json!({"error": crate::record::MSG_NOT_FOUND}))
     );
+}
+
+#[tokio::test]
+async fn test_a_panic_is_answered_with_a_whisk_error_and_processing_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (processor, store) = processor(dir.path()).await;
+    let mut message = ActivationMessage::parse(HEALTH_MESSAGE).expect("message");
+    message.action.path = "guest".into();
+    message.action.name = INJECTED_PANIC_ACTION.into();
+    let record = processor.activate(message.clone()).await;
+    assert_eq!(record.response.status, Status::WhiskError);
+    assert_eq!(
+        record.response.result,
+        Some(json!({"error": crate::record::MSG_INTERNAL}))
+    );
+    assert_eq!(processor.metrics.panics.get(), 1);
+    let stored = store
+        .get(&message.user.namespace.name, message.activation_id.as_str())
+        .await
+        .expect("the whisk error is stored, as every whisk error");
+    assert_eq!(stored.response.status, Status::WhiskError);
+
+    // The next activation is processed as usual.
+    put(&store, health_document(), Some(Code::Text("x".into()))).await;
+    let health = ActivationMessage::parse(HEALTH_MESSAGE).expect("health message");
+    let record = processor.activate(health).await;
+    assert_eq!(record.response.status, Status::Success);
+}
+
+/// Concurrent activations of one action revision read its document once (the cache shares the
+/// miss), and the cache weighs code: a cache smaller than one action's code keeps nothing.
+#[tokio::test]
+async fn test_concurrent_misses_share_one_fetch_and_the_cache_is_bounded_by_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (processor, store) = processor(dir.path()).await;
+    let mut document = health_document();
+    document["namespace"] = json!("guest");
+    document["name"] = json!("box");
+    document["exec"] = json!({"kind": "blackbox", "image": "janedoe/box:1", "binary": false});
+    let stored = put(&store, document, None).await;
+    let mut message = ActivationMessage::parse(HEALTH_MESSAGE).expect("message");
+    message.action.path = "guest".into();
+    message.action.name = "box".into();
+    message.revision = stored.rev.clone();
+    let loads = (0..16).map(|_| processor.loader.load_with_lookup(&message));
+    let lookups: Vec<CacheLookup> = futures::future::join_all(loads)
+        .await
+        .into_iter()
+        .map(|(loaded, lookup)| {
+            assert!(loaded.is_ok());
+            lookup
+        })
+        .collect();
+    // The callers that missed shared one read of the store.
+    assert!(lookups.contains(&CacheLookup::Miss));
+    assert_eq!(processor.loader.store_reads(), 1);
+    let (_, lookup) = processor.loader.load_with_lookup(&message).await;
+    assert_eq!(lookup, CacheLookup::Hit);
+    assert_eq!(processor.loader.store_reads(), 1);
+
+    // A cache of 1 KiB holds no action (each weighs at least 4 KiB).
+    let tiny = ActionLoader::new(
+        store.clone(),
+        Arc::new(BuiltinKinds),
+        LimitRanges::default(),
+        crate::bytesize::ByteSize::bytes(1024),
+    );
+    for _ in 0..3 {
+        tiny.load(&message).await.expect("loads");
+        assert_eq!(tiny.cache_weight().await, 0);
+    }
+    assert_eq!(tiny.store_reads(), 3, "nothing was kept");
 }

@@ -20,9 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,7 +29,7 @@ pub use api::{KindSet, State, handle};
 use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
 use crate::limits::LimitRanges;
-use crate::loader::{ActionLoader, DEFAULT_ACTION_CACHE_ENTRIES};
+use crate::loader::{ActionLoader, DEFAULT_ACTION_CACHE_BYTES};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, PoolFactory};
 use crate::processor::Processor;
@@ -42,9 +39,6 @@ use crate::store::{ActivationStore, EntityStore, StoreLevel};
 
 /// OpenWhisk's standalone port (`wsk` and the npm client's local default).
 pub const DEFAULT_PORT: u16 = 3233;
-/// How long a connection may take to send its request head; bounds idle sockets an anonymous
-/// client can hold open.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running standalone server.
 #[derive(Debug)]
@@ -61,7 +55,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        tasks.spawn(accept_loop(listener, state, cancel.clone(), tasks.clone()));
+        tasks.spawn(http::serve(listener, state, cancel.clone()));
         tracing::info!(%addr, "standalone server listening");
         Ok(Self {
             addr,
@@ -91,55 +85,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.cancel.cancel();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    state: Arc<State>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            let service = service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(handle(state, request).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                () = cancel.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
     }
 }
 
@@ -263,7 +208,7 @@ impl Standalone {
             Arc::clone(&entities),
             Arc::new(config.kinds.clone()),
             limits,
-            DEFAULT_ACTION_CACHE_ENTRIES,
+            DEFAULT_ACTION_CACHE_BYTES,
         ));
         let processor = Arc::new(Processor {
             pool: Arc::clone(&pool),

@@ -8,7 +8,10 @@
 
 pub mod couchdb;
 pub mod local;
+pub mod record_queue;
 pub mod write_behind;
+
+pub use record_queue::{DEFAULT_RECORD_QUEUE_CAPACITY, RecordQueue};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -70,6 +73,53 @@ pub enum StoreError {
     /// Bad store configuration.
     #[error("store configuration: {0}")]
     Config(String),
+}
+
+impl StoreError {
+    /// An equal error (same variant and text) for one more waiter of a fetch several callers
+    /// shared (the action cache hands one failure to each of them).
+    pub fn shared_copy(&self) -> Self {
+        fn json(error: &serde_json::Error) -> serde_json::Error {
+            <serde_json::Error as serde::de::Error>::custom(error)
+        }
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Conflict => Self::Conflict,
+            Self::RevisionMismatch { expected, actual } => Self::RevisionMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            Self::Document(error) => Self::Document(match error {
+                DocumentError::Json(error) => DocumentError::Json(json(error)),
+                DocumentError::WrongType(kind) => DocumentError::WrongType(kind.clone()),
+                DocumentError::UnknownKind(kind) => DocumentError::UnknownKind(kind.clone()),
+                DocumentError::Attachment(text) => DocumentError::Attachment(text.clone()),
+                DocumentError::NotUtf8 => DocumentError::NotUtf8,
+            }),
+            Self::Status { status, body } => Self::Status {
+                status: *status,
+                body: body.clone(),
+            },
+            Self::Transport(text) => Self::Transport(text.clone()),
+            Self::TooLarge { what, limit } => Self::TooLarge {
+                what,
+                limit: *limit,
+            },
+            Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
+            Self::Json(error) => Self::Json(json(error)),
+            Self::Config(text) => Self::Config(text.clone()),
+        }
+    }
+
+    /// Whether trying again later may succeed: the store was unreachable, timed out or answered
+    /// with a server error (5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Io(_) => true,
+            Self::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 /// Where action documents live: reads for the invoker, writes for the standalone server.
@@ -240,6 +290,18 @@ pub trait ActivationStore: Send + Sync {
     /// Stores one record as `_id = <namespace>/<activationId>`, `entityType: "activation"`,
     /// `updated` = now. Completes when the record is written (or finally failed).
     async fn store(&self, activation: &WhiskActivation) -> Result<(), StoreError>;
+
+    /// Stores several records; one result per record, in order. By default one [`store`] after
+    /// the other; a store with a batch write (CouchDB's `_bulk_docs`) overrides it.
+    ///
+    /// [`store`]: ActivationStore::store
+    async fn store_batch(&self, activations: &[WhiskActivation]) -> Vec<Result<(), StoreError>> {
+        let mut results = Vec::with_capacity(activations.len());
+        for activation in activations {
+            results.push(self.store(activation).await);
+        }
+        results
+    }
 
     /// One record.
     async fn get(

@@ -624,6 +624,41 @@ impl ActivationStore for CouchActivationStore {
             .map_err(|_| StoreError::Transport("activation batcher stopped".into()))?
     }
 
+    async fn store_batch(&self, activations: &[WhiskActivation]) -> Vec<Result<(), StoreError>> {
+        let now = std::time::SystemTime::now();
+        // Each record's place in the batch, or why it has none.
+        let mut docs = Vec::with_capacity(activations.len());
+        let places: Vec<Result<usize, StoreError>> = activations
+            .iter()
+            .map(|activation| {
+                let value = serde_json::to_value(activation.to_document(now))?;
+                docs.push(value);
+                Ok(docs.len() - 1)
+            })
+            .collect();
+        let mut written: Vec<Option<Result<(), StoreError>>> = if docs.is_empty() {
+            Vec::new()
+        } else {
+            match write_batch(&self.client, &self.db, &docs).await {
+                Ok(results) => results.into_iter().map(Some).collect(),
+                Err(error) => docs
+                    .iter()
+                    .map(|_| Some(Err(error.shared_copy())))
+                    .collect(),
+            }
+        };
+        places
+            .into_iter()
+            .map(|place| {
+                let index = place?;
+                written
+                    .get_mut(index)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| Err(StoreError::Transport("no result for document".into())))
+            })
+            .collect()
+    }
+
     async fn get(
         &self,
         namespace: &str,

@@ -1,202 +1,47 @@
-//! Kafka plumbing of the invoker (rdkafka): the topic check at start, the producer of acks, pings and
-//! events, and the feed that reads `invoker{N}`.
-//!
-//! Client settings are OpenWhisk's (docs/protocol.md §1), translated to librdkafka names.
+//! The [`Feed`]: the consumer of `invoker{N}`, on a thread of its own.
 //!
 //! # Commit semantics (at most once, as OpenWhisk)
 //!
-//! The [`Feed`] polls, then **commits the offsets of what it polled synchronously, before the messages
+//! The feed polls, then **commits the offsets of what it polled synchronously, before the messages
 //! are processed** (OpenWhisk's `MessageFeed`). A crash after the commit loses the messages in flight;
 //! the controller's forced completion then frees their slots. Nothing is ever processed twice.
 //!
 //! # Backpressure
 //!
 //! The feed takes one permit of a shared semaphore per message before it polls for it; the permit
-//! travels with the message and is dropped when the activation's slot-freeing ack has been sent. With
-//! `permits = max_peek` a flood of messages waits in Kafka, not in memory.
+//! travels with the message and is dropped when the activation's slot-freeing ack has been handed
+//! to the producer. With `permits = max_peek` a flood of messages waits in Kafka, not in memory:
+//! librdkafka's own prefetch is bounded too ([`prefetch_settings`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
-use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use super::{KafkaPlumbingError, LAG_INTERVAL, POLL_TIMEOUT, common};
 use crate::message::MAX_MESSAGE_BYTES;
 use crate::metrics::Metrics;
 
-/// How long one poll waits for a message (OpenWhisk's invoker long-polls 1 s). Also bounds how long
-/// stopping the feed takes.
-pub const POLL_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a produced record may wait in the local queue before the send fails.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long topic creation may take.
-pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// OpenWhisk's consumer `fetch.max.wait.ms` (500 ms). A real Kafka broker answers a fetch as soon as
-/// data arrives; a broker that always waits the full time (Tansu) adds up to this much latency to
-/// every message, hence [`FeedConfig::fetch_wait_max_ms`].
-pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 500;
-/// How often the consumer lag is measured.
-pub const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// Most kilobytes librdkafka prefetches for the feed: two full fetches. Without a bound it would
+/// hold up to 64 MiB (and 100,000 messages) past the permits; the feed never needs more than the
+/// next fetch ready while one is handed over.
+pub const PREFETCH_KBYTES: usize = 2 * MAX_MESSAGE_BYTES / 1024;
 
-/// Errors of the Kafka plumbing.
-#[derive(Debug, Error)]
-pub enum KafkaPlumbingError {
-    /// A client could not be created from its configuration.
-    #[error("cannot create the Kafka {client}: {source}")]
-    Client {
-        /// Which client.
-        client: &'static str,
-        /// Why.
-        source: KafkaError,
-    },
-    /// The invoker topic could not be created.
-    #[error("cannot create topic {topic}: {reason}")]
-    Topic {
-        /// The topic.
-        topic: String,
-        /// Why.
-        reason: String,
-    },
-    /// Subscribing the consumer failed.
-    #[error("cannot subscribe to {topic}: {source}")]
-    Subscribe {
-        /// The topic.
-        topic: String,
-        /// Why.
-        source: KafkaError,
-    },
-    /// The feed thread could not be started.
-    #[error("cannot start the feed thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// A send that failed.
-#[derive(Debug, Error)]
-pub enum SendError {
-    /// The record is larger than Kafka accepts (`RecordTooLargeException`): shrink and retry.
-    #[error("record of {0} bytes is too large for Kafka")]
-    TooLarge(usize),
-    /// Any other failure.
-    #[error("send failed: {0}")]
-    Kafka(#[from] KafkaError),
-}
-
-/// The common client settings: bootstrap servers and `security.protocol=plaintext`.
-fn common(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("security.protocol", "plaintext");
-    config
-}
-
-/// Creates `topic` with 1 partition, replication 1 and `max.message.bytes` = [`MAX_MESSAGE_BYTES`]
-/// unless it exists (OpenWhisk's `ensureTopic`).
-pub async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), KafkaPlumbingError> {
-    let admin: AdminClient<DefaultClientContext> =
-        common(bootstrap)
-            .create()
-            .map_err(|source| KafkaPlumbingError::Client {
-                client: "admin client",
-                source,
-            })?;
-    let max_bytes = MAX_MESSAGE_BYTES.to_string();
-    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
-        .set("max.message.bytes", &max_bytes)
-        .set("segment.bytes", "536870912")
-        .set("retention.bytes", "1073741824")
-        .set("retention.ms", "172800000");
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Timeout::After(ADMIN_TIMEOUT)))
-        .request_timeout(Some(Timeout::After(ADMIN_TIMEOUT)));
-    let results = admin
-        .create_topics([&new_topic], &options)
-        .await
-        .map_err(|error| KafkaPlumbingError::Topic {
-            topic: topic.to_string(),
-            reason: error.to_string(),
-        })?;
-    for result in results {
-        match result {
-            Ok(name) => info!(topic = %name, "created topic"),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                debug!(topic = %name, "topic exists")
-            }
-            Err((name, code)) => {
-                return Err(KafkaPlumbingError::Topic {
-                    topic: name,
-                    reason: code.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The producer of acks, pings and events (OpenWhisk's invoker producer: `acks=1`,
-/// `max.request.size` = [`MAX_MESSAGE_BYTES`]).
-#[derive(Clone)]
-pub struct Producer {
-    inner: FutureProducer,
-}
-
-impl std::fmt::Debug for Producer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").finish_non_exhaustive()
-    }
-}
-
-impl Producer {
-    /// A producer for `bootstrap`.
-    pub fn new(bootstrap: &str) -> Result<Self, KafkaPlumbingError> {
-        let inner = common(bootstrap)
-            .set("acks", "1")
-            .set("request.timeout.ms", "30000")
-            .set("metadata.max.age.ms", "15000")
-            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
-            .set("linger.ms", "0")
-            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-            .create()
-            .map_err(|source| KafkaPlumbingError::Client {
-                client: "producer",
-                source,
-            })?;
-        Ok(Self { inner })
-    }
-
-    /// Sends one record (null key, UTF-8 JSON value) and waits for the broker's ack.
-    pub async fn send(&self, topic: &str, payload: &str) -> Result<(), SendError> {
-        let record = FutureRecord::<(), str>::to(topic).payload(payload);
-        match self.inner.send(record, Timeout::After(SEND_TIMEOUT)).await {
-            Ok(_) => Ok(()),
-            Err((error, _)) => match error.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::MessageSizeTooLarge)
-                | Some(RDKafkaErrorCode::InvalidMessageSize) => {
-                    Err(SendError::TooLarge(payload.len()))
-                }
-                _ => Err(SendError::Kafka(error)),
-            },
-        }
-    }
-
-    /// Waits (at most `timeout`) until every queued record has been delivered.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.inner.flush(Timeout::After(timeout)) {
-            warn!(%error, "flushing the producer failed");
-        }
-    }
+/// librdkafka's prefetch bounds for a feed that holds at most `max_peek` messages: no more
+/// messages queued locally than the pool can start (`queued.min.messages`), and at most
+/// [`PREFETCH_KBYTES`] (`queued.max.messages.kbytes`).
+pub fn prefetch_settings(max_peek: usize) -> [(&'static str, String); 2] {
+    [
+        ("queued.min.messages", max_peek.max(1).to_string()),
+        ("queued.max.messages.kbytes", PREFETCH_KBYTES.to_string()),
+    ]
 }
 
 /// One message taken from the invoker topic, with the permit that bounds work in flight.
@@ -236,7 +81,11 @@ pub struct FeedConfig {
 impl Feed {
     /// Subscribes and starts the feed thread. Must be called inside a tokio runtime.
     pub fn start(config: FeedConfig, metrics: Arc<Metrics>) -> Result<Self, KafkaPlumbingError> {
-        let consumer: BaseConsumer = common(&config.bootstrap)
+        let mut settings: ClientConfig = common(&config.bootstrap);
+        for (key, value) in prefetch_settings(config.permits.available_permits()) {
+            settings.set(key, value);
+        }
+        let consumer: BaseConsumer = settings
             .set("group.id", &config.topic)
             .set("client.id", format!("consumer-{}", config.topic))
             .set("enable.auto.commit", "false")
@@ -398,5 +247,22 @@ fn maybe_report_lag(
             metrics.consumer_lag.set((high - taken).max(0));
         }
         Err(error) => debug!(%error, "cannot read watermarks"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_prefetch_is_bounded_by_the_permits_and_two_fetches() {
+        let settings = prefetch_settings(8);
+        assert_eq!(settings[0], ("queued.min.messages", "8".to_string()));
+        // 2 × 1,054,644 bytes = 2,059 KiB, far below librdkafka's default of 65,536 KiB.
+        assert_eq!(
+            settings[1],
+            ("queued.max.messages.kbytes", "2059".to_string())
+        );
+        assert_eq!(prefetch_settings(0)[0].1, "1", "librdkafka refuses 0");
     }
 }

@@ -12,17 +12,34 @@
 //!
 //! Every ack of a non-blocking activation is sent shrunk; a blocking one that Kafka refuses as too large
 //! is re-sent shrunk. `isSystemError` is true only for status 3. The transid is echoed unchanged.
+//!
+//! [`AckSender::acknowledge`] returns once the acks are in the producer's queue, so the
+//! activation's slot is free at once; their delivery goes on in the background ([`delivery`]):
+//! an ack the broker does not take is sent again until [`DEFAULT_ACK_RETRY_WINDOW`] (configurable)
+//! after its activation ended.
+
+mod delivery;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tracing::{debug, warn};
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use crate::kafka::{Producer, SendError};
+use crate::fatal::Fatal;
+use crate::kafka::Producer;
 use crate::message::{AcknowledgementMessage, ActivationMessage, EventMessage, InvokerInstanceId};
 use crate::metrics::Metrics;
 use crate::pool::Start;
 use crate::record::{WhiskActivation, epoch_millis};
+
+use delivery::Ack;
+
+/// How long an ack is sent again after its activation ended (`kafka.ack_retry_window_ms`):
+/// 5 minutes, past the controller's forced completion (the action's timeout + 1 minute) for the
+/// default timeout, so an outage of the broker that long still loses no ack.
+pub const DEFAULT_ACK_RETRY_WINDOW: Duration = Duration::from_secs(300);
 
 /// Which acks an activation gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +68,7 @@ pub fn plan(blocking: bool, log_limit_mb: u32, start: Start) -> AckPlan {
     }
 }
 
-/// Sends acks (and user events) for this invoker.
+/// Sends acks (and user events) for this invoker. Clones share the deliveries in progress.
 #[derive(Debug, Clone)]
 pub struct AckSender {
     producer: Producer,
@@ -60,16 +77,23 @@ pub struct AckSender {
     /// `events` topic (with the user-event prefix) when user events are enabled.
     events_topic: Option<String>,
     metrics: Arc<Metrics>,
+    retry_window: Duration,
+    deliveries: TaskTracker,
+    fatal: Fatal,
 }
 
 impl AckSender {
-    /// An ack sender; `events_topic` is `Some` when user events are enabled.
+    /// An ack sender; `events_topic` is `Some` when user events are enabled. Acks are sent again
+    /// for `retry_window` after their activation; a producer that cannot be replaced raises
+    /// `fatal`.
     pub fn new(
         producer: Producer,
         topic_prefix: String,
         instance: InvokerInstanceId,
         events_topic: Option<String>,
         metrics: Arc<Metrics>,
+        retry_window: Duration,
+        fatal: Fatal,
     ) -> Self {
         Self {
             producer,
@@ -77,6 +101,9 @@ impl AckSender {
             instance,
             events_topic,
             metrics,
+            retry_window,
+            deliveries: TaskTracker::new(),
+            fatal,
         }
     }
 
@@ -85,9 +112,9 @@ impl AckSender {
         &self.instance
     }
 
-    /// Sends the acks of `plan` for `activation`; returns once the slot-freeing ack was sent (or
-    /// failed for good). Failures are logged and counted: the controller's forced completion then
-    /// frees the slot.
+    /// Hands the acks of `plan` for `activation` (and its user event) to the producer, in order;
+    /// returns once the slot-freeing ack is in the producer's queue (or was given up). Delivery,
+    /// and sending again what the broker did not take, goes on in the background.
     pub async fn acknowledge(
         &self,
         message: &ActivationMessage,
@@ -97,79 +124,67 @@ impl AckSender {
         let transid = message.transid.clone();
         // Every ack of a non-blocking activation goes out shrunk: the controller reads only the id.
         let shrunk = !message.blocking || plan == AckPlan::CombinedShrunk;
-        match plan {
-            AckPlan::ResultThenCompletion => {
-                let result =
-                    AcknowledgementMessage::result(transid.clone(), activation.without_logs());
-                self.send(message, result, "result", shrunk).await;
-                let completion =
-                    AcknowledgementMessage::completion(transid, activation, self.instance.clone());
-                self.send(message, completion, "completion", shrunk).await;
-            }
-            AckPlan::Combined | AckPlan::CombinedShrunk => {
-                let combined = AcknowledgementMessage::combined(
-                    transid,
-                    activation.clone(),
-                    self.instance.clone(),
-                );
-                self.send(message, combined, "combined", shrunk).await;
-            }
-            AckPlan::Completion => {
-                let completion =
-                    AcknowledgementMessage::completion(transid, activation, self.instance.clone());
-                self.send(message, completion, "completion", shrunk).await;
-            }
-        }
-        self.send_event(message, activation).await;
+        let instance = self.instance.clone();
+        let acks = match plan {
+            AckPlan::ResultThenCompletion => vec![
+                Ack::new(
+                    "result",
+                    AcknowledgementMessage::result(transid.clone(), activation.without_logs()),
+                    shrunk,
+                ),
+                Ack::new(
+                    "completion",
+                    AcknowledgementMessage::completion(transid, activation, instance),
+                    shrunk,
+                ),
+            ],
+            AckPlan::Combined | AckPlan::CombinedShrunk => vec![Ack::new(
+                "combined",
+                AcknowledgementMessage::combined(transid, activation.clone(), instance),
+                shrunk,
+            )],
+            AckPlan::Completion => vec![Ack::new(
+                "completion",
+                AcknowledgementMessage::completion(transid, activation, instance),
+                shrunk,
+            )],
+        };
+        let topic = format!("{}{}", self.topic_prefix, message.ack_topic());
+        let event = self.event(message, activation);
+        let (handed, handed_over) = oneshot::channel();
+        let sender = self.clone();
+        self.deliveries.spawn(
+            async move { sender.deliver(topic, acks, event, handed).await }.in_current_span(),
+        );
+        // An error means the delivery task ended without saying: it gave up (and counted it).
+        let _ = handed_over.await;
     }
 
-    async fn send(
+    /// Waits (at most `grace`) until every ack handed over so far was delivered or given up.
+    pub async fn flush(&self, grace: Duration) -> bool {
+        self.deliveries.close();
+        let done = tokio::time::timeout(grace, self.deliveries.wait())
+            .await
+            .is_ok();
+        self.deliveries.reopen();
+        done
+    }
+
+    /// The user event of `activation` as (topic, JSON), when user events are enabled.
+    fn event(
         &self,
         message: &ActivationMessage,
-        ack: AcknowledgementMessage,
-        kind: &str,
-        shrunk: bool,
-    ) {
-        let topic = format!("{}{}", self.topic_prefix, message.ack_topic());
-        let ack = if shrunk { ack.shrink() } else { ack };
-        match self.producer.send(&topic, &ack.to_json()).await {
-            Ok(()) => {
-                debug!(%topic, kind, shrunk, "ack sent");
-                self.metrics.ack(kind, shrunk);
-            }
-            Err(SendError::TooLarge(bytes)) if !shrunk => {
-                warn!(bytes, "ack too large for Kafka: sending it shrunk");
-                match self.producer.send(&topic, &ack.shrink().to_json()).await {
-                    Ok(()) => self.metrics.ack(kind, true),
-                    Err(error) => {
-                        warn!(%error, %topic, "shrunk ack failed");
-                        self.metrics.ack_failures.inc();
-                    }
-                }
-            }
-            Err(error) => {
-                warn!(%error, %topic, "ack failed");
-                self.metrics.ack_failures.inc();
-            }
-        }
-    }
-
-    async fn send_event(&self, message: &ActivationMessage, activation: &WhiskActivation) {
-        let Some(topic) = &self.events_topic else {
-            return;
-        };
+        activation: &WhiskActivation,
+    ) -> Option<(String, String)> {
+        let topic = self.events_topic.clone()?;
         let source = format!("invoker{}", self.instance.instance);
-        let Some(event) = EventMessage::activation(
+        let event = EventMessage::activation(
             source,
             activation,
             message.user.namespace.uuid.clone(),
             epoch_millis(SystemTime::now()),
-        ) else {
-            return;
-        };
-        if let Err(error) = self.producer.send(topic, &event.to_json()).await {
-            warn!(%error, %topic, "user event failed");
-        }
+        )?;
+        Some((topic, event.to_json()))
     }
 }
 

@@ -1,0 +1,120 @@
+//! Kafka plumbing of the invoker (rdkafka): the topic check at start ([`ensure_topic`]), the
+//! [`Producer`] of acks, pings and events, and the [`Feed`] that reads `invoker{N}`.
+//!
+//! Client settings are OpenWhisk's (docs/protocol.md §1), translated to librdkafka names.
+
+mod feed;
+mod producer;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::util::Timeout;
+use thiserror::Error;
+use tracing::{debug, info};
+
+use crate::message::MAX_MESSAGE_BYTES;
+
+pub use feed::{Delivered, Feed, FeedConfig, prefetch_settings};
+pub use producer::{Pending, Producer, SendError};
+
+/// How long one poll waits for a message (OpenWhisk's invoker long-polls 1 s). Also bounds how long
+/// stopping the feed takes.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a produced record may wait in the local queue before the send fails.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long topic creation may take.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// OpenWhisk's consumer `fetch.max.wait.ms` (500 ms). A real Kafka broker answers a fetch as soon as
+/// data arrives; a broker that always waits the full time (Tansu) adds up to this much latency to
+/// every message, hence [`FeedConfig::fetch_wait_max_ms`].
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 500;
+/// How often the consumer lag is measured.
+pub const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Errors of the Kafka plumbing.
+#[derive(Debug, Error)]
+pub enum KafkaPlumbingError {
+    /// A client could not be created from its configuration.
+    #[error("cannot create the Kafka {client}: {source}")]
+    Client {
+        /// Which client.
+        client: &'static str,
+        /// Why.
+        source: KafkaError,
+    },
+    /// The invoker topic could not be created.
+    #[error("cannot create topic {topic}: {reason}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// Subscribing the consumer failed.
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// Why.
+        source: KafkaError,
+    },
+    /// The feed thread could not be started.
+    #[error("cannot start the feed thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The common client settings: bootstrap servers and `security.protocol=plaintext`.
+fn common(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("security.protocol", "plaintext");
+    config
+}
+
+/// Creates `topic` with 1 partition, replication 1 and `max.message.bytes` = [`MAX_MESSAGE_BYTES`]
+/// unless it exists (OpenWhisk's `ensureTopic`).
+pub async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), KafkaPlumbingError> {
+    let admin: AdminClient<DefaultClientContext> =
+        common(bootstrap)
+            .create()
+            .map_err(|source| KafkaPlumbingError::Client {
+                client: "admin client",
+                source,
+            })?;
+    let max_bytes = MAX_MESSAGE_BYTES.to_string();
+    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+        .set("max.message.bytes", &max_bytes)
+        .set("segment.bytes", "536870912")
+        .set("retention.bytes", "1073741824")
+        .set("retention.ms", "172800000");
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Timeout::After(ADMIN_TIMEOUT)))
+        .request_timeout(Some(Timeout::After(ADMIN_TIMEOUT)));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|error| KafkaPlumbingError::Topic {
+            topic: topic.to_string(),
+            reason: error.to_string(),
+        })?;
+    for result in results {
+        match result {
+            Ok(name) => info!(topic = %name, "created topic"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                debug!(topic = %name, "topic exists")
+            }
+            Err((name, code)) => {
+                return Err(KafkaPlumbingError::Topic {
+                    topic: name,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
