@@ -215,15 +215,19 @@ pub fn number() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Any JSON value, up to 4 levels deep.
-pub fn json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
+/// A JSON scalar.
+pub fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         number(),
         string().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
+    ]
+}
+
+/// Any JSON value, up to 4 levels deep.
+pub fn json() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::vec((key(), inner), 0..8)
@@ -244,6 +248,26 @@ pub enum Edit {
     Replace(Index, Value),
     /// The node is removed from its parent (the root becomes `null`).
     Remove(Index),
+    /// A field (one it has, or mostly one of [`KEYS`]) of an object node (the root when `None`)
+    /// is set to this value; nothing happens when the root is not an object. Reaches a given field far more often than
+    /// [`Edit::Replace`] does in a large document.
+    Set(Option<Index>, FieldName, Value),
+}
+
+/// Which field [`Edit::Set`] sets.
+#[derive(Debug, Clone)]
+pub enum FieldName {
+    /// One the object has (none when it is empty).
+    Existing(Index),
+    /// This one.
+    Named(String),
+}
+
+fn field_name() -> impl Strategy<Value = FieldName> {
+    prop_oneof![
+        any::<Index>().prop_map(FieldName::Existing),
+        key().prop_map(FieldName::Named),
+    ]
 }
 
 /// One to three edits.
@@ -251,6 +275,8 @@ pub fn edits() -> impl Strategy<Value = Vec<Edit>> {
     let edit = prop_oneof![
         3 => (any::<Index>(), json()).prop_map(|(at, value)| Edit::Replace(at, value)),
         1 => any::<Index>().prop_map(Edit::Remove),
+        4 => (prop::option::of(any::<Index>()), field_name(), prop_oneof![leaf(), json()])
+            .prop_map(|(at, field, value)| Edit::Set(at, field, value)),
     ];
     prop::collection::vec(edit, 1..4)
 }
@@ -299,6 +325,32 @@ pub fn mutate(value: &Value, edits: &[Edit]) -> Value {
         match edit {
             Edit::Replace(at, replacement) => {
                 *node(&mut value, at.get::<Vec<Step>>(&all)) = replacement.clone();
+            }
+            Edit::Set(at, field, replacement) => {
+                let objects: Vec<&Vec<Step>> = all
+                    .iter()
+                    .filter(|path| node(&mut value, path).is_object())
+                    .collect();
+                if !objects.is_empty() {
+                    let path = at
+                        .as_ref()
+                        .map_or(&[][..], |at| at.get(&objects).as_slice());
+                    let path = path.to_vec();
+                    let object = node(&mut value, &path);
+                    let key = match field {
+                        FieldName::Named(key) => Some(key.clone()),
+                        FieldName::Existing(which) => {
+                            let keys: Vec<&String> = object
+                                .as_object()
+                                .map(|map| map.keys().collect())
+                                .unwrap_or_default();
+                            (!keys.is_empty()).then(|| which.get(&keys).to_string())
+                        }
+                    };
+                    if let (Some(key), Some(map)) = (key, object.as_object_mut()) {
+                        map.insert(key, replacement.clone());
+                    }
+                }
             }
             Edit::Remove(at) => {
                 let path: &[Step] = at.get::<Vec<Step>>(&all);
