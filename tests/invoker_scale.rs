@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use acks::*;
 use controller::{Cluster, InvokerOptions, instance, message, next};
 use executor::message::AcknowledgementMessage;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 /// Non-blocking `echo0` messages `numbers` for `topic`: (id, payload).
@@ -101,18 +103,74 @@ fn test_killing_one_invoker_loses_no_ack_of_the_other() {
 }
 
 #[test]
-#[ignore = "fails against Tansu 0.6.0 (in-memory): after SIGKILL and restart, invoker 1 takes no \
-            message in 180 s although group invoker1 has committed offset N < 300 and 300 records \
-            wait (the broker reports watermarks (0, 1)); see the report of 2026-11-25"]
 fn test_invoker_restarted_after_sigkill_resumes_from_its_committed_offset() {
     kill_invoker_one_midway(true);
+}
+
+/// Produces every payload to `topic` one record per batch: each is sent alone and its delivery
+/// awaited before the next is queued. Tansu answers a fetch at an offset inside a multi-record
+/// batch without that batch (README, "Known limits"; `executor/tests/tansu_quirks.rs`), so a
+/// consumer that resumes from a committed offset in the middle of one would never get its rest.
+async fn produce_one_per_batch(cluster: &Cluster, topic: &str, payloads: &[String]) {
+    for payload in payloads {
+        cluster.produce_to(topic, payload).await;
+    }
+}
+
+/// Every slot-freeing ack in `completed0`, read again from offset 0 by a consumer of its own up to
+/// the end (no record for `QUIET`), as `collect_acks` counts them. With two invokers producing to
+/// `completed0` at once Tansu can hide an ack from a consumer reading meanwhile (README, "Known
+/// limits"); read again once the writing is over, the topic has every ack.
+async fn reread_acks(cluster: &Cluster) -> HashMap<String, (u32, u32)> {
+    const READ_LIMIT: Duration = Duration::from_secs(120);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.tansu.bootstrap())
+        .set("group.id", "completed0-reread")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset("completed0", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let deadline = Instant::now() + READ_LIMIT;
+    let mut acks: HashMap<String, (u32, u32)> = HashMap::new();
+    while let Some(raw) = next(&consumer, QUIET).await {
+        assert!(
+            Instant::now() < deadline,
+            "completed0 not read to its end within {READ_LIMIT:?}"
+        );
+        let ack = AcknowledgementMessage::parse(&raw).expect("ack parses");
+        let json: Value = serde_json::from_slice(&raw).expect("json");
+        assert!(ack.frees_slot(), "non-blocking: only slot-freeing acks");
+        let from =
+            u32::try_from(json["instance"]["instance"].as_u64().expect("instance")).expect("fits");
+        let entry = acks
+            .entry(ack.activation_id().to_string())
+            .or_insert((0, from));
+        entry.0 += 1;
+        assert_eq!(entry.1, from, "acks of one activation from two invokers");
+    }
+    acks
 }
 
 /// Publishes 300 non-blocking activations to each of two invokers, SIGKILLs invoker 1 after 20 of
 /// its acks and checks that all of invoker 0's are answered exactly once. With `restart`, invoker 1
 /// is started again and must answer its remaining messages (all but the at most maxPeek = 8 it had
-/// taken when it died), none twice.
+/// taken when it died), none twice. The live read of `completed0` only paces the case; what was
+/// answered is judged on `completed0` read again from offset 0 at the end.
 fn kill_invoker_one_midway(restart: bool) {
+    /// Invoker 1 may lose what it had taken when it died: at most maxPeek = 8 (1024 MB / 128 MB).
+    const IN_FLIGHT: usize = 8;
+    /// How long after the SIGKILL invoker 1 is restarted: past the consumer's session timeout
+    /// (30 s, `executor/src/kafka/feed.rs`) from its last heartbeat. Tansu 0.6.0 drops a dead
+    /// member only when a group request finds its session expired; a member that joins before
+    /// that is made a follower of the dead leader and, once the leader is dropped, is left with an
+    /// empty assignment for good (README, "Known limits"). A real Kafka broker holds the join
+    /// until the dead member's session is over.
+    const DEAD_MEMBER_EXPIRED: Duration = Duration::from_secs(40);
     let _serial = serial();
     runtime().block_on(async {
         let mut cluster = Cluster::services().await;
@@ -125,7 +183,8 @@ fn kill_invoker_one_midway(restart: bool) {
         let zero_payloads: Vec<String> = zero.iter().map(|(_, p)| p.clone()).collect();
         let one_payloads: Vec<String> = one.iter().map(|(_, p)| p.clone()).collect();
         cluster.produce_all("invoker0", &zero_payloads).await;
-        cluster.produce_all("invoker1", &one_payloads).await;
+        // Invoker 1 resumes from a committed offset: one record per batch.
+        produce_one_per_batch(&cluster, "invoker1", &one_payloads).await;
 
         // Midway through invoker 1's batch: SIGKILL.
         let mut acks = collect_acks(&cluster, Duration::from_secs(120), |acks| {
@@ -133,31 +192,44 @@ fn kill_invoker_one_midway(restart: bool) {
         })
         .await;
         let status = cluster.kill(1);
+        let killed_at = tokio::time::Instant::now();
         assert!(!status.success(), "killed: {status}");
         let acked_one_at_kill = acks.values().filter(|(_, from)| *from == 1).count();
         assert!(
-            (20..PER_INVOKER as usize).contains(&acked_one_at_kill),
+            (20..PER_INVOKER as usize / 2).contains(&acked_one_at_kill),
             "not midway: {acked_one_at_kill} of invoker 1's answered"
         );
 
-        // Every activation of invoker 0 is answered exactly once.
+        // Invoker 0 answers all of its own.
         let zero_ids: BTreeSet<&String> = zero.iter().map(|(id, _)| id).collect();
+        let one_ids: BTreeSet<&String> = one.iter().map(|(id, _)| id).collect();
         let rest = collect_acks(&cluster, Duration::from_secs(180), |more| {
             zero_ids
                 .iter()
                 .all(|id| acks.contains_key(*id) || more.contains_key(*id))
         })
         .await;
-        for (id, (count, from)) in rest {
-            let entry = acks.entry(id).or_insert((0, from));
-            entry.0 += count;
-            assert_eq!(entry.1, from);
+        acks.extend(rest);
+
+        if restart {
+            // Invoker 1 restarted: it goes on from its committed offset. At most once: what it
+            // had taken may be lost, nothing is answered twice.
+            tokio::time::sleep_until(killed_at + DEAD_MEMBER_EXPIRED).await;
+            cluster.restart(1);
+            let acked_one = |acks: &HashMap<String, (u32, u32)>| {
+                one_ids.iter().filter(|id| acks.contains_key(**id)).count()
+            };
+            let before = acked_one(&acks);
+            let more = collect_acks(&cluster, Duration::from_secs(180), |more| {
+                before + acked_one(more) >= PER_INVOKER as usize - IN_FLIGHT
+            })
+            .await;
+            acks.extend(more);
         }
-        let late = collect_acks(&cluster, QUIET, |_| false).await;
-        for (id, (count, from)) in late {
-            let entry = acks.entry(id).or_insert((0, from));
-            entry.0 += count;
-        }
+        let _late = collect_acks(&cluster, QUIET, |_| false).await;
+
+        // Judged on completed0 read again from offset 0.
+        let acks = reread_acks(&cluster).await;
         for id in &zero_ids {
             assert_eq!(
                 acks.get(*id),
@@ -166,38 +238,20 @@ fn kill_invoker_one_midway(restart: bool) {
                 cluster.logs()
             );
         }
-
-        // What invoker 1 answered before it died was answered once, from invoker 1.
-        let one_ids: BTreeSet<&String> = one.iter().map(|(id, _)| id).collect();
         for (id, (count, from)) in &acks {
             assert_eq!(*count, 1, "activation {id} answered {count} times");
-            assert_eq!(*from, if zero_ids.contains(id) { 0 } else { 1 });
+            let expected = if zero_ids.contains(id) { 0 } else { 1 };
+            assert_eq!(*from, expected, "activation {id}");
             assert!(zero_ids.contains(id) || one_ids.contains(id), "unknown {id}");
         }
+        let answered_one = one_ids.iter().filter(|id| acks.contains_key(**id)).count();
+        assert!(
+            answered_one >= acked_one_at_kill,
+            "{answered_one} of invoker 1's in completed0, {acked_one_at_kill} seen before the kill"
+        );
         if !restart {
             return;
         }
-
-        // Invoker 1 restarted: it goes on from its committed offset. At most once: what it had
-        // taken (at most maxPeek = 8 in flight) may be lost, nothing is answered twice.
-        cluster.restart(1);
-        let acked_one = |acks: &HashMap<String, (u32, u32)>| {
-            one_ids.iter().filter(|id| acks.contains_key(**id)).count()
-        };
-        let before = acked_one(&acks);
-        let more = collect_acks(&cluster, Duration::from_secs(180), |more| {
-            before + acked_one(more) >= PER_INVOKER as usize - 8
-        })
-        .await;
-        for (id, (count, from)) in more {
-            let entry = acks.entry(id).or_insert((0, from));
-            entry.0 += count;
-        }
-        for (id, (count, from)) in collect_acks(&cluster, QUIET, |_| false).await {
-            let entry = acks.entry(id).or_insert((0, from));
-            entry.0 += count;
-        }
-        let answered_one = acked_one(&acks);
         let (_, metrics) = cluster.http_to(1, "GET", "/metrics", false).await;
         let counters: Vec<&str> = metrics
             .lines()
@@ -211,16 +265,10 @@ fn kill_invoker_one_midway(restart: bool) {
             PER_INVOKER as usize - answered_one
         );
         assert!(
-            answered_one >= PER_INVOKER as usize - 8,
+            answered_one >= PER_INVOKER as usize - IN_FLIGHT,
             "{answered_one} of invoker 1's answered; logs:\n{}",
             cluster.logs()
         );
-        for (id, (count, from)) in &acks {
-            assert_eq!(*count, 1, "activation {id} answered {count} times");
-            let expected = if zero_ids.contains(id) { 0 } else { 1 };
-            assert_eq!(*from, expected, "activation {id}");
-            assert!(zero_ids.contains(id) || one_ids.contains(id), "unknown {id}");
-        }
     });
 }
 
