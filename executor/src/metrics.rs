@@ -15,6 +15,7 @@
 //! | `invoker_ack_failures_total` | counter | - (acks given up after the retry window) |
 //! | `invoker_ack_retries_total` | counter | - (ack deliveries tried again) |
 //! | `invoker_producer_recreations_total` | counter | - |
+//! | `invoker_consumer_restarts_total` | counter | - (feed without a partition for too long) |
 //! | `invoker_activation_panics_total` | counter | - (answered with a whisk error) |
 //! | `invoker_activation_records_pending` | gauge | - (queued or being written) |
 //! | `invoker_activation_records_{stored,dropped,failed}_total` | counters | - |
@@ -121,6 +122,8 @@ pub struct Metrics {
     pub ack_retries: Counter,
     /// Kafka producers replaced after a fatal error or a timeout.
     pub producer_recreations: Counter,
+    /// Feed consumers replaced after holding no partition for too long.
+    pub consumer_restarts: Counter,
     /// Activations whose processing panicked (each answered with a whisk error).
     pub panics: Counter,
     /// The activation record queue.
@@ -209,6 +212,12 @@ impl Metrics {
             "Kafka producers replaced after a fatal error or a timeout",
             producer_recreations.clone(),
         );
+        let consumer_restarts = Counter::default();
+        registry.register(
+            "invoker_consumer_restarts",
+            "Feed consumers replaced after holding no partition for too long",
+            consumer_restarts.clone(),
+        );
         let panics = Counter::default();
         registry.register(
             "invoker_activation_panics",
@@ -295,6 +304,7 @@ impl Metrics {
             ack_failures,
             ack_retries,
             producer_recreations,
+            consumer_restarts,
             panics,
             records,
             entity_cache,

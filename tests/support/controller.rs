@@ -102,12 +102,16 @@ pub fn consumer(tansu: &Tansu, topic: &str) -> StreamConsumer {
     consumer
 }
 
-/// The next record's payload, or `None` after `timeout`.
+/// The next record's payload, or `None` after `timeout`. Consumer errors (a broker that is away:
+/// the fault cases cut it) are waited out until `timeout`.
 pub async fn next(consumer: &StreamConsumer, timeout: Duration) -> Option<Vec<u8>> {
-    match tokio::time::timeout(timeout, consumer.recv()).await {
-        Ok(Ok(message)) => Some(message.payload().unwrap_or_default().to_vec()),
-        Ok(Err(error)) => panic!("consume failed: {error}"),
-        Err(_) => None,
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => return Some(message.payload().unwrap_or_default().to_vec()),
+            Ok(Err(error)) => eprintln!("consumer error (waited out): {error}"),
+            Err(_) => return None,
+        }
     }
 }
 
@@ -184,6 +188,8 @@ pub struct InvokerOptions {
     /// Extra `[pool]` settings of the TOML file, (key, TOML value), e.g.
     /// `("blacklist_poll_ms", "1000")`.
     pub pool: Vec<(String, String)>,
+    /// The CouchDB port the invoker uses, when not the server's own (a proxy in front of it).
+    pub couch_port: Option<u16>,
 }
 
 impl InvokerOptions {
@@ -194,6 +200,7 @@ impl InvokerOptions {
             log_level: "info".into(),
             env: Vec::new(),
             pool: Vec::new(),
+            couch_port: None,
         }
     }
 }
@@ -343,7 +350,8 @@ pub struct Cluster {
     pub couch: CouchDbConfig,
     /// A client of that CouchDB.
     pub client: CouchClient,
-    _pouch: PouchDb,
+    /// The CouchDB server.
+    pub pouch: PouchDb,
     dir: tempfile::TempDir,
     /// The broker.
     pub tansu: Tansu,
@@ -360,7 +368,11 @@ impl Cluster {
 
     /// The services and the standard documents, no invoker yet.
     pub async fn services() -> Self {
-        let tansu = Tansu::start();
+        Self::services_with(Tansu::start()).await
+    }
+
+    /// [`Cluster::services`] with a broker started by the caller.
+    pub async fn services_with(tansu: Tansu) -> Self {
         within(
             REQUEST_TIMEOUT,
             "creating completed0 and health",
@@ -386,7 +398,7 @@ impl Cluster {
             tansu,
             couch,
             client,
-            _pouch: pouch,
+            pouch,
             invokers: BTreeMap::new(),
             dir: tempfile::tempdir().expect("tmp"),
             producer,
@@ -542,7 +554,7 @@ impl Cluster {
             &config,
             format!(
                 "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n{pool}\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
-                self.tansu.bootstrap(), options.user_memory, couch.port, couch.username, couch.password, couch.entity_db, couch.activation_db, couch.auth_db
+                self.tansu.bootstrap(), options.user_memory, options.couch_port.unwrap_or(couch.port), couch.username, couch.password, couch.entity_db, couch.activation_db, couch.auth_db
             ),
         )
         .expect("config");

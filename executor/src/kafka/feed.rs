@@ -29,6 +29,13 @@ use super::{KafkaPlumbingError, LAG_INTERVAL, POLL_TIMEOUT, common};
 use crate::message::MAX_MESSAGE_BYTES;
 use crate::metrics::Metrics;
 
+/// Longest time the feed polls without holding its partition before it starts a new consumer.
+/// A rejoin normally takes a few seconds; a member whose session expired during a broker stall can
+/// wait for ever on a broker that does not answer its rejoin (Tansu), while a new member of the same
+/// group is assigned at once. Longer than a rebalance of a healthy group, so a live group is never
+/// disturbed.
+pub const REJOIN_LIMIT: Duration = Duration::from_secs(45);
+
 /// Most kilobytes librdkafka prefetches for the feed: two full fetches. Without a bound it would
 /// hold up to 64 MiB (and 100,000 messages) past the permits; the feed never needs more than the
 /// next fetch ready while one is handed over.
@@ -81,32 +88,8 @@ pub struct FeedConfig {
 impl Feed {
     /// Subscribes and starts the feed thread. Must be called inside a tokio runtime.
     pub fn start(config: FeedConfig, metrics: Arc<Metrics>) -> Result<Self, KafkaPlumbingError> {
-        let mut settings: ClientConfig = common(&config.bootstrap);
-        for (key, value) in prefetch_settings(config.permits.available_permits()) {
-            settings.set(key, value);
-        }
-        let consumer: BaseConsumer = settings
-            .set("group.id", &config.topic)
-            .set("client.id", format!("consumer-{}", config.topic))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "30000")
-            .set("heartbeat.interval.ms", "10000")
-            .set("max.poll.interval.ms", "1800000")
-            .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
-            .set("fetch.message.max.bytes", MAX_MESSAGE_BYTES.to_string())
-            .create()
-            .map_err(|source| KafkaPlumbingError::Client {
-                client: "consumer",
-                source,
-            })?;
-        consumer
-            .subscribe(&[&config.topic])
-            .map_err(|source| KafkaPlumbingError::Subscribe {
-                topic: config.topic.clone(),
-                source,
-            })?;
+        let max_peek = config.permits.available_permits();
+        let consumer = subscribe(&config, max_peek)?;
         let (tx, messages) = mpsc::channel(config.permits.available_permits().max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let handle = tokio::runtime::Handle::current();
@@ -114,7 +97,7 @@ impl Feed {
             .name(format!("feed-{}", config.topic))
             .spawn({
                 let stop = stop.clone();
-                move || feed_loop(consumer, config, tx, stop, handle, metrics)
+                move || feed_loop(consumer, max_peek, config, tx, stop, handle, metrics)
             })
             .map_err(KafkaPlumbingError::Thread)?;
         Ok(Self {
@@ -141,8 +124,51 @@ impl Drop for Feed {
     }
 }
 
+/// A consumer of `config.topic` in group `config.topic`, subscribed.
+fn subscribe(config: &FeedConfig, max_peek: usize) -> Result<BaseConsumer, KafkaPlumbingError> {
+    let mut settings: ClientConfig = common(&config.bootstrap);
+    for (key, value) in prefetch_settings(max_peek) {
+        settings.set(key, value);
+    }
+    let consumer: BaseConsumer = settings
+        .set("group.id", &config.topic)
+        .set("client.id", format!("consumer-{}", config.topic))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "10000")
+        .set("max.poll.interval.ms", "1800000")
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
+        .set("fetch.message.max.bytes", MAX_MESSAGE_BYTES.to_string())
+        .create()
+        .map_err(|source| KafkaPlumbingError::Client {
+            client: "consumer",
+            source,
+        })?;
+    consumer
+        .subscribe(&[&config.topic])
+        .map_err(|source| KafkaPlumbingError::Subscribe {
+            topic: config.topic.clone(),
+            source,
+        })?;
+    Ok(consumer)
+}
+
+/// Whether `consumer` holds a partition now.
+fn assigned(consumer: &BaseConsumer) -> bool {
+    consumer
+        .assignment()
+        .is_ok_and(|assignment| assignment.count() > 0)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the feed thread's whole state, handed over once"
+)]
 fn feed_loop(
-    consumer: BaseConsumer,
+    mut consumer: BaseConsumer,
+    max_peek: usize,
     config: FeedConfig,
     tx: mpsc::Sender<Delivered>,
     stop: Arc<AtomicBool>,
@@ -151,6 +177,8 @@ fn feed_loop(
 ) {
     let mut last_lag = Instant::now() - LAG_INTERVAL;
     let mut next_offset: Option<i64> = None;
+    // Since when the consumer, while polling, has held no partition.
+    let mut unassigned_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) && !tx.is_closed() {
         // A permit first: never take a message the pool cannot start.
         let permit = handle.block_on(async {
@@ -160,6 +188,19 @@ fn feed_loop(
             }
         });
         let Some(permit) = permit else { continue };
+        if assigned(&consumer) {
+            unassigned_since = None;
+        } else if unassigned_since.get_or_insert_with(Instant::now).elapsed() >= REJOIN_LIMIT {
+            warn!(topic = %config.topic, limit = ?REJOIN_LIMIT, "no partition assigned while polling: starting a new consumer");
+            match subscribe(&config, max_peek) {
+                Ok(fresh) => {
+                    consumer = fresh;
+                    metrics.consumer_restarts.inc();
+                }
+                Err(error) => warn!(%error, "cannot start a new consumer; keeping the old one"),
+            }
+            unassigned_since = None;
+        }
         let mut batch = Vec::new();
         let mut permit = Some(permit);
         let mut timeout = POLL_TIMEOUT;

@@ -18,7 +18,7 @@ use tracing::{debug, info};
 
 use crate::message::MAX_MESSAGE_BYTES;
 
-pub use feed::{Delivered, Feed, FeedConfig, prefetch_settings};
+pub use feed::{Delivered, Feed, FeedConfig, REJOIN_LIMIT, prefetch_settings};
 pub use producer::{Pending, Producer, SendError};
 
 /// How long one poll waits for a message (OpenWhisk's invoker long-polls 1 s). Also bounds how long

@@ -111,6 +111,15 @@ impl PouchDb {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The server's process id (to stop and continue it).
+    #[allow(
+        dead_code,
+        reason = "used by the fault-injection cases (tests/faults.rs)"
+    )]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         self.port

@@ -65,11 +65,18 @@ fn free_port() -> u16 {
 impl Tansu {
     /// Starts a broker and waits until it answers.
     pub fn start() -> Self {
+        Self::start_at(free_port(), None)
+    }
+
+    /// Starts a broker on `port` that tells clients (in its metadata) to connect to
+    /// `127.0.0.1:<advertised>` instead (a proxy in front of it, already forwarding to `port`);
+    /// `None`: its own port.
+    pub fn start_at(port: u16, advertised: Option<u16>) -> Self {
         let binary = binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
-        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
         let out = std::fs::File::create(&log).expect("tansu log file");
         let err = out.try_clone().expect("tansu log file");
         let child = Command::new(&binary)
@@ -78,7 +85,7 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .env_remove("LISTENER_URL")
@@ -122,6 +129,24 @@ impl Tansu {
             "tansu did not answer within {READY_TIMEOUT:?}:\n{}",
             self.log()
         );
+    }
+
+    /// The broker's process id (to stop and continue it).
+    #[allow(
+        dead_code,
+        reason = "used by the fault-injection cases (tests/faults.rs)"
+    )]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The broker's own port.
+    #[allow(
+        dead_code,
+        reason = "used by the fault-injection cases (tests/faults.rs)"
+    )]
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `127.0.0.1:<port>`.
