@@ -41,13 +41,20 @@ pub const REJOIN_LIMIT: Duration = Duration::from_secs(45);
 /// next fetch ready while one is handed over.
 pub const PREFETCH_KBYTES: usize = 2 * MAX_MESSAGE_BYTES / 1024;
 
+/// How long librdkafka waits before fetching again once its local queue reached the bounds, ms.
+/// Its default (1,000 ms) is made for the default bounds (100,000 messages): with a queue of a few
+/// messages it would add a second to every message behind a full queue.
+pub const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
+
 /// librdkafka's prefetch bounds for a feed that holds at most `max_peek` messages: no more
-/// messages queued locally than the pool can start (`queued.min.messages`), and at most
-/// [`PREFETCH_KBYTES`] (`queued.max.messages.kbytes`).
-pub fn prefetch_settings(max_peek: usize) -> [(&'static str, String); 2] {
+/// messages queued locally than the pool can start (`queued.min.messages`), at most
+/// [`PREFETCH_KBYTES`] (`queued.max.messages.kbytes`), and the next fetch soon after the queue
+/// drains ([`FETCH_QUEUE_BACKOFF_MS`]).
+pub fn prefetch_settings(max_peek: usize) -> [(&'static str, String); 3] {
     [
         ("queued.min.messages", max_peek.max(1).to_string()),
         ("queued.max.messages.kbytes", PREFETCH_KBYTES.to_string()),
+        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string()),
     ]
 }
 
@@ -305,5 +312,6 @@ mod tests {
             ("queued.max.messages.kbytes", "2059".to_string())
         );
         assert_eq!(prefetch_settings(0)[0].1, "1", "librdkafka refuses 0");
+        assert_eq!(settings[2], ("fetch.queue.backoff.ms", "10".to_string()));
     }
 }
