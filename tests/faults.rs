@@ -6,8 +6,8 @@
 //! Faults: CouchDB stalled (SIGSTOP) and refusing connections (a cut proxy); the broker stalled
 //! past the consumer's session timeout (SIGSTOP) and unreachable past the producer's send timeout
 //! (a cut proxy that the broker advertises); SIGTERM during long activations; a flood of malformed
-//! messages; a panic while processing (the test-only hook of the `fault-injection` feature, which
-//! only binaries built by `cargo test` carry).
+//! messages; a panic while processing and a feed thread that dies (the test-only hooks of the
+//! `fault-injection` feature, which only binaries built by `cargo test` carry).
 //!
 //! The cases run one at a time. Needs `tansu` and `pouchdb-server`; `scripts/test` installs both.
 
@@ -498,5 +498,28 @@ fn test_a_panic_in_processing_is_answered_and_the_node_keeps_serving() {
         cluster.produce(&msg.to_string()).await;
         let activation = combined_whole(&cluster, &msg, &id, 0).await;
         assert_eq!(activation["response"]["result"], json!({"next": 2}));
+    });
+}
+
+#[test]
+fn test_a_dead_feed_ends_the_process_with_a_failure_status() {
+    let _serial = serial();
+    runtime().block_on(async {
+        let mut cluster = one_invoker().await;
+        // The test-only hook makes the feed thread panic on this record
+        // (`executor::kafka::INJECTED_FEED_PANIC`).
+        cluster.produce("wasm-invoker-injected-feed-panic").await;
+        let status = cluster.exited(0).await;
+        assert_eq!(
+            status.code(),
+            Some(3),
+            "a node that cannot consume exits non-zero (3: ours); log:\n{}",
+            cluster.log()
+        );
+        assert!(
+            cluster.log().contains("the Kafka feed ended"),
+            "{}",
+            cluster.log()
+        );
     });
 }

@@ -36,6 +36,11 @@ use crate::metrics::Metrics;
 /// disturbed.
 pub const REJOIN_LIMIT: Duration = Duration::from_secs(45);
 
+/// The record that makes the feed thread panic, in binaries built for tests only (the
+/// `fault-injection` feature): the fault-injection suite proves a dead feed ends the process.
+#[cfg(feature = "fault-injection")]
+pub const INJECTED_FEED_PANIC: &[u8] = b"wasm-invoker-injected-feed-panic";
+
 /// Most kilobytes librdkafka prefetches for the feed: two full fetches. Without a bound it would
 /// hold up to 64 MiB (and 100,000 messages) past the permits; the feed never needs more than the
 /// next fetch ready while one is handed over.
@@ -225,6 +230,10 @@ fn feed_loop(
                 }
                 Some(Ok(message)) => {
                     let payload = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                    #[cfg(feature = "fault-injection")]
+                    if payload == INJECTED_FEED_PANIC {
+                        panic!("injected feed panic (fault-injection hook)");
+                    }
                     let offset = message.offset();
                     let partition = message.partition();
                     batch.push((payload, offset, partition, held));

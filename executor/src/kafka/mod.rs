@@ -18,6 +18,8 @@ use tracing::{debug, info};
 
 use crate::message::MAX_MESSAGE_BYTES;
 
+#[cfg(feature = "fault-injection")]
+pub use feed::INJECTED_FEED_PANIC;
 pub use feed::{Delivered, Feed, FeedConfig, REJOIN_LIMIT, prefetch_settings};
 pub use producer::{Pending, Producer, SendError};
 
