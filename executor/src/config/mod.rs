@@ -6,7 +6,11 @@
 //! existing Ansible deployment's variables work unchanged), then command-line flags
 //! ([`InvokerConfig::apply_overrides`]).
 //!
-//! Environment names read (empty values are ignored, as OpenWhisk's `transformEnvironment.sh` does):
+//! Environment names read (the whole list, and what happens to the ~100 other names OpenWhisk's
+//! Ansible role passes, is in the `env` module: every name is accepted, the ones below act, the ones
+//! with no use here are named in one info line, [`ignored_env_names`]). An empty value counts as
+//! unset for every name, as OpenWhisk's start script drops it; a non-empty value that cannot be used
+//! is an error naming the variable.
 //!
 //! | variable | field |
 //! |---|---|
@@ -16,14 +20,37 @@
 //! | `WHISK_API_HOST_NAME` / `_PROTO` / `_PORT` | `api_host.name` / `.proto` / `.port` |
 //! | `CONFIG_whisk_couchdb_protocol` / `_host` / `_port` / `_username` / `_password` | `couchdb.*` |
 //! | `CONFIG_whisk_couchdb_databases_WhiskEntity` / `_WhiskActivation` / `_WhiskAuth` | `couchdb.entity_db` / `.activation_db` / `.auth_db` |
-//! | `CONFIG_whisk_containerPool_userMemory` | `pool.user_memory` (ByteSize: `2048 m`; default 2048 MB) |
 //! | `CONFIG_whisk_kafka_topics_prefix` | `kafka.topic_prefix` |
+//! | `CONFIG_whisk_kafka_topics_userEvent_prefix` | `kafka.user_event_topic_prefix` |
 //! | `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs` | `kafka.fetch_wait_max_ms` |
-//! | `CONFIG_whisk_userEvents_enabled` | `kafka.user_events_enabled` |
+//! | `CONFIG_whisk_kafka_common_securityProtocol` | checked: only `PLAINTEXT` (any case) is accepted |
+//! | `CONFIG_whisk_userEvents_enabled` | `kafka.user_events_enabled` (`true` / `false`) |
 //! | `CONFIG_whisk_invoker_username` / `_password` | `http.username` / `.password` |
 //! | `CONFIG_whisk_activation_storeBlockingResultLevel` / `storeNonBlockingResultLevel` | `activation_store.*_level` |
+//! | `CONFIG_whisk_activation_payload_max` | `activation_store.payload_max` (ByteSize) |
+//! | `CONFIG_whisk_containerPool_userMemory` | `pool.user_memory` (ByteSize: `2048m`, `2048 m`; default 2048 MB) |
+//! | `CONFIG_whisk_containerProxy_timeouts_pauseGrace` | `pool.pause_grace_ms` (HOCON duration: `10 seconds`) |
+//! | `CONFIG_whisk_containerProxy_timeouts_idleContainer` | `pool.idle_container_ms` (duration: `10 minutes`) |
+//! | `CONFIG_whisk_containerPool_prewarmExpirationCheckInterval` | `pool.prewarm_expiration_check_ms` (duration) |
+//! | `CONFIG_whisk_memory_min` / `_max` | `limits.min_memory_mb` / `.max_memory_mb` (ByteSize, whole MB) |
+//! | `CONFIG_whisk_timeLimit_min` / `_max` | `limits.min_timeout_ms` / `.max_timeout_ms` (duration) |
+//! | `CONFIG_whisk_concurrencyLimit_min` / `_max` | `limits.min_concurrency` / `.max_concurrency` |
+//! | `CONFIG_whisk_namespaceDefaultLimit_{memory,timeLimit,concurrencyLimit}_{min,max}` | the same `limits` fields, winning over the three rows above |
+//! | `CONFIG_whisk_containerFactory_containerArgs_network` | `docker.network` |
+//! | `CONFIG_whisk_containerFactory_containerArgs_dnsServers_<N>` | `docker.dns_servers`, in index order |
+//! | `CONFIG_whisk_containerFactory_containerArgs_extraEnvVars_<N>` | `docker.extra_env` (`KEY=VALUE`), in index order |
+//! | `CONFIG_whisk_containerFactory_runtimesRegistry_url` / `userImagesRegistry_url` | `docker.runtimes_registry` / `.user_images_registry` |
+//! | `CONFIG_whisk_docker_client_parallelRuns` | `docker.parallel_runs` |
+//! | `CONFIG_whisk_containerPool_userCpus` | `docker.user_cpus` (a positive number) |
 //!
-//! Any `CONFIG_whisk_couchdb_*` variable turns CouchDB on (with defaults for the rest); without
+//! Durations are HOCON's: a number, optional spaces and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`,
+//! `d` or their long names, such as `second`, `minutes`); a bare number is milliseconds. The limits
+//! of the last rows are the range a namespace without limits of its own is held to
+//! ([`crate::limits::LimitRanges`]); both OpenWhisk groups of names set it, the namespace defaults
+//! last. `INVOKER_OPTS` and the admin server's `CONFIG_whisk_invoker_protocol` /
+//! `CONFIG_whisk_invoker_https_*` are accepted and not read here.
+//!
+//! Any `CONFIG_whisk_couchdb_*` variable above turns CouchDB on (with defaults for the rest); without
 //! CouchDB the node uses the local directory store at `local_store.dir`.
 //!
 //! One set of defaults: the user memory is OpenWhisk's *deployed* default, 2048 MB (the value its
@@ -49,12 +76,18 @@ use crate::message::InvokerInstanceId;
 use crate::pool::HealthCheckConfig;
 use crate::store::couchdb::CouchDbConfig;
 
+#[cfg(test)]
+mod ansible_tests;
 mod env;
 mod manifest;
 mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use env::{
+    ELSEWHERE, EnvName, IGNORED, IGNORED_PREFIXES, IMPLEMENTED, IMPLEMENTED_INDEXED,
+    classify_env_name, ignored_env_names,
+};
 pub use manifest::ManifestSource;
 pub use sections::{
     ActivationStoreConfig, ApiHostConfig, ContainerPoolConfig, HttpConfig, InstanceConfig,
