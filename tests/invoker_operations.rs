@@ -380,3 +380,54 @@ fn test_sigterm_answers_the_running_activation_and_leaves_later_messages() {
         no_more_acks(&cluster).await;
     });
 }
+
+/// Every datagram the invoker sent to its service manager's socket until `until` arrived (or 60 s).
+async fn notifications_until(socket: &tokio::net::UnixDatagram, until: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + controller::ACK_TIMEOUT;
+    let mut buffer = [0u8; 4096];
+    while !seen.iter().any(|line: &String| line == until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(received) = tokio::time::timeout(left, socket.recv(&mut buffer)).await else {
+            panic!("no {until:?} from the invoker; got {seen:?}");
+        };
+        let bytes = received.expect("receive");
+        let text = String::from_utf8_lossy(&buffer[..bytes]);
+        seen.extend(text.lines().map(str::to_string));
+    }
+    seen
+}
+
+#[test]
+fn test_service_manager_hears_ready_watchdog_and_stopping() {
+    let _serial = serial();
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).expect("notify socket");
+        let mut cluster = Cluster::services().await;
+        let mut options = InvokerOptions::new(MEMORY);
+        options.env = vec![
+            ("NOTIFY_SOCKET".into(), path.display().to_string()),
+            ("WATCHDOG_USEC".into(), "1000000".into()),
+        ];
+        cluster.start_invoker(0, options);
+        // READY=1 only once the topic is consumed; the watchdog is kicked every half second.
+        let before_ready = notifications_until(&socket, "READY=1").await;
+        assert!(!before_ready.contains(&"STOPPING=1".to_string()));
+        let kicks = notifications_until(&socket, "WATCHDOG=1").await;
+        assert!(kicks.iter().all(|line| line == "WATCHDOG=1"), "{kicks:?}");
+        let (id, msg) = message("echo0", 1, true, json!({"ready": true}));
+        cluster.produce(&msg.to_string()).await;
+        combined_whole(&cluster, &msg, &id, 0).await;
+
+        cluster.send_sigterm(0);
+        notifications_until(&socket, "STOPPING=1").await;
+        let status = cluster.exited(0).await;
+        assert!(
+            status.success(),
+            "exit status {status}; log:\n{}",
+            cluster.log()
+        );
+    });
+}

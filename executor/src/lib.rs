@@ -41,5 +41,6 @@ pub mod processor;
 pub mod record;
 /// The HTTP/1.1 accept loop (connection bound, timeouts) shared by the admin and standalone servers.
 pub mod serve;
+pub mod service;
 pub mod standalone;
 pub mod store;

@@ -46,6 +46,7 @@ use crate::metrics::Metrics;
 use crate::ping::Pinger;
 use crate::pool::{Pool, PoolError, PoolFactory};
 use crate::processor::Processor;
+use crate::service;
 use crate::store::{
     ActivationStore, EntityStore, RecordQueue, StoreError, StoreLevel, Stores, open_stores,
 };
@@ -290,6 +291,16 @@ impl Invoker {
         });
         let address = listener.local_addr().ok();
         tasks.spawn(admin::serve(listener, admin, background.clone()));
+        tasks.spawn({
+            let mut assigned = feed.assigned.clone();
+            let cancel = background.clone();
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    held = assigned.wait_for(|held| *held) => if held.is_ok() { service::ready() },
+                }
+            }
+        });
         info!(invoker = %parts.instance, %topic, ?address, max_peek = parts.max_peek, "invoker started");
 
         let work = TaskTracker::new();
@@ -318,6 +329,7 @@ impl Invoker {
             ),
             Some(reason) => error!(%reason, "stopping after a fatal error"),
         }
+        service::stopping();
         pinger.drain().await;
         feed.stop().await;
         // Messages already taken (and committed) are still processed.

@@ -22,12 +22,13 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
 use super::{KafkaPlumbingError, LAG_INTERVAL, POLL_TIMEOUT, common};
 use crate::message::MAX_MESSAGE_BYTES;
 use crate::metrics::Metrics;
+use crate::service::Watchdog;
 
 /// Longest time the feed polls without holding its partition before it starts a new consumer.
 /// A rejoin normally takes a few seconds; a member whose session expired during a broker stall can
@@ -79,6 +80,8 @@ pub struct Delivered {
 pub struct Feed {
     /// Messages, in topic order.
     pub messages: mpsc::Receiver<Delivered>,
+    /// Whether the consumer holds its partition now (it becomes true once the node consumes).
+    pub assigned: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -103,17 +106,30 @@ impl Feed {
         let max_peek = config.permits.available_permits();
         let consumer = subscribe(&config, max_peek)?;
         let (tx, messages) = mpsc::channel(config.permits.available_permits().max(1));
+        let (holds, assigned) = watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
         let handle = tokio::runtime::Handle::current();
         let thread = std::thread::Builder::new()
             .name(format!("feed-{}", config.topic))
             .spawn({
                 let stop = stop.clone();
-                move || feed_loop(consumer, max_peek, config, tx, stop, handle, metrics)
+                move || {
+                    let state = FeedState {
+                        config,
+                        max_peek,
+                        tx,
+                        stop,
+                        handle,
+                        metrics,
+                        holds,
+                    };
+                    feed_loop(consumer, state)
+                }
             })
             .map_err(KafkaPlumbingError::Thread)?;
         Ok(Self {
             messages,
+            assigned,
             stop,
             thread: Some(thread),
         })
@@ -174,24 +190,36 @@ fn assigned(consumer: &BaseConsumer) -> bool {
         .is_ok_and(|assignment| assignment.count() > 0)
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the feed thread's whole state, handed over once"
-)]
-fn feed_loop(
-    mut consumer: BaseConsumer,
-    max_peek: usize,
+/// What the feed thread owns besides its consumer.
+struct FeedState {
     config: FeedConfig,
+    max_peek: usize,
     tx: mpsc::Sender<Delivered>,
     stop: Arc<AtomicBool>,
     handle: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
-) {
+    /// Publishes whether the consumer holds its partition.
+    holds: watch::Sender<bool>,
+}
+
+fn feed_loop(mut consumer: BaseConsumer, state: FeedState) {
+    let FeedState {
+        config,
+        max_peek,
+        tx,
+        stop,
+        handle,
+        metrics,
+        holds,
+    } = state;
+    let mut watchdog = Watchdog::from_environment();
     let mut last_lag = Instant::now() - LAG_INTERVAL;
     let mut next_offset: Option<i64> = None;
     // Since when the consumer, while polling, has held no partition.
     let mut unassigned_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) && !tx.is_closed() {
+        // Once a loop: the loop runs at least every POLL_TIMEOUT while the feed is alive.
+        watchdog.kick();
         // A permit first: never take a message the pool cannot start.
         let permit = handle.block_on(async {
             tokio::select! {
@@ -200,7 +228,9 @@ fn feed_loop(
             }
         });
         let Some(permit) = permit else { continue };
-        if assigned(&consumer) {
+        let holding = assigned(&consumer);
+        holds.send_if_modified(|held| std::mem::replace(held, holding) != holding);
+        if holding {
             unassigned_since = None;
         } else if unassigned_since.get_or_insert_with(Instant::now).elapsed() >= REJOIN_LIMIT {
             warn!(topic = %config.topic, limit = ?REJOIN_LIMIT, "no partition assigned while polling: starting a new consumer");

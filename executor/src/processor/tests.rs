@@ -52,6 +52,21 @@ async fn processor(dir: &std::path::Path) -> (Processor, Arc<LocalStore>) {
     (processor, store)
 }
 
+/// Stores the blackbox action `guest/box` (no factory runs it here: each run is a whisk error, but
+/// the document loads) and returns a message for it at its current revision.
+async fn blackbox_message(store: &LocalStore) -> ActivationMessage {
+    let mut document = health_document();
+    document["namespace"] = json!("guest");
+    document["name"] = json!("box");
+    document["exec"] = json!({"kind": "blackbox", "image": "janedoe/box:1", "binary": false});
+    let stored = put(store, document, None).await;
+    let mut message = ActivationMessage::parse(HEALTH_MESSAGE).expect("message");
+    message.action.path = "guest".into();
+    message.action.name = "box".into();
+    message.revision = stored.rev.clone();
+    message
+}
+
 async fn put(store: &LocalStore, document: Value, code: Option<Code>) -> ActionDocument {
     store
         .put_action(
@@ -108,15 +123,7 @@ async fn test_health_action_is_answered_without_a_runtimes_manifest() {
 async fn test_entity_cache_lookups_are_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (processor, store) = processor(dir.path()).await;
-    let mut document = health_document();
-    document["namespace"] = json!("guest");
-    document["name"] = json!("box");
-    document["exec"] = json!({"kind": "blackbox", "image": "janedoe/box:1", "binary": false});
-    let stored = put(&store, document, None).await;
-    let mut message = ActivationMessage::parse(HEALTH_MESSAGE).expect("message");
-    message.action.path = "guest".into();
-    message.action.name = "box".into();
-    message.revision = stored.rev.clone();
+    let mut message = blackbox_message(&store).await;
     assert!(message.revision.is_some());
     // No factory runs blackbox here: each run is a whisk error, but the document loads.
     for _ in 0..3 {
@@ -184,15 +191,7 @@ async fn test_a_panic_is_answered_with_a_whisk_error_and_processing_goes_on() {
 async fn test_concurrent_misses_share_one_fetch_and_the_cache_is_bounded_by_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (processor, store) = processor(dir.path()).await;
-    let mut document = health_document();
-    document["namespace"] = json!("guest");
-    document["name"] = json!("box");
-    document["exec"] = json!({"kind": "blackbox", "image": "janedoe/box:1", "binary": false});
-    let stored = put(&store, document, None).await;
-    let mut message = ActivationMessage::parse(HEALTH_MESSAGE).expect("message");
-    message.action.path = "guest".into();
-    message.action.name = "box".into();
-    message.revision = stored.rev.clone();
+    let message = blackbox_message(&store).await;
     let loads = (0..16).map(|_| processor.loader.load_with_lookup(&message));
     let lookups: Vec<CacheLookup> = futures::future::join_all(loads)
         .await
