@@ -65,7 +65,7 @@ fn files(sub: &str) -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
-        .filter(|name| name.ends_with(".json"))
+        .filter(|name| name.ends_with(".json") || name.ends_with(".txt"))
         .collect();
     names.sort();
     names
@@ -125,7 +125,7 @@ fn stored(activation: &WhiskActivation, updated: u64) -> ActivationDocument {
 fn test_readme_lists_every_fixture() {
     let readme = String::from_utf8(fixtures::bytes("README.md")).expect("UTF-8 README");
     let mut on_disk = Vec::new();
-    for sub in ["kafka", "couchdb", "design", "runtimes", "runtime"] {
+    for sub in ["kafka", "couchdb", "design", "runtimes", "runtime", "ansible"] {
         assert!(
             readme.contains(&format!("### `{sub}/`")),
             "README has no section for {sub}/"
@@ -143,7 +143,7 @@ fn test_readme_lists_every_fixture() {
         .filter_map(|line| line.strip_prefix("| `"))
         .filter_map(|rest| rest.split_once("` |"))
         .map(|(name, _)| name)
-        .filter(|name| name.ends_with(".json"))
+        .filter(|name| name.ends_with(".json") || name.ends_with(".txt"))
         .collect();
     assert_eq!(
         listed.len(),
