@@ -125,7 +125,9 @@ fn stored(activation: &WhiskActivation, updated: u64) -> ActivationDocument {
 fn test_readme_lists_every_fixture() {
     let readme = String::from_utf8(fixtures::bytes("README.md")).expect("UTF-8 README");
     let mut on_disk = Vec::new();
-    for sub in ["kafka", "couchdb", "design", "runtimes", "runtime", "ansible"] {
+    for sub in [
+        "kafka", "couchdb", "design", "runtimes", "runtime", "ansible",
+    ] {
         assert!(
             readme.contains(&format!("### `{sub}/`")),
             "README has no section for {sub}/"
