@@ -91,14 +91,10 @@ impl AckSender {
         for (ack, pending) in queued {
             self.confirm(&topic, ack, pending, deadline).await;
         }
-        if let Some((topic, json)) = event {
-            let sent = match self.producer.enqueue(&topic, &json) {
-                Ok(pending) => pending.delivered().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = sent {
-                warn!(%error, %topic, "user event failed");
-            }
+        if let Some((topic, json)) = event
+            && let Err(error) = self.producer.send(&topic, &json).await
+        {
+            warn!(%error, %topic, "user event failed");
         }
     }
 

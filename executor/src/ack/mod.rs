@@ -44,7 +44,7 @@ pub const DEFAULT_ACK_RETRY_WINDOW: Duration = Duration::from_secs(300);
 /// Which acks an activation gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckPlan {
-    /// `ResultMessage` first, `CompletionMessage` after it was sent.
+    /// `ResultMessage` first, then `CompletionMessage`, handed to the producer in that order.
     ResultThenCompletion,
     /// One `CombinedCompletionAndResultMessage`.
     Combined,

@@ -39,7 +39,7 @@ use crate::clock::SystemClock;
 use crate::config::{ConfigError, InvokerConfig, SHUTDOWN_GRACE};
 use crate::document::{BuiltinKinds, KindResolver};
 use crate::fatal::Fatal;
-use crate::kafka::{self, Feed, FeedConfig, KafkaPlumbingError, Producer};
+use crate::kafka::{self, Delivered, Feed, FeedConfig, KafkaPlumbingError, Producer};
 use crate::loader::ActionLoader;
 use crate::message::InvokerInstanceId;
 use crate::metrics::Metrics;
@@ -310,14 +310,7 @@ impl Invoker {
                 reason = fatal.raised() => break Some(reason),
                 () = pinger.ended() => break Some("the health pinger ended".to_string()),
                 delivered = feed.messages.recv() => match delivered {
-                    Some(delivered) => {
-                        let processor = processor.clone();
-                        work.spawn(async move {
-                            processor.process(&delivered.payload).await;
-                            // The slot-freeing ack is with the producer: take one more message.
-                            drop(delivered.permit);
-                        });
-                    }
+                    Some(delivered) => spawn_processing(&work, &processor, delivered),
                     None => break Some("the Kafka feed ended".to_string()),
                 },
             }
@@ -334,11 +327,7 @@ impl Invoker {
         feed.stop().await;
         // Messages already taken (and committed) are still processed.
         while let Ok(delivered) = feed.messages.try_recv() {
-            let processor = processor.clone();
-            work.spawn(async move {
-                processor.process(&delivered.payload).await;
-                drop(delivered.permit);
-            });
+            spawn_processing(&work, &processor, delivered);
         }
         work.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, work.wait())
@@ -365,4 +354,14 @@ impl Invoker {
             Some(reason) => Err(InvokerError::Fatal(reason)),
         }
     }
+}
+
+/// Processes one delivered message on its own task; its permit goes back to the feed once the
+/// slot-freeing ack is with the producer.
+fn spawn_processing(work: &TaskTracker, processor: &Arc<Processor>, delivered: Delivered) {
+    let processor = processor.clone();
+    work.spawn(async move {
+        processor.process(&delivered.payload).await;
+        drop(delivered.permit);
+    });
 }
