@@ -8,7 +8,7 @@
 //! `pouchdb-server` on `PATH`, or `$POUCHDB_SERVER`.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,13 @@ pub const PASSWORD: &str = "s3cret-pw";
 /// A running pouchdb-server, killed when dropped.
 pub struct PouchDb {
     child: Child,
+    host: Ipv4Addr,
     port: u16,
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+fn free_port(host: Ipv4Addr) -> u16 {
+    let listener = TcpListener::bind((host, 0)).expect("binding an ephemeral port");
     listener
         .local_addr()
         .expect("a bound listener has an address")
@@ -37,8 +38,8 @@ fn free_port() -> u16 {
 }
 
 /// One raw HTTP/1.0 exchange; the whole response text.
-fn exchange(port: u16, request: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+fn exchange(host: Ipv4Addr, port: u16, request: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect((host, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(request.as_bytes())?;
     let mut response = String::new();
@@ -50,8 +51,18 @@ impl PouchDb {
     /// Starts a server and creates the admin user. Panics (failing the test) when the server cannot
     /// be started, with its log.
     pub fn start() -> Self {
+        Self::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// Starts a server listening on `host` (the gateway address of a Docker network a test created,
+    /// so that its containers reach it), as [`PouchDb::start`] does.
+    #[allow(
+        dead_code,
+        reason = "used by the tests whose invokers run in containers"
+    )]
+    pub fn start_on(host: Ipv4Addr) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
+        let port = free_port(host);
         let program = std::env::var("POUCHDB_SERVER").unwrap_or_else(|_| "pouchdb-server".into());
         let log = std::fs::File::create(dir.path().join("server.log")).expect("a log file");
         let child = Command::new(&program)
@@ -60,7 +71,7 @@ impl PouchDb {
                 "--port",
                 &port.to_string(),
                 "--host",
-                "127.0.0.1",
+                &host.to_string(),
             ])
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -68,10 +79,16 @@ impl PouchDb {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
-        let mut server = Self { child, port, dir };
+        let mut server = Self {
+            child,
+            host,
+            port,
+            dir,
+        };
         server.wait_ready();
         let body = format!("\"{PASSWORD}\"");
         let response = exchange(
+            host,
             port,
             &format!(
                 "PUT /_config/admins/{ADMIN} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -92,7 +109,7 @@ impl PouchDb {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("pouchdb-server exited with {status}: {}", self.log());
             }
-            if let Ok(response) = exchange(self.port, "GET / HTTP/1.0\r\n\r\n")
+            if let Ok(response) = exchange(self.host, self.port, "GET / HTTP/1.0\r\n\r\n")
                 && response.contains(" 200 ")
             {
                 return;
@@ -125,9 +142,9 @@ impl PouchDb {
         self.port
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<host>:<port>` (`127.0.0.1` unless started with [`PouchDb::start_on`]).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// A CouchDB configuration for this server with the admin's credentials and databases named
@@ -135,7 +152,7 @@ impl PouchDb {
     pub fn config(&self, prefix: &str) -> CouchDbConfig {
         CouchDbConfig {
             protocol: "http".into(),
-            host: "127.0.0.1".into(),
+            host: self.host.to_string(),
             port: self.port,
             username: ADMIN.into(),
             password: PASSWORD.into(),

@@ -6,7 +6,7 @@
 //! `cargo install tansu --version 0.6.0 --locked --features dynostore` (about 9 minutes), or run
 //! `scripts/test`, which does.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Tansu {
     child: Child,
+    host: Ipv4Addr,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -56,10 +57,14 @@ fn binary() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+fn free_port_on(host: Ipv4Addr) -> u16 {
+    TcpListener::bind((host, 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
-        .expect("a free port on 127.0.0.1")
+        .unwrap_or_else(|error| panic!("a free port on {host}: {error}"))
 }
 
 impl Tansu {
@@ -72,11 +77,25 @@ impl Tansu {
     /// `127.0.0.1:<advertised>` instead (a proxy in front of it, already forwarding to `port`);
     /// `None`: its own port.
     pub fn start_at(port: u16, advertised: Option<u16>) -> Self {
+        Self::start_with(Ipv4Addr::LOCALHOST, port, advertised)
+    }
+
+    /// Starts a broker listening on `host` (the gateway address of a Docker network a test created,
+    /// so that its containers reach it) on a free port, advertising that address.
+    #[allow(
+        dead_code,
+        reason = "used by the tests whose invokers run in containers"
+    )]
+    pub fn start_on(host: Ipv4Addr) -> Self {
+        Self::start_with(host, free_port_on(host), None)
+    }
+
+    fn start_with(host: Ipv4Addr, port: u16, advertised: Option<u16>) -> Self {
         let binary = binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised_url = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
+        let url = format!("tcp://{host}:{port}");
+        let advertised_url = format!("tcp://{host}:{}", advertised.unwrap_or(port));
         let out = std::fs::File::create(&log).expect("tansu log file");
         let err = out.try_clone().expect("tansu log file");
         let child = Command::new(&binary)
@@ -98,6 +117,7 @@ impl Tansu {
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
         let mut tansu = Self {
             child,
+            host,
             port,
             log,
             _dir: dir,
@@ -149,9 +169,9 @@ impl Tansu {
         self.port
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<host>:<port>` (`127.0.0.1:<port>` unless started with [`Tansu::start_on`]).
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// What the broker wrote so far.
