@@ -373,13 +373,23 @@ impl Cluster {
 
     /// [`Cluster::services`] with a broker started by the caller.
     pub async fn services_with(tansu: Tansu) -> Self {
+        Self::services_with_both(tansu, PouchDb::start()).await
+    }
+
+    /// [`Cluster::services`] with the broker and the CouchDB server listening on `host` (the gateway
+    /// of a Docker network the test created), for invokers that run in containers.
+    pub async fn services_on(host: std::net::Ipv4Addr) -> Self {
+        Self::services_with_both(Tansu::start_on(host), PouchDb::start_on(host)).await
+    }
+
+    /// [`Cluster::services`] with a broker and a CouchDB server started by the caller.
+    pub async fn services_with_both(tansu: Tansu, pouch: PouchDb) -> Self {
         within(
             REQUEST_TIMEOUT,
             "creating completed0 and health",
             tansu.create_topics(&["completed0", "health"]),
         )
         .await;
-        let pouch = PouchDb::start();
         let couch = pouch.config("e2e");
         let client = CouchClient::new(&couch).expect("couch client");
         for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
