@@ -21,12 +21,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings, so `run` prints only the action's logs).
+/// Colours only on a terminal: OpenWhisk's invoker role sends stderr to a log file.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // A second initialisation (tests calling in twice) is harmless; ignore it.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
