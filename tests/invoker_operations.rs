@@ -1,7 +1,8 @@
 //! End to end, what an operator relies on: a blacklisted namespace refused (read from OpenWhisk's
 //! view in the subjects database, at start and on refresh) while others run, user events on `events`
 //! in OpenWhisk's shape, and SIGTERM while a slow activation runs (answered, stored, exit 0; later
-//! messages left in Kafka for the next instance). The real `wasm-invoker invoker` binary, Tansu and
+//! messages left in Kafka for the next instance), and the admin server over https with client
+//! certificates as OpenWhisk's Ansible deploys it. The real `wasm-invoker invoker` binary, Tansu and
 //! pouchdb-server, driven by `tests/support/controller.rs`.
 //!
 //! The cases run one at a time. Needs `tansu` and `pouchdb-server`; `scripts/test` installs both.
@@ -428,6 +429,149 @@ fn test_service_manager_hears_ready_watchdog_and_stopping() {
             status.success(),
             "exit status {status}; log:\n{}",
             cluster.log()
+        );
+    });
+}
+
+/// The keystore fixtures (`executor/tests/fixtures/tls/README.md`: made as OpenWhisk's
+/// `genssl.sh` makes them, X.509 v1 certificates, password `openwhisk`).
+fn tls_fixture(name: &str) -> String {
+    format!(
+        "{}/executor/tests/fixtures/tls/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn read_keystore(name: &str) -> executor::tls::Keystore {
+    let path = std::path::PathBuf::from(tls_fixture(name));
+    let bytes = std::fs::read(&path).expect("keystore fixture");
+    executor::tls::Keystore::from_pkcs12(&path, &bytes, "openwhisk").expect("keystore fixture")
+}
+
+/// One request over TLS to the admin port: `(status, body)`, or why there was no answer.
+async fn https_request(
+    port: u16,
+    config: rustls::ClientConfig,
+    method: &str,
+    path: &str,
+    auth: bool,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name =
+            rustls::pki_types::ServerName::try_from("invoker0").map_err(|e| e.to_string())?;
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let auth = if auth {
+            "Authorization: Basic aW52b2tlci51c2VyOmludm9rZXIucGFzcw==\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: invoker0\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut response = String::new();
+        tls.read_to_string(&mut response)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no HTTP answer: {response:?}"))?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))?
+}
+
+/// OpenWhisk's Ansible deployment: `CONFIG_whisk_invoker_protocol=https` with the keystore and
+/// `clientAuth=true`. The admin server answers only over TLS and only to a client presenting the
+/// keystore's own certificate (what the role's `/ping` check sends); a wrong keystore password
+/// stops the start with status 2 and the keystore's path.
+#[test]
+fn test_admin_server_over_https_admits_only_the_keystores_certificate() {
+    let _serial = serial();
+    runtime().block_on(async {
+        let mut cluster = Cluster::services().await;
+        let https_env = |password: &str| -> Vec<(String, String)> {
+            [
+                ("CONFIG_whisk_invoker_protocol", "https"),
+                (
+                    "CONFIG_whisk_invoker_https_keystorePath",
+                    &tls_fixture("invoker-keystore.p12"),
+                ),
+                ("CONFIG_whisk_invoker_https_keystorePassword", password),
+                ("CONFIG_whisk_invoker_https_keystoreFlavor", "PKCS12"),
+                ("CONFIG_whisk_invoker_https_clientAuth", "true"),
+            ]
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+        };
+        let mut options = InvokerOptions::new(MEMORY);
+        options.env = https_env("openwhisk");
+        cluster.start_invoker(0, options);
+        cluster.await_pings(&[0], controller::ACK_TIMEOUT).await;
+        let port = cluster.invoker(0).port;
+
+        let own = read_keystore("invoker-keystore.p12");
+        let other = read_keystore("other-keystore.p12");
+        let client = |identity: Option<&executor::tls::Keystore>| {
+            executor::tls::client::client_config(&own, identity, None).expect("client config")
+        };
+        assert_eq!(
+            https_request(port, client(Some(&own)), "GET", "/ping", false).await,
+            Ok((200, "pong".to_string()))
+        );
+        let (status, body) = https_request(port, client(Some(&own)), "GET", "/isEnabled", true)
+            .await
+            .expect("isEnabled over https");
+        assert_eq!((status, body.as_str()), (200, r#"{"enabled":true}"#));
+        let (status, _) = https_request(port, client(Some(&own)), "GET", "/isEnabled", false)
+            .await
+            .expect("isEnabled without credentials");
+        assert_eq!(status, 401, "basic auth still applies over https");
+
+        let refused = https_request(port, client(None), "GET", "/ping", false).await;
+        assert!(refused.is_err(), "no client certificate: {refused:?}");
+        let refused = https_request(port, client(Some(&other)), "GET", "/ping", false).await;
+        assert!(refused.is_err(), "a foreign certificate: {refused:?}");
+        let (status, _) = cluster.http("GET", "/ping", false).await;
+        assert_eq!(status, 0, "plain HTTP must get no HTTP answer");
+
+        // The node works as usual behind it.
+        let (id, msg) = message("echo0", 1, true, json!({"over": "https"}));
+        cluster.produce(&msg.to_string()).await;
+        combined_whole(&cluster, &msg, &id, 0).await;
+
+        // A wrong password: the start fails at once, naming the keystore.
+        let mut options = InvokerOptions::new(MEMORY);
+        options.env = https_env("not-the-password");
+        cluster.start_invoker(1, options);
+        let status = cluster.exited(1).await;
+        let log = cluster.invoker(1).log();
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "configuration error status; log:\n{log}"
+        );
+        assert!(
+            log.contains("wrong password") && log.contains("invoker-keystore.p12"),
+            "{log}"
         );
     });
 }

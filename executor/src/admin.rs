@@ -10,6 +10,9 @@
 //! | `/isEnabled` | GET | basic | `{"enabled":true}` |
 //!
 //! Missing or wrong credentials on any other route: 401; valid credentials on an unknown route: 404.
+//! With `CONFIG_whisk_invoker_protocol=https` every route is served over TLS only, with the PKCS12
+//! keystore's key and, with `clientAuth`, only to clients presenting one of its certificates
+//! ([`crate::tls`]).
 //! [`handle`] is the whole service as a function, so tests call it without a socket.
 //!
 //! The server listens on every interface, as OpenWhisk's does, so it is hardened for clients other
@@ -28,6 +31,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -216,10 +220,16 @@ pub async fn handle<B>(admin: &Admin, request: Request<B>) -> Response<Full<Byte
     }
 }
 
-/// Serves `admin` on `listener` until `cancel` fires, within [`ADMIN_LIMITS`]; after `cancel`,
-/// waits at most [`SHUTDOWN_GRACE`] for open connections. Warns once at start when the credentials
-/// are OpenWhisk's defaults.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, cancel: CancellationToken) {
+/// Serves `admin` on `listener` until `cancel` fires, within [`ADMIN_LIMITS`], over TLS when `tls`
+/// is given (`CONFIG_whisk_invoker_protocol=https`: then plain HTTP gets no answer, as from
+/// OpenWhisk's invoker); after `cancel`, waits at most [`SHUTDOWN_GRACE`] for open connections.
+/// Warns once at start when the credentials are OpenWhisk's defaults.
+pub async fn serve(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    tls: Option<TlsAcceptor>,
+    cancel: CancellationToken,
+) {
     if admin.uses_default_password() {
         warn!(
             "the admin server (/enable, /disable, /isEnabled) uses OpenWhisk's default password \
@@ -232,7 +242,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, cancel: Cancellatio
         let admin = Arc::clone(&admin);
         async move { handle(&admin, request).await }
     };
-    let serving = serve::serve(listener, ADMIN_LIMITS, handler, cancel.clone());
+    let serving = serve::serve_with(listener, ADMIN_LIMITS, tls, handler, cancel.clone());
     tokio::pin!(serving);
     tokio::select! {
         () = serving.as_mut() => {}

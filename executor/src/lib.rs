@@ -44,3 +44,4 @@ pub mod serve;
 pub mod service;
 pub mod standalone;
 pub mod store;
+pub mod tls;

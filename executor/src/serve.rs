@@ -14,6 +14,9 @@
 //!   idle keep-alive connection;
 //! - [`ServeLimits::max_connection_age`], when set, closes a connection that long after it was
 //!   accepted, whatever it is doing (a stalled body or a client that never reads its response);
+//! - over TLS ([`serve_with`]), the handshake must complete within the same
+//!   [`ServeLimits::header_read_timeout`], so a client that connects and never says hello holds
+//!   its slot no longer than one that never sends a request head;
 //! - on cancellation the loop stops accepting, asks every connection to finish its current request
 //!   and close (hyper's graceful shutdown), and returns when they have.
 //!
@@ -22,6 +25,8 @@
 //! (the connection slot is released when the task unwinds).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +37,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,6 +69,27 @@ pub struct ServeLimits {
 pub async fn serve<H, F>(
     listener: TcpListener,
     limits: ServeLimits,
+    handler: H,
+    cancel: CancellationToken,
+) where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve_with(listener, limits, None, handler, cancel).await;
+}
+
+/// [`serve`], over TLS when `tls` is given (the invoker's admin server with
+/// `CONFIG_whisk_invoker_protocol=https`, [`crate::tls`]).
+///
+/// With TLS, each accepted connection first completes a handshake within
+/// [`ServeLimits::header_read_timeout`], so a client that connects and says nothing holds its slot
+/// no longer than a silent plain-HTTP client does; the handshake also counts towards
+/// [`ServeLimits::max_connection_age`]. A failed handshake (a plain-HTTP request, no or an unknown
+/// client certificate, a timeout) ends that connection, logged at debug, and nothing else.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
     handler: H,
     cancel: CancellationToken,
 ) where
@@ -97,53 +125,90 @@ pub async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
         let cancel = cancel.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |request| {
-                let handler = Arc::clone(&handler);
-                async move { Ok::<_, std::convert::Infallible>(handler(request).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
             let age = async {
                 match limits.max_connection_age {
                     Some(age) => tokio::time::sleep(age).await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::pin!(connection, age);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::debug!(%peer, %error, "connection ended with an error");
-                        }
-                        break;
+            tokio::pin!(age);
+            let Some(tls) = tls else {
+                drive(stream, peer, limits, handler, &cancel, age).await;
+                return;
+            };
+            let handshake = tokio::time::timeout(limits.header_read_timeout, tls.accept(stream));
+            let stream = tokio::select! {
+                () = cancel.cancelled() => return,
+                () = &mut age => return,
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
                     }
-                    () = cancel.cancelled(), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not completed in time");
+                        return;
                     }
-                    () = &mut age => {
-                        tracing::debug!(%peer, "connection closed at its maximum age");
-                        break;
-                    }
-                }
-            }
+                },
+            };
+            drive(stream, peer, limits, handler, &cancel, age).await;
         });
     }
     connections.close();
     connections.wait().await;
 }
 
+/// Serves one connection's requests until it ends, `age` fires, or (after `cancel`) its current
+/// request is answered.
+async fn drive<I, H, F>(
+    io: I,
+    peer: SocketAddr,
+    limits: ServeLimits,
+    handler: Arc<H>,
+    cancel: &CancellationToken,
+    mut age: Pin<&mut impl Future<Output = ()>>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let handler = Arc::clone(&handler);
+        async move { Ok::<_, std::convert::Infallible>(handler(request).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                break;
+            }
+            () = cancel.cancelled(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = &mut age => {
+                tracing::debug!(%peer, "connection closed at its maximum age");
+                break;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
     use hyper::StatusCode;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;

@@ -85,6 +85,16 @@ async fn test_ansible_env_loads_whole_and_its_values_act() {
         "dnsServers_0 is empty"
     );
     assert_eq!(config.limits, LimitRanges::default());
+    assert_eq!(config.http.protocol, AdminProtocol::Https);
+    assert_eq!(
+        config.http.https,
+        HttpsConfig {
+            keystore_path: Some(PathBuf::from("/conf/invoker-openwhisk-keystore.p12")),
+            keystore_password: "openwhisk".into(),
+            keystore_flavor: "PKCS12".into(),
+            client_auth: true,
+        }
+    );
     let manifest = config.runtimes_manifest().await.unwrap();
     assert!(manifest.is_some(), "RUNTIMES_MANIFEST is read");
 }
@@ -376,4 +386,46 @@ fn test_ignored_names_are_listed_and_never_fail() {
         expected.len() + 10,
         "the ten new ignored names"
     );
+}
+
+/// The admin server's https settings: parsed in any case, refused when unusable, with the name.
+#[test]
+fn test_admin_https_settings() {
+    let config = load(&ansible_env_with(&[
+        ("CONFIG_whisk_invoker_protocol", "HTTP"),
+        ("CONFIG_whisk_invoker_https_clientAuth", "False"),
+    ]))
+    .unwrap();
+    assert_eq!(config.http.protocol, AdminProtocol::Http);
+    assert!(!config.http.https.client_auth);
+
+    for (name, value, expected) in [
+        (
+            "CONFIG_whisk_invoker_protocol",
+            "ftp",
+            "CONFIG_whisk_invoker_protocol",
+        ),
+        ("CONFIG_whisk_invoker_https_clientAuth", "yes", "clientAuth"),
+        (
+            "CONFIG_whisk_invoker_https_keystoreFlavor",
+            "JKS",
+            "only PKCS12",
+        ),
+    ] {
+        let error = load(&ansible_env_with(&[(name, value)]))
+            .and_then(|config| config.validate().map(|()| config))
+            .expect_err(name);
+        assert!(
+            error.to_string().contains(expected),
+            "{name}={value}: {error}"
+        );
+    }
+    // https without a keystore path: the empty value counts as unset.
+    let error = load(&ansible_env_with(&[(
+        "CONFIG_whisk_invoker_https_keystorePath",
+        "",
+    )]))
+    .and_then(|config| config.validate().map(|()| config))
+    .expect_err("no keystore");
+    assert!(error.to_string().contains("keystore_path"), "{error}");
 }

@@ -6,8 +6,8 @@
 //!
 //! - **implemented** ([`IMPLEMENTED`], and the indexed lists [`IMPLEMENTED_INDEXED`]): they act, on
 //!   the fields tabled in the [`crate::config`] docs;
-//! - **handled elsewhere** ([`ELSEWHERE`]): `INVOKER_OPTS` (the command line's business) and the
-//!   admin server's TLS settings, accepted without a word here;
+//! - **handled elsewhere** ([`ELSEWHERE`]): `INVOKER_OPTS` (the command line's business),
+//!   accepted without a word here;
 //! - **ignored** ([`IGNORED`], [`IGNORED_PREFIXES`], and any other `CONFIG_*` name): settings that
 //!   only the Scala invoker has a use for (the JVM, JMX, Kamon, ZooKeeper, runc, the classic SPI
 //!   providers, topic creation tuning, the scheduler-based invoker, the Elasticsearch and MongoDB
@@ -20,13 +20,14 @@
 //! variable.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use factory::docker::manifest::MANIFEST_ENV;
 use tracing::info;
 
-use super::{ConfigError, FETCH_WAIT_ENV, InvokerConfig};
+use super::{AdminProtocol, ConfigError, FETCH_WAIT_ENV, InvokerConfig};
 use crate::bytesize::ByteSize;
 use crate::store::StoreLevel;
 use crate::store::couchdb::CouchDbConfig;
@@ -54,6 +55,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "CONFIG_whisk_userEvents_enabled",
     "CONFIG_whisk_invoker_username",
     "CONFIG_whisk_invoker_password",
+    "CONFIG_whisk_invoker_protocol",
+    "CONFIG_whisk_invoker_https_keystorePath",
+    "CONFIG_whisk_invoker_https_keystorePassword",
+    "CONFIG_whisk_invoker_https_keystoreFlavor",
+    "CONFIG_whisk_invoker_https_clientAuth",
     "CONFIG_whisk_activation_storeBlockingResultLevel",
     "CONFIG_whisk_activation_storeNonBlockingResultLevel",
     "CONFIG_whisk_activation_payload_max",
@@ -90,14 +96,9 @@ pub const IMPLEMENTED_INDEXED: &[&str] = &[DNS_SERVERS_PREFIX, EXTRA_ENV_PREFIX]
 /// OpenWhisk's name of the Kafka clients' security protocol; only `PLAINTEXT` can be served.
 pub const KAFKA_SECURITY_PROTOCOL_ENV: &str = "CONFIG_whisk_kafka_common_securityProtocol";
 
-/// Names another part of the program reads (the command line's `INVOKER_OPTS`), or whose settings
-/// are not implemented yet and accepted without a word meanwhile (the admin server's protocol and
-/// TLS keystore: it serves plain HTTP). Entries ending in `_` are prefixes.
-pub const ELSEWHERE: &[&str] = &[
-    "INVOKER_OPTS",
-    "CONFIG_whisk_invoker_protocol",
-    "CONFIG_whisk_invoker_https_",
-];
+/// Names another part of the program reads (the command line's `INVOKER_OPTS`). Entries ending in
+/// `_` are prefixes.
+pub const ELSEWHERE: &[&str] = &["INVOKER_OPTS"];
 
 /// Names that only the Scala invoker has a use for, accepted and ignored.
 pub const IGNORED: &[&str] = &[
@@ -363,6 +364,7 @@ impl InvokerConfig {
             &mut self.http.password,
             vars.string("CONFIG_whisk_invoker_password"),
         );
+        self.apply_admin_tls_env(&vars)?;
         set(&mut self.api_host.name, vars.string("WHISK_API_HOST_NAME"));
         set(
             &mut self.api_host.proto,
@@ -402,6 +404,40 @@ impl InvokerConfig {
                 names = %ignored.join(","),
                 "OpenWhisk environment settings with no use in this invoker, ignored"
             );
+        }
+        Ok(())
+    }
+
+    /// The admin server's protocol and keystore; the flavor and the keystore's presence are
+    /// checked by [`InvokerConfig::validate`], the keystore read when the invoker starts.
+    fn apply_admin_tls_env(&mut self, vars: &Vars<'_>) -> Result<(), ConfigError> {
+        const PROTOCOL: &str = "CONFIG_whisk_invoker_protocol";
+        if let Some(value) = vars.get(PROTOCOL) {
+            self.http.protocol = AdminProtocol::parse(value)
+                .ok_or_else(|| env_error(PROTOCOL, value, "expected http or https"))?;
+        }
+        let https = &mut self.http.https;
+        set(
+            &mut https.keystore_path,
+            vars.string("CONFIG_whisk_invoker_https_keystorePath")
+                .map(|path| Some(PathBuf::from(path))),
+        );
+        set(
+            &mut https.keystore_password,
+            vars.string("CONFIG_whisk_invoker_https_keystorePassword"),
+        );
+        set(
+            &mut https.keystore_flavor,
+            vars.string("CONFIG_whisk_invoker_https_keystoreFlavor"),
+        );
+        // Any case, as the Scala invoker's `toBoolean`: an inventory's YAML `false` renders `False`.
+        const CLIENT_AUTH: &str = "CONFIG_whisk_invoker_https_clientAuth";
+        if let Some(value) = vars.get(CLIENT_AUTH) {
+            https.client_auth = match value.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(env_error(CLIENT_AUTH, value, "expected true or false")),
+            };
         }
         Ok(())
     }

@@ -26,6 +26,10 @@
 //! | `CONFIG_whisk_kafka_common_securityProtocol` | checked: only `PLAINTEXT` (any case) is accepted |
 //! | `CONFIG_whisk_userEvents_enabled` | `kafka.user_events_enabled` (`true` / `false`) |
 //! | `CONFIG_whisk_invoker_username` / `_password` | `http.username` / `.password` |
+//! | `CONFIG_whisk_invoker_protocol` | `http.protocol` (`http` / `https`, any case) |
+//! | `CONFIG_whisk_invoker_https_keystorePath` / `_keystorePassword` | `http.https.keystore_path` / `.keystore_password` |
+//! | `CONFIG_whisk_invoker_https_keystoreFlavor` | `http.https.keystore_flavor` (only `PKCS12`, any case) |
+//! | `CONFIG_whisk_invoker_https_clientAuth` | `http.https.client_auth` (`true` / `false`) |
 //! | `CONFIG_whisk_activation_storeBlockingResultLevel` / `storeNonBlockingResultLevel` | `activation_store.*_level` |
 //! | `CONFIG_whisk_activation_payload_max` | `activation_store.payload_max` (ByteSize) |
 //! | `CONFIG_whisk_containerPool_userMemory` | `pool.user_memory` (ByteSize: `2048m`, `2048 m`; default 2048 MB) |
@@ -47,8 +51,12 @@
 //! `d` or their long names, such as `second`, `minutes`); a bare number is milliseconds. The limits
 //! of the last rows are the range a namespace without limits of its own is held to
 //! ([`crate::limits::LimitRanges`]); both OpenWhisk groups of names set it, the namespace defaults
-//! last. `INVOKER_OPTS` and the admin server's `CONFIG_whisk_invoker_protocol` /
-//! `CONFIG_whisk_invoker_https_*` are accepted and not read here.
+//! last. `INVOKER_OPTS` is accepted and not read here (the command line's).
+//!
+//! With `http.protocol = "https"` the admin server serves TLS with the PKCS12 keystore at
+//! `http.https.keystore_path` ([`crate::tls`]); [`InvokerConfig::validate`] requires the path and
+//! the `PKCS12` flavor, and the keystore itself is read when the invoker starts, so a missing or
+//! unreadable file, or a wrong password, stops the start with an error naming the path.
 //!
 //! Any `CONFIG_whisk_couchdb_*` variable above turns CouchDB on (with defaults for the rest); without
 //! CouchDB the node uses the local directory store at `local_store.dir`.
@@ -90,8 +98,8 @@ pub use env::{
 };
 pub use manifest::ManifestSource;
 pub use sections::{
-    ActivationStoreConfig, ApiHostConfig, ContainerPoolConfig, HttpConfig, InstanceConfig,
-    KafkaConfig, LocalStoreConfig,
+    ActivationStoreConfig, AdminProtocol, ApiHostConfig, ContainerPoolConfig, HttpConfig,
+    HttpsConfig, InstanceConfig, KafkaConfig, LocalStoreConfig,
 };
 
 /// Default Kafka bootstrap servers.
@@ -306,6 +314,27 @@ impl InvokerConfig {
         }
         if self.kafka.hosts.trim().is_empty() {
             return invalid("kafka.hosts is empty".to_string());
+        }
+        if self.http.protocol == AdminProtocol::Https {
+            let https = &self.http.https;
+            if https.keystore_path.is_none() {
+                return invalid(
+                    "http.protocol is https but http.https.keystore_path is not set \
+                     (CONFIG_whisk_invoker_https_keystorePath)"
+                        .to_string(),
+                );
+            }
+            if !https
+                .keystore_flavor
+                .trim()
+                .eq_ignore_ascii_case(crate::tls::KEYSTORE_FLAVOR_PKCS12)
+            {
+                return invalid(format!(
+                    "http.https.keystore_flavor {:?} (CONFIG_whisk_invoker_https_keystoreFlavor): \
+                     only PKCS12 keystores are read",
+                    https.keystore_flavor
+                ));
+            }
         }
         Ok(())
     }

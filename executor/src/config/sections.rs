@@ -1,5 +1,5 @@
 //! The sections of the invoker's configuration (`[instance]`, `[kafka]`, `[local_store]`, `[pool]`,
-//! `[activation_store]`, `[http]`, `[api_host]`), each with OpenWhisk's defaults. The `[couchdb]`
+//! `[activation_store]`, `[http]` with `[http.https]`, `[api_host]`), each with OpenWhisk's defaults. The `[couchdb]`
 //! section is [`crate::store::couchdb::CouchDbConfig`], next to the store that reads it.
 
 use std::path::PathBuf;
@@ -193,6 +193,12 @@ pub struct HttpConfig {
     pub username: String,
     /// Its password. Default `invoker.pass`.
     pub password: String,
+    /// `http` or `https` (`CONFIG_whisk_invoker_protocol`). Default `http`, as when nothing is set
+    /// (OpenWhisk's Ansible deployment sets `https`).
+    pub protocol: AdminProtocol,
+    /// The keystore and client authentication of `https` (`[http.https]`); read only when
+    /// `protocol` is `https`.
+    pub https: HttpsConfig,
 }
 
 impl Default for HttpConfig {
@@ -201,6 +207,61 @@ impl Default for HttpConfig {
             port: DEFAULT_HTTP_PORT,
             username: DEFAULT_HTTP_USERNAME.to_string(),
             password: DEFAULT_HTTP_PASSWORD.to_string(),
+            protocol: AdminProtocol::Http,
+            https: HttpsConfig::default(),
+        }
+    }
+}
+
+/// What the admin server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminProtocol {
+    /// Plain HTTP/1.1.
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS with the keystore of [`HttpsConfig`] ([`crate::tls`]).
+    Https,
+}
+
+impl AdminProtocol {
+    /// `http` or `https` (case-insensitive, surrounding spaces ignored), as OpenWhisk's setting.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "http" => Some(Self::Http),
+            "https" => Some(Self::Https),
+            _ => None,
+        }
+    }
+}
+
+/// The admin server's TLS settings (OpenWhisk's `whisk.invoker.https`). The keystore is read when
+/// the invoker starts; a missing or unreadable one stops the start with an error naming its path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// The PKCS12 keystore: the server's key and certificate, and the client certificates trusted
+    /// (`CONFIG_whisk_invoker_https_keystorePath`; Ansible:
+    /// `/conf/invoker-openwhisk-keystore.p12`). Default none, required for `https`.
+    pub keystore_path: Option<PathBuf>,
+    /// Its password (`CONFIG_whisk_invoker_https_keystorePassword`; Ansible: `openwhisk`).
+    /// Default empty.
+    pub keystore_password: String,
+    /// Its format (`CONFIG_whisk_invoker_https_keystoreFlavor`); only `PKCS12` (any case) is
+    /// read. Default `PKCS12`.
+    pub keystore_flavor: String,
+    /// Whether a client must present one of the keystore's certificates
+    /// (`CONFIG_whisk_invoker_https_clientAuth`). Default true, as OpenWhisk deploys it.
+    pub client_auth: bool,
+}
+
+impl Default for HttpsConfig {
+    fn default() -> Self {
+        Self {
+            keystore_path: None,
+            keystore_password: String::new(),
+            keystore_flavor: crate::tls::KEYSTORE_FLAVOR_PKCS12.to_string(),
+            client_auth: true,
         }
     }
 }

@@ -28,6 +28,7 @@ use factory::wasm::{WasmError, WasmFactory};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -36,7 +37,7 @@ use crate::ack::AckSender;
 use crate::admin::{self, Admin};
 use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
-use crate::config::{ConfigError, InvokerConfig, SHUTDOWN_GRACE};
+use crate::config::{AdminProtocol, ConfigError, InvokerConfig, SHUTDOWN_GRACE};
 use crate::document::{BuiltinKinds, KindResolver};
 use crate::fatal::Fatal;
 use crate::kafka::{self, Delivered, Feed, FeedConfig, KafkaPlumbingError, Producer};
@@ -50,6 +51,7 @@ use crate::service;
 use crate::store::{
     ActivationStore, EntityStore, RecordQueue, StoreError, StoreLevel, Stores, open_stores,
 };
+use crate::tls::{self, TlsError};
 
 /// How long the acks of finished activations may take to be delivered at shutdown (they are
 /// already in the producer's queue; a broker that is away takes them later or never).
@@ -79,6 +81,9 @@ pub enum InvokerError {
     /// A part the node cannot work without failed while running (docs: Fatal conditions).
     #[error("the invoker stopped: {0}")]
     Fatal(String),
+    /// The admin server's https keystore cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The admin port could not be bound.
     #[error("cannot listen on port {port}: {source}")]
     Listen {
@@ -92,7 +97,10 @@ pub enum InvokerError {
 impl InvokerError {
     /// Whether the configuration is at fault (rather than this node or a service it needs).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::Store(_) | Self::Pool(_))
+        matches!(
+            self,
+            Self::Config(_) | Self::Store(_) | Self::Pool(_) | Self::Tls(_)
+        )
     }
 }
 
@@ -130,6 +138,9 @@ pub struct InvokerParts {
     pub port: u16,
     /// Admin credentials.
     pub admin_credentials: (String, String),
+    /// The admin server's TLS, when `http.protocol` is `https` (the keystore read by
+    /// [`Invoker::assemble`]); plain HTTP otherwise.
+    pub admin_tls: Option<TlsAcceptor>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -174,6 +185,20 @@ impl Invoker {
             entities,
             activations,
         } = open_stores(config)?;
+        // Read before anything starts, so a wrong keystore path or password stops the start.
+        let admin_tls = match config.http.protocol {
+            AdminProtocol::Https => {
+                let https = &config.http.https;
+                let Some(path) = https.keystore_path.as_deref() else {
+                    return Err(ConfigError::Invalid(
+                        "http.protocol is https but http.https.keystore_path is not set".into(),
+                    )
+                    .into());
+                };
+                Some(tls::load_acceptor(path, &https.keystore_password, https.client_auth).await?)
+            }
+            AdminProtocol::Http => None,
+        };
         let pool =
             Arc::new(Pool::start(config.pool_config(), factories, Arc::new(SystemClock)).await?);
         let loader = Arc::new(ActionLoader::new(
@@ -205,6 +230,7 @@ impl Invoker {
             blacklist_poll: config.pool.blacklist_poll(),
             port: config.http.port,
             admin_credentials: (config.http.username.clone(), config.http.password.clone()),
+            admin_tls,
             metrics: Arc::new(Metrics::new()),
         })
     }
@@ -290,7 +316,12 @@ impl Invoker {
             password: parts.admin_credentials.1.clone(),
         });
         let address = listener.local_addr().ok();
-        tasks.spawn(admin::serve(listener, admin, background.clone()));
+        tasks.spawn(admin::serve(
+            listener,
+            admin,
+            parts.admin_tls.clone(),
+            background.clone(),
+        ));
         tasks.spawn({
             let mut assigned = feed.assigned.clone();
             let cancel = background.clone();
@@ -301,7 +332,12 @@ impl Invoker {
                 }
             }
         });
-        info!(invoker = %parts.instance, %topic, ?address, max_peek = parts.max_peek, "invoker started");
+        let admin_protocol = if parts.admin_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        info!(invoker = %parts.instance, %topic, ?address, admin_protocol, max_peek = parts.max_peek, "invoker started");
 
         let work = TaskTracker::new();
         let failure = loop {
