@@ -45,6 +45,8 @@
 
 #[path = "support/controller.rs"]
 mod controller;
+#[path = "support/docker_cli.rs"]
+mod docker_cli;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -55,6 +57,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use controller::{Cluster, MANIFEST, message, next, next_with_time, now_millis, within};
+use docker_cli::{docker, docker_async};
 use executor::message::{AcknowledgementMessage, PingMessage};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -97,31 +100,6 @@ const QUIET: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------------------------
 // Docker
-
-/// One `docker` command; its stdout, or a panic with its stderr.
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("docker {args:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// [`docker`] on a blocking thread, so the reactor (and the Kafka clients on it) keep going.
-async fn docker_async(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        docker(&args)
-    })
-    .await
-    .expect("docker task")
-}
 
 /// `docker exec <container> <command...>`: (exit success, stdout + stderr), never a panic.
 async fn exec(container: &str, command: &[&str]) -> (bool, String) {

@@ -6,7 +6,9 @@
 //! `/bin/sh -c "exec /init.sh --id 0 --uniqueName U >> /logs/invoker0_logs.log 2>&1"`; but **without
 //! `--privileged`**: the invoker needs only the Docker socket.
 //!
-//! It checks what an operator relies on: `/ping` answers on the published port, the node pings
+//! It checks what an operator relies on: `/ping` answers on the published port over https with the
+//! role's defaults (`invoker_protocol: https`, `clientAuth: true`: a keystore made as `genssl.sh`
+//! makes it in `/conf`, the request presenting its certificate; plain http gets no answer), the node pings
 //! `health`, a wasm activation and a Docker-runtime (`blackbox`) activation are answered on
 //! `completed0` (the Docker factory, inside a container, reaches the runtime container it started
 //! on the configured network), the log file in the `/logs` volume holds the invoker's lines, and
@@ -28,6 +30,8 @@
 
 #[path = "support/controller.rs"]
 mod controller;
+#[path = "support/docker_cli.rs"]
+mod docker_cli;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -36,6 +40,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use controller::{Cluster, within};
+use docker_cli::{docker, docker_async};
 use serde_json::{Value, json};
 
 /// The tag the test builds the image under (never the operators' `latest`).
@@ -63,31 +68,6 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// binary on a loaded 2-core CI machine must not be SIGKILLed into a false failure: status 0 (not
 /// 137) is what shows the drain ran to its end. The measured time is printed.
 const STOP_GRACE_SECS: u64 = 60;
-
-/// One `docker` command; its stdout, or a panic with its stderr.
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("docker {args:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// `docker` run on a blocking thread, so the reactor (and the Kafka clients on it) keep going.
-async fn docker_async(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        docker(&args)
-    })
-    .await
-    .expect("docker task")
-}
 
 /// The ids of every container, running or not, that carries the invoker's ownership label.
 fn runtime_containers() -> Vec<String> {
@@ -211,11 +191,6 @@ fn environment(cluster: &Cluster, network: &str) -> Vec<(String, String)> {
             "CONFIG_whisk_containerFactory_containerArgs_network",
             network.to_string(),
         ),
-        // Plain http for the admin server, for now: the fixture sets the role's default, https with
-        // client certificates from a PKCS12 keystore in /conf, and the admin server's https is not
-        // in the committed tree yet. Once it is, this test can mount a keystore from
-        // executor/tests/fixtures/tls/ and ping with a client certificate instead.
-        ("CONFIG_whisk_invoker_protocol", "http".to_string()),
     ]);
     let environment: Vec<(String, String)> = role_environment()
         .into_iter()
@@ -279,19 +254,49 @@ fn gateway(network: &str) -> Ipv4Addr {
         .unwrap_or_else(|| panic!("no IPv4 gateway on {network}: {text:?}"))
 }
 
-/// One `GET /ping` to `port` on 127.0.0.1: the status, 0 when there is no answer.
-async fn ping_status(port: u16) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+/// The keystore the role's `genssl.sh` puts in `<conf>/invokerN/` (a fixture made the same way:
+/// `executor/tests/fixtures/tls/README.md`), as the fixture's environment names it.
+const KEYSTORE_FIXTURE: &str = "executor/tests/fixtures/tls/invoker-keystore.p12";
+/// Its name in `/conf` (`CONFIG_whisk_invoker_https_keystorePath` of the role's block).
+const KEYSTORE_NAME: &str = "invoker-openwhisk-keystore.p12";
+
+/// The role's `/ping` check as a TLS client: it presents the keystore's own certificate and key
+/// and trusts the invoker's certificate of the same keystore.
+fn role_ping_client() -> rustls::ClientConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYSTORE_FIXTURE);
+    let bytes = std::fs::read(&path).expect("keystore fixture");
+    let keystore =
+        executor::tls::Keystore::from_pkcs12(&path, &bytes, "openwhisk").expect("keystore");
+    executor::tls::client::client_config(&keystore, Some(&keystore), None).expect("client")
+}
+
+/// One `GET /ping` to `port` on 127.0.0.1, over TLS with `tls`, else plain: the status, 0 when
+/// there is no HTTP answer.
+async fn ping_status(port: u16, tls: Option<&rustls::ClientConfig>) -> u16 {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> std::io::Result<String> {
         stream
             .write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
+        Ok(response)
+    }
+    let request = async {
+        let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+        match tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("invoker0")
+                    .map_err(std::io::Error::other)?;
+                let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config.clone()))
+                    .connect(name, tcp)
+                    .await?;
+                exchange(stream).await
+            }
+            None => exchange(tcp).await,
+        }
     };
-    match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+    match tokio::time::timeout(Duration::from_secs(5), request).await {
         Ok(Ok(response)) => response
             .split(' ')
             .nth(1)
@@ -390,6 +395,11 @@ async fn test_image_runs_as_openwhisk_role_starts_it() {
     let conf = host.path().join("conf/invoker0");
     std::fs::create_dir_all(&logs).expect("logs dir");
     std::fs::create_dir_all(&conf).expect("conf dir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYSTORE_FIXTURE),
+        conf.join(KEYSTORE_NAME),
+    )
+    .expect("keystore into /conf");
     let docker_root = docker_async(&["info", "--format", "{{.DockerRootDir}}"]).await;
 
     let mut args: Vec<String> = [
@@ -443,10 +453,12 @@ async fn test_image_runs_as_openwhisk_role_starts_it() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no published port: {published:?}"));
 
-    // /ping on the published port.
+    // /ping on the published port, over https with the keystore's certificate as the role's check
+    // sends it (the role's default: invoker_protocol https, clientAuth true).
+    let client = role_ping_client();
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if ping_status(port).await == 200 {
+        if ping_status(port, Some(&client)).await == 200 {
             break;
         }
         assert!(
@@ -457,6 +469,11 @@ async fn test_image_runs_as_openwhisk_role_starts_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("/ping 200 after {:?}", started.elapsed());
+    assert_eq!(
+        ping_status(port, None).await,
+        0,
+        "the admin server answered plain http although the role configures https"
+    );
 
     // A ping on `health` from invoker 0 with the unique name given on the command line.
     let ping = cluster
