@@ -56,13 +56,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use controller::{Cluster, MANIFEST, message, next, next_with_time, now_millis, within};
+use controller::{Cluster, MANIFEST, message, next_with_time, now_millis, within};
 use docker_cli::{docker, docker_async};
-use executor::message::{AcknowledgementMessage, PingMessage};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use executor::message::PingMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 /// Set to `1` to skip this test (it needs the node image and Ansible).
@@ -438,37 +435,12 @@ fn stream(
     })
 }
 
-/// Every slot-freeing ack in `completed0`, read from offset 0 by a consumer of its own until no
-/// record comes for [`QUIET`]: activation id -> the instances that answered it (one entry per ack).
+/// Every slot-freeing ack in `completed0`, read again from offset 0 ([`controller::reread_acks`]):
+/// activation id -> the instances that answered it (one entry per ack).
 async fn read_acks(bootstrap: &str) -> HashMap<String, Vec<u32>> {
-    const READ_LIMIT: Duration = Duration::from_secs(120);
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "completed0-cluster-reread")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    partitions
-        .add_partition_offset("completed0", 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&partitions).expect("assign");
-    let deadline = Instant::now() + READ_LIMIT;
     let mut acks: HashMap<String, Vec<u32>> = HashMap::new();
-    while let Some(raw) = next(&consumer, QUIET).await {
-        assert!(
-            Instant::now() < deadline,
-            "completed0 not read to its end within {READ_LIMIT:?}"
-        );
-        let ack = AcknowledgementMessage::parse(&raw).expect("ack parses");
-        let json: Value = serde_json::from_slice(&raw).expect("ack is JSON");
-        assert!(ack.frees_slot(), "non-blocking: only slot-freeing acks");
-        let from =
-            u32::try_from(json["instance"]["instance"].as_u64().expect("instance")).expect("fits");
-        acks.entry(ack.activation_id().to_string())
-            .or_default()
-            .push(from);
+    for (id, from) in controller::reread_acks(bootstrap, "completed0-cluster-reread", QUIET).await {
+        acks.entry(id).or_default().push(from);
     }
     acks
 }

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 use acks::*;
 use controller::{Cluster, InvokerOptions, instance, message, next};
 use executor::message::AcknowledgementMessage;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 /// Non-blocking `echo0` messages `numbers` for `topic`: (id, payload).
@@ -117,39 +115,13 @@ async fn produce_one_per_batch(cluster: &Cluster, topic: &str, payloads: &[Strin
     }
 }
 
-/// Every slot-freeing ack in `completed0`, read again from offset 0 by a consumer of its own up to
-/// the end (no record for `QUIET`), as `collect_acks` counts them. With two invokers producing to
-/// `completed0` at once Tansu can hide an ack from a consumer reading meanwhile (README, "Known
-/// limits"); read again once the writing is over, the topic has every ack.
+/// Every slot-freeing ack in `completed0`, read again from offset 0 ([`controller::reread_acks`]),
+/// as `collect_acks` counts them: activation id -> (acks, the invoker that answered).
 async fn reread_acks(cluster: &Cluster) -> HashMap<String, (u32, u32)> {
-    const READ_LIMIT: Duration = Duration::from_secs(120);
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.tansu.bootstrap())
-        .set("group.id", "completed0-reread")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    partitions
-        .add_partition_offset("completed0", 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&partitions).expect("assign");
-    let deadline = Instant::now() + READ_LIMIT;
     let mut acks: HashMap<String, (u32, u32)> = HashMap::new();
-    while let Some(raw) = next(&consumer, QUIET).await {
-        assert!(
-            Instant::now() < deadline,
-            "completed0 not read to its end within {READ_LIMIT:?}"
-        );
-        let ack = AcknowledgementMessage::parse(&raw).expect("ack parses");
-        let json: Value = serde_json::from_slice(&raw).expect("json");
-        assert!(ack.frees_slot(), "non-blocking: only slot-freeing acks");
-        let from =
-            u32::try_from(json["instance"]["instance"].as_u64().expect("instance")).expect("fits");
-        let entry = acks
-            .entry(ack.activation_id().to_string())
-            .or_insert((0, from));
+    let bootstrap = cluster.tansu.bootstrap();
+    for (id, from) in controller::reread_acks(&bootstrap, "completed0-reread", QUIET).await {
+        let entry = acks.entry(id).or_insert((0, from));
         entry.0 += 1;
         assert_eq!(entry.1, from, "acks of one activation from two invokers");
     }

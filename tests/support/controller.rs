@@ -25,7 +25,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use executor::message::{AcknowledgementMessage, PingMessage};
@@ -113,6 +113,43 @@ pub async fn next(consumer: &StreamConsumer, timeout: Duration) -> Option<Vec<u8
             Err(_) => return None,
         }
     }
+}
+
+/// Every slot-freeing ack in `completed0`, read again from offset 0 by a consumer of its own (group
+/// `group`) up to the end (no record for `quiet`), in order: (activation id, the answering invoker's
+/// instance). With two invokers producing to `completed0` at once Tansu can hide an ack from a
+/// consumer reading meanwhile (README, "Known limits"); read again once the writing is over, the
+/// topic has every ack. Fails on an ack that does not parse or does not free a slot (the callers send
+/// non-blocking activations), or when the topic is not read to its end within two minutes.
+pub async fn reread_acks(bootstrap: &str, group: &str, quiet: Duration) -> Vec<(String, u32)> {
+    const READ_LIMIT: Duration = Duration::from_secs(120);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions
+        .add_partition_offset("completed0", 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let deadline = Instant::now() + READ_LIMIT;
+    let mut acks = Vec::new();
+    while let Some(raw) = next(&consumer, quiet).await {
+        assert!(
+            Instant::now() < deadline,
+            "completed0 not read to its end within {READ_LIMIT:?}"
+        );
+        let ack = AcknowledgementMessage::parse(&raw).expect("ack parses");
+        let json: Value = serde_json::from_slice(&raw).expect("ack is JSON");
+        assert!(ack.frees_slot(), "non-blocking: only slot-freeing acks");
+        let from =
+            u32::try_from(json["instance"]["instance"].as_u64().expect("instance")).expect("fits");
+        acks.push((ack.activation_id().to_string(), from));
+    }
+    acks
 }
 
 /// The next record's payload and its timestamp (ms since the epoch, as the producer set it), or
