@@ -2,6 +2,9 @@
 //! checking stdout (the result line), stderr (the formatted logs) and the exit status; and the exit
 //! status of `invoker` and `standalone` when their configuration or command line is at fault.
 
+#[path = "support/docker_cli.rs"]
+mod docker_cli;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -274,18 +277,8 @@ fn test_standalone_bad_auth_exits_2() {
 #[test]
 fn test_run_blackbox_action_in_docker() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let image = "wasm-invoker/action-proxy:test";
-    let present = Command::new("docker")
-        .args(["image", "inspect", image])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false);
-    if !present {
-        let status = Command::new(root.join("scripts/build-test-image"))
-            .status()
-            .expect("scripts/build-test-image runs");
-        assert!(status.success(), "scripts/build-test-image failed");
-    }
+    let image = docker_cli::TEST_RUNTIME_IMAGE;
+    docker_cli::ensure_test_runtime_image();
     let hello = ow_action::artifacts::native_binary("hello").expect("native hello builds");
     let manifest = root.join("factory/tests/docker/runtimes.json");
     let output = run(

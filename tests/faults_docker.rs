@@ -18,11 +18,12 @@
 
 #[path = "support/controller.rs"]
 mod controller;
+#[path = "support/docker_cli.rs"]
+mod docker_cli;
 #[path = "support/docker_proxy.rs"]
 mod docker_proxy;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +36,6 @@ use factory::logs::LOG_COLLECTION_ERROR;
 use factory::outcome::messages::RESOURCE_ERROR;
 use serde_json::{Value, json};
 
-/// The test runtime image.
-const IMAGE: &str = "wasm-invoker/action-proxy:test";
 /// The runtimes manifest of the case: the controller's Node.js kind (for its health test action;
 /// no image, no stem cells) and `native:test` in the test runtime image, with sentinelled logs and
 /// no stem cells (every container is one the activations made).
@@ -84,22 +83,7 @@ async fn docker_ready() -> Arc<DockerFactory> {
     .await
     .expect("the Docker daemon answers within its bound")
     .expect("this test needs a running Docker daemon; start dockerd (scripts/test does)");
-    let present = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .expect("the docker client runs");
-    if !present.status.success() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new("bash")
-            .arg(root.join("scripts/build-test-image"))
-            // Its own target directory: the running `cargo test` may hold the shared one's lock.
-            .env("CARGO_TARGET_DIR", root.join("target/proxy-image"))
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .status()
-            .expect("run build-test-image");
-        assert!(status.success(), "scripts/build-test-image failed");
-    }
+    docker_cli::ensure_test_runtime_image();
     factory
 }
 

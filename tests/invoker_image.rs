@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 /// The tag the test builds the image under (never the operators' `latest`).
 const IMAGE: &str = "wasm-invoker/invoker:image-test";
 /// The test runtime image, run as a native blackbox.
-const RUNTIME_IMAGE: &str = "wasm-invoker/action-proxy:test";
+const RUNTIME_IMAGE: &str = docker_cli::TEST_RUNTIME_IMAGE;
 /// Prefix of every Docker name this test creates.
 const NAME_PREFIX: &str = "wi-image-";
 /// `--uniqueName` of the invoker (see the module doc).
@@ -130,21 +130,6 @@ fn build_image(root: &Path) {
         .status()
         .expect("scripts/build-invoker-image runs");
     assert!(status.success(), "scripts/build-invoker-image failed");
-}
-
-/// Builds the test runtime image when it is missing.
-fn ensure_runtime_image(root: &Path) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", RUNTIME_IMAGE])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false);
-    if !present {
-        let status = Command::new(root.join("scripts/build-test-image"))
-            .status()
-            .expect("scripts/build-test-image runs");
-        assert!(status.success(), "scripts/build-test-image failed");
-    }
 }
 
 /// The role's environment block (fixture), in order, as (name, value); values kept byte for byte.
@@ -363,7 +348,7 @@ async fn test_image_runs_as_openwhisk_role_starts_it() {
                 ow_action::artifacts::wasm_module("echo").expect("the wasm examples build");
                 let hello = ow_action::artifacts::native_binary("hello")
                     .expect("the native examples build");
-                ensure_runtime_image(&root);
+                docker_cli::ensure_test_runtime_image();
                 build_image(&root);
                 std::fs::read(hello).expect("native hello")
             }
