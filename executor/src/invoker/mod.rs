@@ -158,12 +158,28 @@ impl std::fmt::Debug for InvokerParts {
 pub struct Invoker;
 
 impl Invoker {
-    /// Builds a node from `config`: the wasm factory; the Docker factory for the runtimes
+    /// Builds a node from `config`: the admin server's TLS when `http.protocol` is https; the wasm
+    /// factory; the Docker factory for the runtimes
     /// manifest's kinds when a manifest is configured and a daemon answers (else only wasm kinds
     /// run, and other kinds get a whisk error); the stores ([`open_stores`]); the started pool
     /// ([`InvokerConfig::pool_config`]) and the action loader. Must be called inside a tokio
     /// runtime. The result is ready for [`Invoker::run`].
     pub async fn assemble(config: &InvokerConfig) -> Result<InvokerParts, InvokerError> {
+        // The keystore is read first, so a wrong path or password stops the start before anything
+        // is built or started.
+        let admin_tls = match config.http.protocol {
+            AdminProtocol::Https => {
+                let https = &config.http.https;
+                let Some(path) = https.keystore_path.as_deref() else {
+                    return Err(ConfigError::Invalid(
+                        "http.protocol is https but http.https.keystore_path is not set".into(),
+                    )
+                    .into());
+                };
+                Some(tls::load_acceptor(path, &https.keystore_password, https.client_auth).await?)
+            }
+            AdminProtocol::Http => None,
+        };
         let wasm = WasmFactory::new(config.wasm.clone()).map_err(InvokerError::Wasm)?;
         let mut factories = vec![PoolFactory::in_process(Arc::new(wasm))];
         let manifest = config.runtimes_manifest().await?;
@@ -185,20 +201,6 @@ impl Invoker {
             entities,
             activations,
         } = open_stores(config)?;
-        // Read before anything starts, so a wrong keystore path or password stops the start.
-        let admin_tls = match config.http.protocol {
-            AdminProtocol::Https => {
-                let https = &config.http.https;
-                let Some(path) = https.keystore_path.as_deref() else {
-                    return Err(ConfigError::Invalid(
-                        "http.protocol is https but http.https.keystore_path is not set".into(),
-                    )
-                    .into());
-                };
-                Some(tls::load_acceptor(path, &https.keystore_password, https.client_auth).await?)
-            }
-            AdminProtocol::Http => None,
-        };
         let pool =
             Arc::new(Pool::start(config.pool_config(), factories, Arc::new(SystemClock)).await?);
         let loader = Arc::new(ActionLoader::new(
