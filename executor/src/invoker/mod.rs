@@ -159,9 +159,8 @@ pub struct Invoker;
 
 impl Invoker {
     /// Builds a node from `config`: the admin server's TLS when `http.protocol` is https; the wasm
-    /// factory; the Docker factory for the runtimes
-    /// manifest's kinds when a manifest is configured and a daemon answers (else only wasm kinds
-    /// run, and other kinds get a whisk error); the stores ([`open_stores`]); the started pool
+    /// factory; the Docker factory for the runtimes manifest's kinds when a manifest is configured
+    /// and a daemon answers (else only wasm kinds run, and other kinds get a whisk error); the stores ([`open_stores`]); the started pool
     /// ([`InvokerConfig::pool_config`]) and the action loader. Must be called inside a tokio
     /// runtime. The result is ready for [`Invoker::run`].
     pub async fn assemble(config: &InvokerConfig) -> Result<InvokerParts, InvokerError> {
