@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod document;
 pub mod fatal;
+pub mod fpc;
 pub mod invoker;
 pub mod kafka;
 pub mod limits;
