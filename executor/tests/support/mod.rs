@@ -11,6 +11,7 @@
     reason = "each test crate uses a different part of the support module"
 )]
 
+pub mod etcd;
 pub mod fixtures;
 pub mod pouchdb;
 pub mod tansu;
