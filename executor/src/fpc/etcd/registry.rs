@@ -12,7 +12,9 @@
 //! A key counts as written only for the lease it was written on: a new lease makes every
 //! registered key (the lease key included) due again, which re-puts them all unconditionally on the
 //! new lease. Upstream only restores keys its watch saw deleted; re-putting all of them also covers
-//! deletions that happened while the watch was down.
+//! deletions that happened while the watch was down. Re-creation is a plain put rather than
+//! upstream's "put if absent" transaction: the registry is the only writer of its keys, and a
+//! plain put also moves a key that survived on a dying lease onto the current one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
