@@ -8,6 +8,12 @@
 //! | `/enable` | POST | basic | `invoker0/0 is now enabled.` / `... is already enabled.` |
 //! | `/disable` | POST | basic | one disabled ping, then silence; `... is now disabled.` / `... is already disabled.` |
 //! | `/isEnabled` | GET | basic | `{"enabled":true}` |
+//! | `/pool` | GET | basic | FPC mode only: OpenWhisk's `TotalContainerPoolState` JSON |
+//! | `/pool/count` | GET | basic | FPC mode only: containers busy, paused or being created, e.g. `0` |
+//!
+//! What `/enable` and `/disable` switch is a [`Switch`]: the classic invoker's health pinger, or in
+//! FPC mode the health key and the container pool ([`crate::fpc`]; there `/enable` and `/disable`
+//! always answer "is now ...", as OpenWhisk's `FPCInvokerServer` does).
 //!
 //! Missing or wrong credentials on any other route: 401; valid credentials on an unknown route: 404.
 //! With `CONFIG_whisk_invoker_protocol=https` every route is served over TLS only, with the PKCS12
@@ -23,6 +29,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -66,11 +73,56 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest `Authorization` header looked at; bounds the base64 decoding an anonymous caller can cause.
 const MAX_AUTH_HEADER_LEN: usize = 1024;
 
+/// What `/enable`, `/disable`, `/isEnabled` and (FPC mode) `/pool` act on.
+#[async_trait]
+pub trait Switch: Send + Sync + std::fmt::Debug {
+    /// The instance as the answers name it (`invoker0/0`).
+    fn name(&self) -> String;
+    /// Whether the node takes work.
+    fn is_enabled(&self) -> bool;
+    /// Enables the node; returns whether it was disabled.
+    async fn enable(&self) -> bool;
+    /// Disables the node; returns whether it was enabled.
+    async fn disable(&self) -> bool;
+    /// Whether a repeated `/enable` or `/disable` answers "is already ..." (classic) rather than
+    /// "is now ..." (FPC).
+    fn says_already(&self) -> bool {
+        true
+    }
+    /// `/pool/count`, where the mode has it.
+    fn pool_count(&self) -> Option<usize> {
+        None
+    }
+    /// `/pool`, where the mode has it.
+    fn pool_state(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+#[async_trait]
+impl Switch for Pinger {
+    fn name(&self) -> String {
+        self.instance().to_string()
+    }
+
+    fn is_enabled(&self) -> bool {
+        Pinger::is_enabled(self)
+    }
+
+    async fn enable(&self) -> bool {
+        Pinger::enable(self).await
+    }
+
+    async fn disable(&self) -> bool {
+        Pinger::disable(self).await
+    }
+}
+
 /// What the admin routes act on.
 #[derive(Debug)]
 pub struct Admin {
-    /// The health pinger that `/enable` and `/disable` switch.
-    pub pinger: Arc<Pinger>,
+    /// What `/enable` and `/disable` switch.
+    pub switch: Arc<dyn Switch>,
     /// Metrics for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The pool, for occupancy gauges.
@@ -190,25 +242,32 @@ pub async fn handle<B>(admin: &Admin, request: Request<B>) -> Response<Full<Byte
     if let Some(response) = rejection(request.headers(), &admin.username, &admin.password) {
         return response;
     }
-    let name = admin.pinger.instance().to_string();
+    let switch = &admin.switch;
+    let name = switch.name();
+    let changed = |changed: bool, state: &str| {
+        if changed || !switch.says_already() {
+            text(StatusCode::OK, format!("{name} is now {state}."))
+        } else {
+            text(StatusCode::OK, format!("{name} is already {state}."))
+        }
+    };
     match (&method, path.as_str()) {
-        (&Method::POST, "/enable") => {
-            if admin.pinger.enable().await {
-                text(StatusCode::OK, format!("{name} is now enabled."))
-            } else {
-                text(StatusCode::OK, format!("{name} is already enabled."))
-            }
-        }
-        (&Method::POST, "/disable") => {
-            if admin.pinger.disable().await {
-                text(StatusCode::OK, format!("{name} is now disabled."))
-            } else {
-                text(StatusCode::OK, format!("{name} is already disabled."))
-            }
-        }
+        (&Method::POST, "/enable") => changed(switch.enable().await, "enabled"),
+        (&Method::POST, "/disable") => changed(switch.disable().await, "disabled"),
         (&Method::GET, "/isEnabled") => {
-            json(serde_json::json!({"enabled": admin.pinger.is_enabled()}).to_string())
+            json(serde_json::json!({"enabled": switch.is_enabled()}).to_string())
         }
+        (&Method::GET, "/pool" | "/pool/") if switch.pool_state().is_some() => {
+            // OpenWhisk writes these bodies as text.
+            text(
+                StatusCode::OK,
+                switch.pool_state().unwrap_or_default().to_string(),
+            )
+        }
+        (&Method::GET, "/pool/count") if switch.pool_count().is_some() => text(
+            StatusCode::OK,
+            switch.pool_count().unwrap_or_default().to_string(),
+        ),
         (_, "/enable" | "/disable" | "/isEnabled") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "HTTP method not allowed, supported methods: the documented one",

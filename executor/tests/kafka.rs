@@ -209,7 +209,7 @@ async fn test_pings_every_second_and_admin_disable_sends_one_disabled_ping_then_
     let producer = Producer::new(&tansu.bootstrap()).expect("producer");
     let pinger = Arc::new(Pinger::start(producer, "health".into(), instance()));
     let admin = Admin {
-        pinger: pinger.clone(),
+        switch: pinger.clone(),
         metrics: Arc::new(Metrics::new()),
         pool: None,
         username: "invoker.user".into(),

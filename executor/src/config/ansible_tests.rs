@@ -295,9 +295,6 @@ fn test_ignored_names_are_listed_and_never_fail() {
         "DB_WHISK_AUTHS",
         "CONFIG_kamon_statsd_port",
         "CONFIG_logback_log_level",
-        "CONFIG_whisk_cluster_name",
-        "CONFIG_whisk_containerPool_batchDeletionSize",
-        "CONFIG_whisk_containerPool_memorySyncInterval",
         "CONFIG_whisk_containerPool_pekkoClient",
         "CONFIG_whisk_containerPool_prewarmExpirationCheckInitDelay",
         "CONFIG_whisk_containerPool_prewarmExpirationCheckIntervalVariance",
@@ -306,8 +303,6 @@ fn test_ignored_names_are_listed_and_never_fail() {
         "CONFIG_whisk_containerProxy_timeouts_keepingDuration",
         "CONFIG_whisk_couchdb_provider",
         "CONFIG_whisk_docker_containerFactory_useRunc",
-        "CONFIG_whisk_invoker_dedicated_namespaces",
-        "CONFIG_whisk_invoker_resource_tags",
         "CONFIG_whisk_kafka_common_sslKeystoreLocation",
         "CONFIG_whisk_kafka_common_sslKeystorePassword",
         "CONFIG_whisk_kafka_common_sslTruststoreLocation",
@@ -358,13 +353,14 @@ fn test_ignored_names_are_listed_and_never_fail() {
         ("CONFIG_whisk_invoker_https_keystorePassword", "openwhisk"),
         ("PATH", "/usr/bin"),
     ]);
-    load(&extended).unwrap();
+    // The scheduler's settings select and configure FPC mode (config::scheduler).
+    let config = load(&extended).unwrap();
+    assert_eq!(config.invoker_mode(), super::InvokerMode::Fpc);
+    assert_eq!(config.scheduler.etcd_endpoints(), ["10.0.0.13:2379"]);
     let listed = ignored_env_names(&extended);
     assert!(listed.is_sorted());
     for name in [
-        "CONFIG_whisk_etcd_hosts",
-        "CONFIG_whisk_invoker_containerCreation_maxPeek",
-        "CONFIG_whisk_spi_InvokerProvider",
+        "CONFIG_whisk_etcd_pool_threads",
         "CONFIG_whisk_activationStore_elasticsearch_hosts",
         "CONFIG_whisk_mongodb_uri",
         "CONFIG_whisk_memory_std",
@@ -373,6 +369,9 @@ fn test_ignored_names_are_listed_and_never_fail() {
         assert!(listed.iter().any(|n| n == name), "{name} not listed");
     }
     for name in [
+        "CONFIG_whisk_etcd_hosts",
+        "CONFIG_whisk_invoker_containerCreation_maxPeek",
+        "CONFIG_whisk_spi_InvokerProvider",
         "INVOKER_OPTS",
         "CONFIG_whisk_invoker_protocol",
         "CONFIG_whisk_invoker_https_keystorePassword",
@@ -383,8 +382,8 @@ fn test_ignored_names_are_listed_and_never_fail() {
     }
     assert_eq!(
         listed.len(),
-        expected.len() + 10,
-        "the ten new ignored names"
+        expected.len() + 5,
+        "the five new ignored names (the scheduler's five others act)"
     );
 }
 

@@ -27,6 +27,7 @@ use std::time::Duration;
 use factory::docker::manifest::MANIFEST_ENV;
 use tracing::info;
 
+use super::scheduler::split_list;
 use super::{AdminProtocol, ConfigError, FETCH_WAIT_ENV, InvokerConfig};
 use crate::bytesize::ByteSize;
 use crate::store::StoreLevel;
@@ -84,7 +85,23 @@ pub const IMPLEMENTED: &[&str] = &[
     "CONFIG_whisk_containerFactory_runtimesRegistry_url",
     "CONFIG_whisk_containerFactory_userImagesRegistry_url",
     "CONFIG_whisk_docker_client_parallelRuns",
+    // The protocol and OpenWhisk 2.x's scheduler mode (`config::scheduler`).
+    SPI_INVOKER_PROVIDER_ENV,
+    "CONFIG_whisk_etcd_hosts",
+    "CONFIG_whisk_etcd_username",
+    "CONFIG_whisk_etcd_password",
+    "CONFIG_whisk_etcd_lease_timeout",
+    "CONFIG_whisk_scheduler_dataManagementService_retryInterval",
+    "CONFIG_whisk_cluster_name",
+    "CONFIG_whisk_invoker_containerCreation_maxPeek",
+    "CONFIG_whisk_containerPool_memorySyncInterval",
+    "CONFIG_whisk_containerPool_batchDeletionSize",
+    "CONFIG_whisk_invoker_resource_tags",
+    "CONFIG_whisk_invoker_dedicated_namespaces",
 ];
+
+/// OpenWhisk's invoker class (`whisk.spi.InvokerProvider`), which selects the protocol.
+pub const SPI_INVOKER_PROVIDER_ENV: &str = "CONFIG_whisk_spi_InvokerProvider";
 
 /// The container DNS servers, one variable per entry (`..._dnsServers_0`, `_1`, ...).
 pub const DNS_SERVERS_PREFIX: &str = "CONFIG_whisk_containerFactory_containerArgs_dnsServers_";
@@ -141,15 +158,10 @@ pub const IGNORED: &[&str] = &[
     "CONFIG_whisk_containerPool_prewarmExpirationCheckIntervalVariance",
     "CONFIG_whisk_containerPool_prewarmPromotion",
     "CONFIG_whisk_containerPool_prewarmMaxRetryLimit",
-    "CONFIG_whisk_containerPool_batchDeletionSize",
     "CONFIG_whisk_transactions_header",
-    // The scheduler-based invoker's settings (this one speaks the classic protocol).
-    "CONFIG_whisk_invoker_resource_tags",
-    "CONFIG_whisk_invoker_dedicated_namespaces",
-    "CONFIG_whisk_invoker_containerCreation_maxPeek",
+    // The scheduler mode's "warmed container keeping" (paused containers are removed after
+    // idle-container here, as with OpenWhisk's default keeping count of 0).
     "CONFIG_whisk_containerProxy_timeouts_keepingDuration",
-    "CONFIG_whisk_containerPool_memorySyncInterval",
-    "CONFIG_whisk_cluster_name",
 ];
 
 /// Prefixes of ignored names: Kamon, the SPI provider classes, Kafka TLS files (the security
@@ -365,6 +377,7 @@ impl InvokerConfig {
             vars.string("CONFIG_whisk_invoker_password"),
         );
         self.apply_admin_tls_env(&vars)?;
+        self.apply_scheduler_env(&vars)?;
         set(&mut self.api_host.name, vars.string("WHISK_API_HOST_NAME"));
         set(
             &mut self.api_host.proto,
@@ -439,6 +452,62 @@ impl InvokerConfig {
                 _ => return Err(env_error(CLIENT_AUTH, value, "expected true or false")),
             };
         }
+        Ok(())
+    }
+
+    fn apply_scheduler_env(&mut self, vars: &Vars) -> Result<(), ConfigError> {
+        let scheduler = &mut self.scheduler;
+        set(
+            &mut scheduler.invoker_provider,
+            vars.string(SPI_INVOKER_PROVIDER_ENV).map(Some),
+        );
+        set(
+            &mut scheduler.etcd_hosts,
+            vars.string("CONFIG_whisk_etcd_hosts"),
+        );
+        set(
+            &mut scheduler.etcd_username,
+            vars.string("CONFIG_whisk_etcd_username").map(Some),
+        );
+        set(
+            &mut scheduler.etcd_password,
+            vars.string("CONFIG_whisk_etcd_password").map(Some),
+        );
+        set(
+            &mut scheduler.lease_timeout_s,
+            vars.parse("CONFIG_whisk_etcd_lease_timeout", "a number of seconds")?,
+        );
+        set(
+            &mut scheduler.etcd_retry_ms,
+            vars.millis("CONFIG_whisk_scheduler_dataManagementService_retryInterval")?,
+        );
+        set(
+            &mut scheduler.cluster_name,
+            vars.string("CONFIG_whisk_cluster_name")
+                .map(|name| name.trim().to_lowercase()),
+        );
+        set(
+            &mut scheduler.creation_max_peek,
+            vars.parse("CONFIG_whisk_invoker_containerCreation_maxPeek", "a count")?,
+        );
+        set(
+            &mut scheduler.memory_sync_ms,
+            vars.millis("CONFIG_whisk_containerPool_memorySyncInterval")?,
+        );
+        set(
+            &mut scheduler.batch_deletion_size,
+            vars.parse("CONFIG_whisk_containerPool_batchDeletionSize", "a count")?,
+        );
+        set(
+            &mut scheduler.tags,
+            vars.get("CONFIG_whisk_invoker_resource_tags")
+                .map(split_list),
+        );
+        set(
+            &mut scheduler.dedicated_namespaces,
+            vars.get("CONFIG_whisk_invoker_dedicated_namespaces")
+                .map(split_list),
+        );
         Ok(())
     }
 

@@ -88,6 +88,7 @@ use crate::store::couchdb::CouchDbConfig;
 mod ansible_tests;
 mod env;
 mod manifest;
+mod scheduler;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -97,6 +98,11 @@ pub use env::{
     classify_env_name, ignored_env_names,
 };
 pub use manifest::ManifestSource;
+pub use scheduler::{
+    DEFAULT_BATCH_DELETION_SIZE, DEFAULT_CLUSTER_NAME, DEFAULT_CREATION_MAX_PEEK,
+    DEFAULT_ETCD_RETRY_MS, DEFAULT_LEASE_TIMEOUT_S, DEFAULT_MEMORY_SYNC_MS, InvokerMode,
+    ModeSetting, SchedulerConfig,
+};
 pub use sections::{
     ActivationStoreConfig, AdminProtocol, ApiHostConfig, ContainerPoolConfig, HttpConfig,
     HttpsConfig, InstanceConfig, KafkaConfig, LocalStoreConfig,
@@ -202,6 +208,9 @@ pub struct InvokerConfig {
     /// The Docker factory (`[docker]`); its `name_prefix`, `user_memory_mb`, `api_host` and
     /// `max_result_bytes` are derived from the sections above by [`InvokerConfig::docker_config`].
     pub docker: DockerConfig,
+    /// The protocol (classic or OpenWhisk 2.x's scheduler) and what the scheduler's needs
+    /// (`[scheduler]`; [`InvokerConfig::invoker_mode`] has the rule).
+    pub scheduler: SchedulerConfig,
 }
 
 /// Values given on the command line, applied last.
@@ -221,6 +230,8 @@ pub struct ConfigOverrides {
     pub local_store_dir: Option<PathBuf>,
     /// User memory.
     pub user_memory: Option<ByteSize>,
+    /// `--mode`: the protocol, over `scheduler.mode`.
+    pub mode: Option<ModeSetting>,
 }
 
 impl InvokerConfig {
@@ -279,11 +290,15 @@ impl InvokerConfig {
         if let Some(memory) = overrides.user_memory {
             self.pool.user_memory = memory;
         }
+        if let Some(mode) = overrides.mode {
+            self.scheduler.mode = mode;
+        }
     }
 
     /// Checks values that cannot work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
+        self.scheduler.validate(self.invoker_mode())?;
         if let Some(couch) = &self.couchdb
             && couch.protocol != "http"
         {

@@ -14,8 +14,20 @@
 //! - [`etcd`]: the lease, its keep-alive and the invoker's keys (re-created when lost), and the key
 //!   formats;
 //! - [`grpc`]: the scheduler's `ActivationService` (generated from `proto/activation.proto`) and
-//!   the polling client.
+//!   the polling client;
+//! - [`orders`]: creation and deletion orders, checked and handed to the pool;
+//! - [`pool`]: the scheduler-ordered containers and their memory; `container`: one container's
+//!   life (create, poll, run, pause, resume, drain), OpenWhisk's `FunctionPullingContainerProxy`;
+//! - [`health`]: the invoker's health key (`up`, `unhealthy`, `down`) and its self-test;
+//! - `service`: the whole node, start to shutdown ([`run`]), and its admin switch.
 
+mod container;
 pub mod etcd;
 pub mod grpc;
+pub mod health;
 pub mod message;
+pub mod orders;
+pub mod pool;
+mod service;
+
+pub use service::{FpcSettings, run};

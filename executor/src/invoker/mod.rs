@@ -37,9 +37,11 @@ use crate::ack::AckSender;
 use crate::admin::{self, Admin};
 use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
-use crate::config::{AdminProtocol, ConfigError, InvokerConfig, SHUTDOWN_GRACE};
+use crate::config::{AdminProtocol, ConfigError, InvokerConfig, InvokerMode, SHUTDOWN_GRACE};
 use crate::document::{BuiltinKinds, KindResolver};
 use crate::fatal::Fatal;
+use crate::fpc::FpcSettings;
+use crate::fpc::etcd::EtcdError;
 use crate::kafka::{self, Delivered, Feed, FeedConfig, KafkaPlumbingError, Producer};
 use crate::loader::ActionLoader;
 use crate::message::InvokerInstanceId;
@@ -84,6 +86,9 @@ pub enum InvokerError {
     /// The admin server's https keystore cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// etcd (FPC mode) could not be reached or refused the lease.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
     /// The admin port could not be bound.
     #[error("cannot listen on port {port}: {source}")]
     Listen {
@@ -143,6 +148,10 @@ pub struct InvokerParts {
     pub admin_tls: Option<TlsAcceptor>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// OpenWhisk 2.x's scheduler mode, when the configuration selects it
+    /// ([`InvokerConfig::invoker_mode`]): [`Invoker::run`] then speaks that protocol
+    /// ([`crate::fpc`]).
+    pub fpc: Option<FpcSettings>,
 }
 
 impl std::fmt::Debug for InvokerParts {
@@ -233,11 +242,17 @@ impl Invoker {
             admin_credentials: (config.http.username.clone(), config.http.password.clone()),
             admin_tls,
             metrics: Arc::new(Metrics::new()),
+            fpc: (config.invoker_mode() == InvokerMode::Fpc)
+                .then(|| FpcSettings::from_config(config)),
         })
     }
 
-    /// Runs the invoker until `shutdown` fires, then drains and stops (OpenWhisk's start order).
+    /// Runs the invoker until `shutdown` fires, then drains and stops (OpenWhisk's start order):
+    /// the classic protocol, or the scheduler's when [`InvokerParts::fpc`] is set.
     pub async fn run(parts: InvokerParts, shutdown: CancellationToken) -> Result<(), InvokerError> {
+        if let Some(settings) = parts.fpc.clone() {
+            return crate::fpc::run(parts, settings, shutdown).await;
+        }
         let topic = format!("{}invoker{}", parts.topic_prefix, parts.instance.instance);
         kafka::ensure_topic(&parts.kafka_hosts, &topic).await?;
         let producer = Producer::new(&parts.kafka_hosts)?;
@@ -310,7 +325,7 @@ impl Invoker {
                 source,
             })?;
         let admin = Arc::new(Admin {
-            pinger: pinger.clone(),
+            switch: pinger.clone(),
             metrics: parts.metrics.clone(),
             pool: Some(parts.pool.clone()),
             username: parts.admin_credentials.0.clone(),
