@@ -362,7 +362,28 @@ async fn test_scheduler_restart() {
         FetchReply::NoActivation
     );
 
+    // A poll parked when the scheduler goes away fails at once, and so do later ones.
+    scheduler.set_poll_timeout(Duration::from_secs(30));
+    let parked = tokio::spawn({
+        let client = client.clone();
+        async move { client.fetch(&poll("c1")).await }
+    });
+    for _ in 0..50 {
+        if scheduler.parked() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scheduler.parked(), 1);
+    let started = Instant::now();
     scheduler.stop().await;
+    let error = parked.await.unwrap().unwrap_err();
+    assert_eq!(error.code(), Some(tonic::Code::Unavailable), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let error = client.fetch(&poll("c1")).await.unwrap_err();
     assert_eq!(error.code(), Some(tonic::Code::Unavailable), "{error}");
 
@@ -381,8 +402,8 @@ async fn test_scheduler_restart() {
     assert_eq!(activation_id(&reply.unwrap()), id);
     assert_eq!(
         scheduler.requests().len(),
-        1,
-        "the stopped scheduler answered no more"
+        2,
+        "the stopped scheduler logged no more"
     );
     assert!(!restarted.requests().is_empty());
 }

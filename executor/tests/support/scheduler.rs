@@ -80,6 +80,8 @@ struct State {
     reschedule_answer: bool,
     poll_timeout: Duration,
     next_waiter: u64,
+    /// Set by [`FakeScheduler::stop`]: every call fails as on a dead scheduler.
+    stopped: bool,
 }
 
 #[derive(Clone)]
@@ -96,6 +98,20 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Fails every call from now on and ends the parked polls (dropping their answer channels), so
+    /// that the server's graceful shutdown does not wait for them.
+    fn halt(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        for queue in state.queues.values_mut() {
+            queue.waiters.clear();
+        }
+    }
+}
+
+fn stopped() -> Status {
+    Status::unavailable("the fake scheduler is stopped")
 }
 
 /// A running fake scheduler. Dropping it stops the server (without waiting).
@@ -129,6 +145,7 @@ impl FakeScheduler {
                 reschedule_answer: true,
                 poll_timeout: DEFAULT_POLL_TIMEOUT,
                 next_waiter: 0,
+                stopped: false,
             })),
             logged: Arc::new(watch::channel(0).0),
         };
@@ -306,9 +323,10 @@ impl FakeScheduler {
         self.shared.lock().reschedules.clone()
     }
 
-    /// Shuts the server down: no new connections, open ones are closed (parked polls are given up
-    /// to the poll timeout to finish, then cut). The port is free again afterwards.
+    /// Shuts the server down like a dying scheduler: parked polls and any call still arriving fail
+    /// with `UNAVAILABLE`, open connections are closed and the port is free again afterwards.
     pub async fn stop(&mut self) {
+        self.shared.halt();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -324,6 +342,7 @@ impl FakeScheduler {
 
 impl Drop for FakeScheduler {
     fn drop(&mut self) {
+        self.shared.halt();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -395,6 +414,9 @@ impl ActivationService for Service {
         let request = request.into_inner();
         {
             let mut state = self.shared.lock();
+            if state.stopped {
+                return Err(stopped());
+            }
             state.requests.push(request.clone());
             let count = state.requests.len();
             drop(state);
@@ -434,7 +456,8 @@ impl ActivationService for Service {
         let mut answer_rx = answer_rx;
         match tokio::time::timeout(poll_timeout, &mut answer_rx).await {
             Ok(Ok(activation)) => answer(message_of(&activation)),
-            _ => {
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => {
                 let mut state = self.shared.lock();
                 if let Some(queue) = state.queues.get_mut(&key) {
                     queue.waiters.retain(|w| w.1 != waiter);
@@ -454,6 +477,9 @@ impl ActivationService for Service {
     ) -> Result<Response<RescheduleResponse>, Status> {
         let request = request.into_inner();
         let mut state = self.shared.lock();
+        if state.stopped {
+            return Err(stopped());
+        }
         state.reschedules.push(request.clone());
         let is_rescheduled = state.reschedule_answer;
         if is_rescheduled {
