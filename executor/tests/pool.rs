@@ -669,6 +669,47 @@ async fn test_wasm_echo_runs_cold_then_warm_on_one_container() {
 }
 
 #[tokio::test]
+async fn test_wasm_provisioned_container_is_taken_by_the_first_run_as_a_prewarm() {
+    let pool = wasm_pool(1024).await;
+    let echo = echo();
+    // Another namespace's run compiles and caches the module (and leaves a warm container that the
+    // guest namespace may not use).
+    let other = run(&pool, job(&echo, "other", "p0")).await;
+    assert_eq!(other.start, Start::Cold);
+
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), pool.provision(&echo))
+        .await
+        .expect("provision ends")
+        .expect("provisioned");
+    let took = started.elapsed();
+    // An in-process container is a handle: creating it compiles nothing and touches no file. A
+    // loose bound, far above the microseconds it takes, so that a loaded machine does not fail it.
+    assert!(
+        took < Duration::from_millis(100),
+        "provisioning took {took:?}"
+    );
+    let stats = pool.stats();
+    // Created, not initialised, and holding no memory: only running wasm activations do.
+    assert_eq!((stats.prewarmed, stats.reserved_mb), (1, 0));
+
+    let first = run(&pool, job(&echo, "guest", "p1")).await;
+    assert_eq!(first.outcome.status, Status::Success, "{:?}", first.outcome);
+    assert_eq!(first.outcome.result, Some(json!({"activation": "p1"})));
+    assert_eq!(first.start, Start::Prewarmed);
+    // This job initialised it.
+    assert!(first.outcome.init_time.is_some());
+    let stats = pool.stats();
+    assert_eq!((stats.prewarmed, stats.warm, stats.reserved_mb), (0, 2, 0));
+    assert_eq!(
+        (stats.counters.cold_starts, stats.counters.prewarm_starts),
+        (1, 1)
+    );
+    let second = run(&pool, job(&echo, "guest", "p2")).await;
+    assert_eq!(second.start, Start::Warm);
+}
+
+#[tokio::test]
 async fn test_wasm_activations_run_concurrently_within_capacity() {
     // 512 MB / 128 MB: four at once; forty jobs all answered, on one container.
     let pool = wasm_pool(512).await;

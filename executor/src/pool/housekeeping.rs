@@ -120,7 +120,8 @@ impl Inner {
         self.pause_due().await;
     }
 
-    /// Removes containers idle for too long (the pauses happen in [`Inner::pause_due`]).
+    /// Removes containers idle for too long, and provisioned containers unused for as long (the
+    /// pauses happen in [`Inner::pause_due`]).
     fn housekeep_timers(self: &Arc<Self>, now: Instant) {
         let grace = self.config.pause_grace;
         let idle = self.config.idle_timeout;
@@ -144,6 +145,24 @@ impl Inner {
             for id in expired {
                 if state.remove_slot(id, &mut effects).is_some() {
                     state.counters.idle_removals += 1;
+                }
+            }
+            // A provisioned container that no job took is removed like an idle container that
+            // cannot pause: `idle_timeout` after it was created (it has no stem cell, so no ttl, and
+            // is never topped up).
+            let unused: Vec<u64> = state
+                .slots
+                .values()
+                .filter(|slot| {
+                    slot.phase == Phase::Prewarmed
+                        && slot.provisioned()
+                        && now.saturating_duration_since(slot.created) >= idle
+                })
+                .map(|slot| slot.cell.id)
+                .collect();
+            for id in unused {
+                if state.remove_slot(id, &mut effects).is_some() {
+                    state.counters.provision_expiries += 1;
                 }
             }
             state.drain_buffer(now, &mut effects);

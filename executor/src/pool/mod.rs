@@ -17,6 +17,14 @@
 //!   revision) with spare concurrency; else a prewarmed container of the same kind and memory; else a
 //!   cold container if memory allows; else evict idle warm containers least recently used first and
 //!   start a cold one; else wait in a FIFO buffer until capacity frees.
+//! - **Provisioning** ([`Pool::provision`], for the scheduler-mode invoker's container creation
+//!   orders): one container for an action's kind, memory and (blackbox) image is created without
+//!   an activation and booked as a prewarm of no stem cell: created, not initialised. The next job of
+//!   that kind, memory and image takes it (before any stem cell) as [`Start::Prewarmed`]. Memory is
+//!   found as for a cold start (evicting idle warm containers), but never ahead of jobs already
+//!   waiting for it; else [`ProvisionError::NotEnoughMemory`]. A failed creation is
+//!   [`ProvisionError::Create`] with the factory's typed error, whose status says whether the action
+//!   is to blame ([`FactoryError::BlackboxStart`](factory::FactoryError::BlackboxStart)) or the system.
 //! - **Failures**: after a developer or whisk error (status 2 or 3), and after any run whose logs
 //!   could not be collected ([`ContainerFault::LogsLost`](factory::ContainerFault::LogsLost); the activation keeps its outcome and
 //!   partial logs), the container is destroyed. A failed init ends the activation that caused it and
@@ -32,7 +40,9 @@
 //!   [`PoolConfig::pause_grace`] and removed [`PoolConfig::idle_timeout`] later; one that cannot pause
 //!   is removed after `idle_timeout`. Prewarms of reactive stem cells expire after their `ttl` and are
 //!   topped up from recent cold starts every [`PoolConfig::prewarm_check_interval`] (at most
-//!   [`PoolConfig::prewarm_expiration_limit`] removed per check). Idle and prewarmed
+//!   [`PoolConfig::prewarm_expiration_limit`] removed per check). A provisioned container that no
+//!   job took is removed `idle_timeout` after its creation and not replaced; it never counts
+//!   towards a stem cell's prewarms. Idle and prewarmed
 //!   containers are health-checked every [`HealthCheckConfig::period`]; `max_fails` failures in a row
 //!   replace them.
 //!
@@ -55,6 +65,7 @@
 //! - `config`: [`PoolConfig`], [`HealthCheckConfig`], [`PoolFactory`] and their defaults;
 //! - `job`: [`Job`], [`Completed`], [`Start`];
 //! - `state`: the books and the scheduling decision, synchronous, under the lock;
+//! - `provision`: [`Pool::provision`] and [`ProvisionError`];
 //! - `attempt`: one job's way through the pool, step by step (create, resume, init, run);
 //! - `housekeeping`: the timers (pause, idle removal, prewarm expiry and top-up, health checks).
 
@@ -62,6 +73,7 @@ mod attempt;
 mod config;
 mod housekeeping;
 mod job;
+mod provision;
 mod state;
 #[cfg(test)]
 mod testing;
@@ -85,6 +97,7 @@ pub use config::{
     MIN_ACTION_MEMORY_MB, PoolConfig, PoolFactory,
 };
 pub use job::{Completed, Job, Start};
+pub use provision::ProvisionError;
 pub use state::PoolCounters;
 use state::{Effect, Phase, PrewarmCell, State};
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use factory::{Container, InitDone, Outcome, StemCell};
 use tokio::sync::{OnceCell, oneshot};
 
-use super::{Accounting, Start};
+use super::{Accounting, ProvisionError, Start};
 
 /// Identifies warm containers that may serve a job: OpenWhisk never reuses a container for another
 /// action, another revision of it, or another invoking namespace.
@@ -38,6 +38,9 @@ pub(crate) struct Needs {
     pub accounting: Accounting,
     /// The warm-reuse key.
     pub key: WarmKey,
+    /// The blackbox image (`exec.image`); `None` for managed kinds. A container made from one image
+    /// serves only that image, so a prewarm is taken only by a job of the same image.
+    pub image: Option<String>,
     /// `limits.concurrency`, at least 1.
     pub concurrency: u32,
 }
@@ -121,6 +124,8 @@ pub(crate) struct Slot {
     pub factory: usize,
     pub kind: String,
     pub memory_mb: u32,
+    /// The image it was created from ([`Needs::image`]); `None` for managed kinds.
+    pub image: Option<String>,
     /// Memory this container itself holds (MB): its size for Docker-style accounting, else 0.
     pub holds_mb: u64,
     /// The (action, namespace) it serves; `None` for a prewarm.
@@ -138,6 +143,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether the slot is a container provisioned ahead of its first activation
+    /// ([`super::Pool::provision`]) that no job has taken yet: a prewarm of no stem cell.
+    pub fn provisioned(&self) -> bool {
+        self.key.is_none() && self.prewarm_cell.is_none()
+    }
+
     /// Whether the slot is an idle warm container that eviction may take.
     fn evictable(&self) -> bool {
         self.holds_mb > 0
@@ -227,6 +238,10 @@ pub struct PoolCounters {
     pub reschedules: u64,
     /// Containers destroyed because an activation's log collection failed.
     pub log_failure_removals: u64,
+    /// Containers created ahead of their first activation ([`super::Pool::provision`]).
+    pub provisions: u64,
+    /// Provisioned containers removed because no job took them within the idle timeout.
+    pub provision_expiries: u64,
 }
 
 /// All of the pool's books.
@@ -275,6 +290,7 @@ impl State {
                 factory: needs.factory,
                 kind: needs.key.kind.clone(),
                 memory_mb: needs.key.memory_mb,
+                image: needs.image.clone(),
                 holds_mb,
                 key,
                 phase: Phase::Starting,
@@ -346,18 +362,21 @@ impl State {
             });
         }
 
-        // 2. A prewarmed container of exactly this kind and memory (no memory check: it already
-        // holds its memory).
+        // 2. A prewarmed container of exactly this kind, memory and image (no memory check: it
+        // already holds its memory). One provisioned for this job's action goes first: it was made
+        // for it, and a stem cell taken instead would need a top-up.
         let prewarm = self
             .slots
             .values()
-            .find(|slot| {
+            .filter(|slot| {
                 slot.phase == Phase::Prewarmed
                     && slot.key.is_none()
                     && slot.factory == needs.factory
                     && slot.kind == needs.key.kind
                     && slot.memory_mb == needs.key.memory_mb
+                    && slot.image == needs.image
             })
+            .min_by_key(|slot| (!slot.provisioned(), slot.cell.id))
             .map(|slot| slot.cell.id);
         if let Some(id) = prewarm
             && (activation_mb <= self.free_mb() || self.evict(activation_mb, effects))
@@ -412,6 +431,38 @@ impl State {
         })
     }
 
+    /// Books a container to be created ahead of its first activation ([`super::Pool::provision`]):
+    /// a prewarm of no stem cell, `Starting` until created. Memory is found as for a cold start
+    /// (evicting idle warm containers), except that a container that holds memory is not booked
+    /// while jobs wait for memory in the buffer: they came first.
+    pub fn provision(
+        &mut self,
+        needs: &Needs,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Arc<SlotCell>, ProvisionError> {
+        if self.closed {
+            return Err(ProvisionError::Closed);
+        }
+        let needed = needs.container_mb();
+        let too_big = u64::from(needs.key.memory_mb) > self.user_memory_mb;
+        let queued = needed > 0 && !self.buffer.is_empty();
+        if too_big || queued || (needed > self.free_mb() && !self.evict(needed, effects)) {
+            return Err(ProvisionError::NotEnoughMemory {
+                // An action larger than the pool is refused whatever the factory's accounting.
+                needed_mb: if too_big {
+                    u64::from(needs.key.memory_mb)
+                } else {
+                    needed
+                },
+                free_mb: self.free_mb(),
+                user_memory_mb: self.user_memory_mb,
+                waiting: self.buffer.len(),
+            });
+        }
+        Ok(self.new_slot(needs, None, now))
+    }
+
     /// Evicts idle warm containers, least recently used first, until `needed_mb` is free. Evicts
     /// nothing when even all of them would not make enough room.
     fn evict(&mut self, needed_mb: u64, effects: &mut Vec<Effect>) -> bool {
@@ -461,6 +512,7 @@ impl State {
                     kind: prewarm.cell.kind.clone(),
                     memory_mb: prewarm.cell.memory_mb,
                 },
+                image: None,
                 concurrency: 1,
             };
             for _ in 0..missing {

@@ -34,6 +34,15 @@ pub(crate) enum Misbehaviour {
     NoticeOnly,
 }
 
+/// How every creation of a [`TestFactory`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateFailure {
+    /// [`FactoryError::BlackboxStart`], as for an image that cannot be pulled.
+    Blackbox,
+    /// [`FactoryError::Provision`], as for a platform failure.
+    Provision,
+}
+
 /// The test-only factory; counts the containers it made and the destroys.
 #[derive(Debug)]
 pub(crate) struct TestFactory {
@@ -43,6 +52,7 @@ pub(crate) struct TestFactory {
     pub created: AtomicU32,
     pub destroyed: Arc<AtomicU32>,
     stem_cells: Vec<StemCell>,
+    create_failure: Option<CreateFailure>,
 }
 
 impl TestFactory {
@@ -57,6 +67,15 @@ impl TestFactory {
             created: AtomicU32::new(0),
             destroyed: Arc::new(AtomicU32::new(0)),
             stem_cells: Vec::new(),
+            create_failure: None,
+        }
+    }
+
+    /// A factory that creates no container: every creation fails as said.
+    pub fn failing_creates(failure: CreateFailure) -> Self {
+        Self {
+            create_failure: Some(failure),
+            ..Self::with_stem_cells(Vec::new())
         }
     }
 
@@ -150,6 +169,19 @@ impl Factory for TestFactory {
     }
 
     async fn create(&self, _spec: ContainerSpec) -> Result<Arc<dyn Container>, FactoryError> {
+        match self.create_failure {
+            Some(CreateFailure::Blackbox) => {
+                return Err(FactoryError::BlackboxStart {
+                    message: "Failed to pull container image 'example/missing'.".into(),
+                });
+            }
+            Some(CreateFailure::Provision) => {
+                return Err(FactoryError::Provision {
+                    reason: "the test factory fails every creation".into(),
+                });
+            }
+            None => {}
+        }
         let n = self.created.fetch_add(1, Ordering::SeqCst);
         let misbehaves = self
             .misbehaving

@@ -107,6 +107,7 @@ impl Inner {
                 kind: action.kind.clone(),
                 memory_mb,
             },
+            image: action.image.clone(),
             concurrency: action.limits.concurrency.max(1),
         };
         let mut reschedules = 0;
