@@ -10,10 +10,15 @@
 #[path = "support/controller.rs"]
 mod controller;
 #[path = "../executor/tests/support/etcd.rs"]
+#[allow(
+    dead_code,
+    reason = "the shared support module has more than these cases use"
+)]
 mod etcd;
 #[path = "support/scheduler.rs"]
 mod scheduler;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use controller::{
@@ -194,16 +199,6 @@ impl Fpc {
                 let ack = ContainerCreationAckMessage::parse(&bytes).expect("ack parses");
                 return (ack, value);
             }
-        }
-    }
-
-    /// No creation ack at all within `quiet`.
-    async fn no_creation_ack(&self, quiet: Duration) {
-        if let Some(bytes) = next(&self.creation_acks, quiet).await {
-            panic!(
-                "unexpected creation ack: {}",
-                String::from_utf8_lossy(&bytes)
-            );
         }
     }
 }
@@ -547,4 +542,378 @@ async fn test_registration_warm_up_creation_polling_pause_resume_deletion_and_si
     assert!(status.success(), "{status:?}\n{}", fpc.cluster.logs());
     fpc.wait_gone(LEASE_KEY).await;
     fpc.wait_gone(HEALTH_KEY).await;
+}
+
+/// Checklist E 22-24 and 26-27, F 29-31.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_creation_failures_bad_input_disable_enable_and_auth() {
+    let _serial = SERIAL.lock().await;
+    let mut fpc = Fpc::start().await;
+    let port = fpc.scheduler.port();
+    let rev = fpc.echo_rev.clone();
+    // An action whose memory is above the node's largest (512 MB by default).
+    let mut big = controller::echo_document("big", 0);
+    big["limits"]["memory"] = json!(1024);
+    let big_rev = fpc
+        .cluster
+        .put_action(
+            &big,
+            &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
+        )
+        .await;
+    fpc.cluster.start_invoker(0, fpc.options("256 MB"));
+    fpc.health(InvokerStatus::Up).await;
+
+    // 27. Garbage on invoker0: no ack, no crash; the next order is served.
+    for garbage in ["not json", "{}", "[1,2]", r#"{"creationId": 7}"#] {
+        fpc.cluster.produce_to("invoker0", garbage).await;
+    }
+    // 23. A missing action, and a missing namespace: DBFetchError, not rescheduled.
+    let missing = creation_id(10);
+    fpc.order(&creation("nosuch", "1-abc", &missing, port, 256))
+        .await;
+    let (ack, raw) = fpc.creation_ack(&missing).await;
+    assert_eq!(raw["error"], json!("DBFetchError"), "{raw}");
+    assert_eq!(
+        ack.reason.as_deref(),
+        Some("Action could not be found or may have been deleted.")
+    );
+    let mut elsewhere = creation("echo", &rev, &creation_id(11), port, 256);
+    elsewhere["action"]["path"] = json!("nobody");
+    fpc.order(&elsewhere).await;
+    let (_, raw) = fpc.creation_ack(&creation_id(11)).await;
+    assert_eq!(raw["error"], json!("DBFetchError"), "{raw}");
+    // 24. Limits outside the node's ranges.
+    let limits = creation_id(12);
+    fpc.order(&creation("big", &big_rev, &limits, port, 1024))
+        .await;
+    let (ack, raw) = fpc.creation_ack(&limits).await;
+    assert_eq!(raw["error"], json!("InvalidActionLimitError"), "{raw}");
+    assert!(ack.reason.is_some_and(|reason| reason.contains("memory")));
+    // 26. retryCount is echoed.
+    let retried = creation_id(13);
+    let mut order = creation("echo", &rev, &retried, port, 256);
+    order["retryCount"] = json!(3);
+    fpc.order(&order).await;
+    let (ack, raw) = fpc.creation_ack(&retried).await;
+    assert!(ack.is_success(), "{raw}");
+    assert_eq!(raw["retryCount"], json!(3));
+    // 22. The 256 MB are taken: the next container does not fit.
+    let full = creation_id(14);
+    fpc.order(&creation("echo", &rev, &full, port, 256)).await;
+    let (ack, raw) = fpc.creation_ack(&full).await;
+    assert_eq!(raw["error"], json!("ResourceNotEnoughError"), "{raw}");
+    assert!(
+        ack.reason
+            .is_some_and(|reason| reason.contains("doesn't have enough resource")),
+        "{raw}"
+    );
+    let (health, _) = fpc.health(InvokerStatus::Up).await;
+    assert_eq!((health.free_memory, health.busy_memory), (0, 256));
+
+    // 31. Auth on every admin route but /ping.
+    for (method, path) in [
+        ("POST", "/enable"),
+        ("POST", "/disable"),
+        ("GET", "/isEnabled"),
+        ("GET", "/pool"),
+        ("GET", "/pool/count"),
+    ] {
+        let (status, _) = fpc.cluster.http(method, path, false).await;
+        assert_eq!(status, 401, "{method} {path} without credentials");
+    }
+    assert_eq!(
+        fpc.cluster.http("GET", "/ping", false).await,
+        (200, "pong".to_string())
+    );
+    let (status, body) = fpc.cluster.http("GET", "/pool", true).await;
+    assert_eq!(status, 200);
+    let pool: Value = serde_json::from_str(&body).expect("/pool is JSON");
+    assert_eq!(pool["totalContainers"], json!(1));
+    assert_eq!(pool["busyPool"]["total"], json!(1));
+    assert_eq!(
+        fpc.cluster.http("GET", "/isEnabled", true).await,
+        (200, r#"{"enabled":true}"#.to_string())
+    );
+
+    // 29. /disable: down, drained to exactly 0, creation orders refused (WhiskError, see
+    // docs/fpc.md "Choices").
+    let (status, body) = fpc.cluster.http("POST", "/disable", true).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "invoker0/0 is now disabled.")
+    );
+    fpc.health(InvokerStatus::Down).await;
+    wait_pool_count(&fpc, 0).await;
+    wait_count(&mut fpc, &existing_prefix("echo", &rev), 0).await;
+    assert_eq!(
+        fpc.cluster.http("GET", "/isEnabled", true).await,
+        (200, r#"{"enabled":false}"#.to_string())
+    );
+    let refused = creation_id(15);
+    fpc.order(&creation("echo", &rev, &refused, port, 256))
+        .await;
+    let (ack, raw) = fpc.creation_ack(&refused).await;
+    assert_eq!(raw["error"], json!("WhiskError"), "{raw}");
+    assert!(ack.reason.is_some_and(|r| r.contains("shutting down")));
+    // 30. /enable: unhealthy, then up; the warm-up runs again; orders are served again.
+    let warm_ups_before = fpc
+        .scheduler
+        .requests_where(|r| r.invocation_namespace == "whisk.system")
+        .len();
+    within(
+        REQUEST_TIMEOUT,
+        "putting the scheduler key",
+        fpc.kv
+            .put("whisk/scheduler/0", scheduler_states(port), None),
+    )
+    .await
+    .expect("put scheduler key");
+    let (status, body) = fpc.cluster.http("POST", "/enable", true).await;
+    assert_eq!((status, body.as_str()), (200, "invoker0/0 is now enabled."));
+    fpc.health(InvokerStatus::Up).await;
+    let deadline = Instant::now() + KEY_TIMEOUT;
+    while fpc
+        .scheduler
+        .requests_where(|r| r.invocation_namespace == "whisk.system")
+        .len()
+        <= warm_ups_before
+    {
+        assert!(Instant::now() < deadline, "no warm-up after /enable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = creation_id(16);
+    fpc.order(&creation("echo", &rev, &again, port, 256)).await;
+    assert!(fpc.creation_ack(&again).await.0.is_success());
+    let status = fpc.cluster.sigterm();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Checklist A 4-6: an external delete, a revoked lease, kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_keys_come_back_after_delete_and_revoke_and_go_with_kill() {
+    let _serial = SERIAL.lock().await;
+    let mut fpc = Fpc::start().await;
+    let port = fpc.scheduler.port();
+    let rev = fpc.echo_rev.clone();
+    fpc.cluster.start_invoker(0, fpc.options("1024 MB"));
+    let (_, lease) = fpc.health(InvokerStatus::Up).await;
+    let container = create_echo(&mut fpc, 1, port).await;
+    let existing = format!("{}{container}", existing_prefix("echo", &rev));
+
+    // 5. The health key, deleted by someone else, comes back on the current lease.
+    within(REQUEST_TIMEOUT, "delete", fpc.kv.delete(HEALTH_KEY, None))
+        .await
+        .expect("delete");
+    let (_, again) = fpc.wait_key(HEALTH_KEY, |_| true).await;
+    assert_eq!(again, lease);
+
+    // 6. A revoked lease: a new one, and every key back on it.
+    within(REQUEST_TIMEOUT, "revoke", fpc.kv.lease_revoke(lease))
+        .await
+        .expect("revoke");
+    let (value, new_lease) = fpc
+        .wait_key(LEASE_KEY, |value| value != lease.to_string())
+        .await;
+    assert_eq!(value, new_lease.to_string());
+    assert_ne!(new_lease, lease);
+    for key in [HEALTH_KEY, existing.as_str()] {
+        let deadline = Instant::now() + KEY_TIMEOUT;
+        loop {
+            if fpc.get(key).await.is_some_and(|(_, l)| l == new_lease) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{key} not back on the new lease");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // 4. kill -9: the keys go with the lease, within its TTL.
+    fpc.cluster.kill(0);
+    let killed = Instant::now();
+    for key in [LEASE_KEY, HEALTH_KEY, existing.as_str()] {
+        fpc.wait_gone(key).await;
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(LEASE_TTL_S + 5),
+        "keys outlived the lease: {:?}",
+        killed.elapsed()
+    );
+}
+
+/// Checklist D 16-18 and 20: "no memory queue" with and without a leader, "action mismatch", a
+/// scheduler that goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_leader_redirects_mismatch_and_a_vanished_scheduler() {
+    let _serial = SERIAL.lock().await;
+    let mut fpc = Fpc::start().await;
+    let rev = fpc.echo_rev.clone();
+    let leader_key = "whisk/queue/guest/guest/echo/leader";
+    let leader_value =
+        |port: u16| json!({"host": "127.0.0.1", "rpcPort": port, "pekkoPort": 1}).to_string();
+    let second = FakeScheduler::start().await;
+    fpc.cluster.start_invoker(0, fpc.options("1024 MB"));
+    fpc.health(InvokerStatus::Up).await;
+
+    // 16. "No memory queue" with a leader in etcd: the next polls go to the leader.
+    let port = fpc.scheduler.port();
+    let container = create_echo(&mut fpc, 1, port).await;
+    within(
+        REQUEST_TIMEOUT,
+        "leader",
+        fpc.kv.put(leader_key, leader_value(second.port()), None),
+    )
+    .await
+    .expect("put leader");
+    fpc.scheduler.set_queue_mode(
+        "guest",
+        "guest/echo",
+        &rev,
+        scheduler::QueueMode::NoMemoryQueue,
+    );
+    second
+        .wait_for_request(KEY_TIMEOUT, |r| r.container_id == container && r.alive)
+        .await
+        .expect("polls at the leader");
+    // An activation queued at the leader runs.
+    let (id, activation_json) = activation(1, true, &rev);
+    second.push_activation("guest", "guest/echo", &rev, activation_json);
+    let (ack, _) = fpc.cluster.ack().await;
+    assert_eq!(ack.activation_id().as_str(), id);
+
+    // 17. "No memory queue" there too, and no leader: the container goes, with its key.
+    within(
+        REQUEST_TIMEOUT,
+        "delete leader",
+        fpc.kv.delete(leader_key, None),
+    )
+    .await
+    .expect("delete leader");
+    second.set_queue_mode(
+        "guest",
+        "guest/echo",
+        &rev,
+        scheduler::QueueMode::NoMemoryQueue,
+    );
+    wait_count(&mut fpc, &existing_prefix("echo", &rev), 0).await;
+    wait_pool_count(&fpc, 0).await;
+
+    // 18. "Action mismatch": the container goes.
+    fpc.scheduler
+        .set_queue_mode("guest", "guest/echo", &rev, scheduler::QueueMode::Normal);
+    let container = create_echo(&mut fpc, 2, port).await;
+    fpc.scheduler.set_queue_mode(
+        "guest",
+        "guest/echo",
+        &rev,
+        scheduler::QueueMode::ActionMismatch,
+    );
+    wait_count(&mut fpc, &existing_prefix("echo", &rev), 0).await;
+    wait_pool_count(&fpc, 0).await;
+    assert!(
+        fpc.scheduler
+            .requests_of_container(&container)
+            .iter()
+            .any(|r| !r.alive),
+        "a goodbye after the mismatch"
+    );
+
+    // 20. The scheduler goes away: with a leader key the container polls the leader; without one
+    // it goes.
+    fpc.scheduler
+        .set_queue_mode("guest", "guest/echo", &rev, scheduler::QueueMode::Normal);
+    second.set_queue_mode("guest", "guest/echo", &rev, scheduler::QueueMode::Normal);
+    let mut third = FakeScheduler::start().await;
+    let moved = create_echo(&mut fpc, 3, third.port()).await;
+    within(
+        REQUEST_TIMEOUT,
+        "leader",
+        fpc.kv.put(leader_key, leader_value(second.port()), None),
+    )
+    .await
+    .expect("put leader");
+    third.stop().await;
+    second
+        .wait_for_request(KEY_TIMEOUT, |r| r.container_id == moved && r.alive)
+        .await
+        .expect("polls at the leader after the scheduler went away");
+    let status = fpc.cluster.sigterm();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The end-to-end case of the issue: 1,000 activations of a wasm action through four
+/// scheduler-ordered containers, one ack and one record each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_thousand_activations_one_ack_and_one_record_each() {
+    const ACTIVATIONS: u32 = 1_000;
+    const CONTAINERS: u32 = 4;
+    let _serial = SERIAL.lock().await;
+    let mut fpc = Fpc::start().await;
+    let rev = fpc.cluster.entity("guest/echo0").await["_rev"]
+        .as_str()
+        .expect("echo0 has a revision")
+        .to_string();
+    let port = fpc.scheduler.port();
+    fpc.cluster.start_invoker(0, fpc.options("1024 MB"));
+    fpc.health(InvokerStatus::Up).await;
+    for n in 0..CONTAINERS {
+        let cid = creation_id(100 + n);
+        fpc.order(&creation("echo0", &rev, &cid, port, 128)).await;
+        assert!(fpc.creation_ack(&cid).await.0.is_success());
+    }
+    wait_count(
+        &mut fpc,
+        &existing_prefix("echo0", &rev),
+        usize::try_from(CONTAINERS).expect("count"),
+    )
+    .await;
+    let mut expected = std::collections::HashSet::new();
+    for n in 0..ACTIVATIONS {
+        // Blocking with log limit 0: one combined ack each.
+        let (id, mut message) = message("echo0", n, true, json!({"n": n}));
+        message["revision"] = json!(rev);
+        fpc.scheduler
+            .push_activation("guest", "guest/echo0", &rev, message.to_string());
+        expected.insert(id);
+    }
+    let mut acked = std::collections::HashSet::new();
+    let started = Instant::now();
+    while acked.len() < expected.len() {
+        let (ack, _) = fpc.cluster.ack().await;
+        let id = ack.activation_id().as_str().to_string();
+        assert!(expected.contains(&id), "an ack for {id}, never queued");
+        assert!(acked.insert(id.clone()), "a second ack for {id}");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "1,000 activations took over 5 minutes"
+        );
+    }
+    assert!(
+        fpc.cluster
+            .ack_within(Duration::from_secs(3))
+            .await
+            .is_none(),
+        "no ack beyond one per activation"
+    );
+    let containers: HashSet<String> = fpc
+        .scheduler
+        .requests_where(|r| r.alive && r.last_duration.is_some())
+        .into_iter()
+        .map(|r| r.container_id)
+        .collect();
+    assert_eq!(
+        containers.len(),
+        usize::try_from(CONTAINERS).expect("count"),
+        "every container ran activations"
+    );
+    for id in &expected {
+        let record = fpc
+            .cluster
+            .record("guest", id, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("no record for {id}"));
+        assert_eq!(record["response"]["statusCode"], json!(0), "{record}");
+    }
+    let status = fpc.cluster.sigterm();
+    assert!(status.success(), "{status:?}");
 }
