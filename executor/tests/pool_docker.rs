@@ -27,12 +27,13 @@ use bollard::query_parameters::{
 };
 use executor::action::ExecutableAction;
 use executor::clock::SystemClock;
-use executor::pool::{Completed, Job, Pool, PoolConfig, PoolFactory, Start};
+use executor::pool::{Completed, Job, Pool, PoolConfig, PoolFactory, ProvisionError, Start};
 use factory::docker::{DockerConfig, DockerFactory, INSTANCE_LABEL, Manifest};
 use factory::logs::LOG_COLLECTION_ERROR;
 use factory::outcome::messages;
 use factory::{
-    ActivationContext, Code, ContainerSpec, Factory, Limits, Purpose, RunRequest, Status,
+    ActivationContext, Code, ContainerSpec, Factory, FactoryError, Limits, Purpose, RunRequest,
+    Status,
 };
 use serde_json::{Value, json};
 
@@ -409,6 +410,79 @@ async fn test_prewarm_is_taken_by_a_matching_job_and_topped_up() {
     let other = run(&pool, job(&native("env", COLD_MB), json!({}))).await;
     assert_eq!(other.start, Start::Cold);
     assert_eq!(pool.stats().prewarmed, 1);
+    shutdown(&pool).await;
+}
+
+#[tokio::test]
+async fn test_provisioned_container_exists_before_the_first_run_and_serves_it() {
+    let docker = daemon().await;
+    let (factory, _cleanup) = docker_factory("provision").await;
+    let pool = pool(config(), vec![PoolFactory::containers(factory)]).await;
+    until("the initial prewarm", || pool.stats().prewarmed == 1).await;
+    let reserved = pool.stats().reserved_mb;
+
+    // A memory size with no stem cell: when provision returns, the container runs on the daemon
+    // and holds its memory.
+    let env = native("env", COLD_MB);
+    within("the provisioning", CALL_BOUND, pool.provision(&env))
+        .await
+        .expect("provisioned");
+    let stats = pool.stats();
+    assert_eq!(stats.prewarmed, 2);
+    assert_eq!(stats.reserved_mb, reserved + u64::from(COLD_MB));
+    let made = containers(&docker, &prefix("provision"), "_prewarm_").await;
+    assert_eq!(made.len(), 2, "{made:?}");
+
+    // The first run takes it and initialises it: no cold start, no new container.
+    let first = run(&pool, job(&env, json!({}))).await;
+    assert_eq!(first.start, Start::Prewarmed);
+    assert!(first.outcome.init_time.is_some());
+    let host = ran_on(&first);
+    assert!(made.iter().any(|(_, id)| id.starts_with(&host)), "{made:?}");
+    let stats = pool.stats();
+    assert_eq!((stats.prewarmed, stats.warm), (1, 1));
+    assert_eq!(stats.counters.cold_starts, 0);
+    assert_eq!(containers(&docker, &prefix("provision"), "").await.len(), 2);
+    shutdown(&pool).await;
+}
+
+#[tokio::test]
+async fn test_provisioning_a_blackbox_whose_image_cannot_be_pulled_is_a_developer_error() {
+    let _docker = daemon().await;
+    let (factory, _cleanup) = docker_factory("pullfail").await;
+    let pool = pool(config(), vec![PoolFactory::containers(factory)]).await;
+    until("the initial prewarm", || pool.stats().prewarmed == 1).await;
+    let before = pool.stats();
+
+    // The registry is 127.0.0.1:1, where nothing listens: the pull fails at once.
+    let image = "127.0.0.1:1/wasm-invoker/no-such-image";
+    let mut blackbox = (*native("env", COLD_MB)).clone();
+    blackbox.kind = "blackbox".into();
+    blackbox.image = Some(image.into());
+    let error = within(
+        "provisioning a blackbox of an image that cannot be pulled",
+        REFUSAL_BOUND,
+        pool.provision(&blackbox),
+    )
+    .await
+    .expect_err("the image cannot be pulled");
+    match &error {
+        ProvisionError::Create {
+            factory: "docker",
+            source: FactoryError::BlackboxStart { message },
+        } => assert_eq!(
+            message,
+            &format!("Failed to pull container image '{image}'.")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(error.status(), Status::DeveloperError);
+    // Its memory was given back.
+    let after = pool.stats();
+    assert_eq!(
+        (after.reserved_mb, after.prewarmed, after.starting),
+        (before.reserved_mb, before.prewarmed, before.starting)
+    );
     shutdown(&pool).await;
 }
 
