@@ -106,6 +106,8 @@ impl Fpc {
                 "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs".into(),
                 "50".into(),
             ),
+            // Actions may run up to 4 activations at once (checklist 12).
+            ("CONFIG_whisk_concurrencyLimit_max".into(), "4".into()),
         ]);
         options
             .pool
@@ -561,7 +563,21 @@ async fn test_creation_failures_bad_input_disable_enable_and_auth() {
             &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
         )
         .await;
-    fpc.cluster.start_invoker(0, fpc.options("256 MB"));
+    // A blackbox action whose image no registry has (this machine pulls nothing).
+    let blackbox = json!({
+        "_id": "guest/bb", "entityType": "action", "namespace": "guest", "name": "bb",
+        "version": "0.0.1", "publish": false, "annotations": [], "parameters": [],
+        "exec": {"kind": "blackbox", "image": "wasm-invoker-test/no-such-image:none", "binary": false},
+        "limits": {"timeout": 60000, "memory": 256, "logs": 0, "concurrency": 1},
+        "updated": now_millis(),
+    });
+    let blackbox_rev = fpc.cluster.put_action(&blackbox, &[]).await;
+    // Docker kinds need a runtimes manifest (and a daemon, which scripts/test starts).
+    let mut options = fpc.options("256 MB");
+    options
+        .env
+        .push(("RUNTIMES_MANIFEST".into(), controller::MANIFEST.into()));
+    fpc.cluster.start_invoker(0, options);
     fpc.health(InvokerStatus::Up).await;
 
     // 27. Garbage on invoker0: no ack, no crash; the next order is served.
@@ -590,6 +606,15 @@ async fn test_creation_failures_bad_input_disable_enable_and_auth() {
     let (ack, raw) = fpc.creation_ack(&limits).await;
     assert_eq!(raw["error"], json!("InvalidActionLimitError"), "{raw}");
     assert!(ack.reason.is_some_and(|reason| reason.contains("memory")));
+    // 25. The blackbox image cannot be pulled: BlackBoxError (not rescheduled), and its memory is
+    // free again.
+    let unpullable = creation_id(17);
+    let mut order = creation("bb", &blackbox_rev, &unpullable, port, 256);
+    order["whiskActionMetaData"]["exec"] = json!({"kind": "blackbox", "image": "wasm-invoker-test/no-such-image:none", "binary": false});
+    fpc.order(&order).await;
+    let (_, raw) = fpc.creation_ack(&unpullable).await;
+    assert_eq!(raw["error"], json!("BlackBoxError"), "{raw}");
+    wait_pool_count(&fpc, 0).await;
     // 26. retryCount is echoed.
     let retried = creation_id(13);
     let mut order = creation("echo", &rev, &retried, port, 256);
@@ -837,6 +862,46 @@ async fn test_leader_redirects_mismatch_and_a_vanished_scheduler() {
         .wait_for_request(KEY_TIMEOUT, |r| r.container_id == moved && r.alive)
         .await
         .expect("polls at the leader after the scheduler went away");
+
+    // 12. An action with concurrency 2: after its first activation, two polls out at once.
+    let mut conc = controller::echo_document("conc", 0);
+    conc["limits"]["concurrency"] = json!(2);
+    let conc_rev = fpc
+        .cluster
+        .put_action(
+            &conc,
+            &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
+        )
+        .await;
+    let cid = creation_id(4);
+    let mut order = creation("conc", &conc_rev, &cid, port, 256);
+    order["whiskActionMetaData"]["limits"]["concurrency"] = json!(2);
+    fpc.order(&order).await;
+    let (ack, raw) = fpc.creation_ack(&cid).await;
+    assert!(ack.is_success(), "{raw}");
+    fpc.scheduler
+        .wait_for_request(KEY_TIMEOUT, |r| r.fqn.contains("\"conc\""))
+        .await
+        .expect("a first poll");
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            fpc.scheduler.parked() <= 1,
+            "one poll before the first activation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (id, mut first) = message("conc", 500, true, json!({}));
+    first["revision"] = json!(conc_rev);
+    fpc.scheduler
+        .push_activation("guest", "guest/conc", &conc_rev, first.to_string());
+    // (Acks of the earlier activation, a result then a completion, may come first.)
+    while fpc.cluster.ack().await.0.activation_id().as_str() != id {}
+    let deadline = Instant::now() + KEY_TIMEOUT;
+    while fpc.scheduler.parked() < 2 {
+        assert!(Instant::now() < deadline, "never two polls at once");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let status = fpc.cluster.sigterm();
     assert!(status.success(), "{status:?}");
 }

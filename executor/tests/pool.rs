@@ -677,18 +677,12 @@ async fn test_wasm_provisioned_container_is_taken_by_the_first_run_as_a_prewarm(
     let other = run(&pool, job(&echo, "other", "p0")).await;
     assert_eq!(other.start, Start::Cold);
 
-    let started = std::time::Instant::now();
+    // An in-process container is a handle: creating it compiles nothing and touches no file (its
+    // cost is a bench's business, not a test's).
     tokio::time::timeout(Duration::from_secs(10), pool.provision(&echo))
         .await
         .expect("provision ends")
         .expect("provisioned");
-    let took = started.elapsed();
-    // An in-process container is a handle: creating it compiles nothing and touches no file. A
-    // loose bound, far above the microseconds it takes, so that a loaded machine does not fail it.
-    assert!(
-        took < Duration::from_millis(100),
-        "provisioning took {took:?}"
-    );
     let stats = pool.stats();
     // Created, not initialised, and holding no memory: only running wasm activations do.
     assert_eq!((stats.prewarmed, stats.reserved_mb), (1, 0));

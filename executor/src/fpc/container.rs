@@ -1,7 +1,10 @@
 //! One scheduler-ordered container's life: OpenWhisk's `FunctionPullingContainerProxy` and
 //! `ActivationClientProxy` in one task.
 //!
-//! 1. **Created**: its gRPC client to the order's scheduler exists, its existing-container key
+//! 1. **Created**: the pool has provisioned a container for the action
+//!    ([`crate::pool::Pool::provision`]: a real Docker container, or an in-process handle for wasm;
+//!    a failure is the creation's error ack, `BlackBoxError` when the image is at fault), its gRPC
+//!    client to the order's scheduler exists, its existing-container key
 //!    `{cluster}/namespace/{invNs}/{fqn}/{rev}/invoker{N}/container/{id}` is written, the success ack
 //!    goes to `creationAck{S}`.
 //! 2. **Polling**: one `FetchActivation` long poll at a time until its first activation ran
@@ -24,8 +27,9 @@
 //! 5. **Gone**: keys deleted, one goodbye poll (`alive = false`) unless the channel broke, out of
 //!    the books.
 //!
-//! Where the container behind it is real (Docker), the [`crate::pool::Pool`] owns it: it is created
-//! at the first activation and paused, reused and removed by the pool's own timers.
+//! The container behind it belongs to the [`crate::pool::Pool`]: the first activation takes the
+//! provisioned one (it is initialised then, as OpenWhisk's are), and the pool pauses, reuses and
+//! removes real containers by its own timers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,8 +46,9 @@ use super::message::{
     ContainerCreationAckMessage, ContainerCreationError, ContainerCreationMessage,
     SchedulerEndpoints,
 };
-use super::pool::{Phase, Shared};
+use super::pool::{Creation, Phase, Shared, fqn_text};
 use crate::message::{ActivationMessage, FullyQualifiedEntityName, InvokerInstanceId};
+use crate::pool::ProvisionError;
 
 /// The shortest time between two polls of one container when the scheduler answers "no
 /// activation" at once (an idle queue does): OpenWhisk polls again with no pause at all.
@@ -53,7 +58,7 @@ pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(super) enum Control {
     /// A creation order for this paused container's action.
-    Resume(Box<ContainerCreationMessage>),
+    Resume(Box<Creation>),
     /// Finish what was taken and go away.
     Drain,
 }
@@ -143,9 +148,32 @@ enum Stop {
 pub(super) async fn run(
     shared: Arc<Shared>,
     slot: Arc<Slot>,
-    order: ContainerCreationMessage,
+    creation: Creation,
     mut control: UnboundedReceiver<Control>,
 ) {
+    let order = &creation.order;
+    if let Err(error) = shared.processor.pool.provision(&creation.action).await {
+        let (kind, reason) = match &error {
+            ProvisionError::NotEnoughMemory { .. } => (
+                ContainerCreationError::ResourceNotEnoughError,
+                format!(
+                    "creationId: {}, invoker[{}] doesn't have enough resource for container: {}",
+                    order.creation_id,
+                    shared.instance,
+                    fqn_text(order)
+                ),
+            ),
+            // The factory blamed the action: its image cannot be pulled or started.
+            _ if error.status() == Status::DeveloperError => {
+                (ContainerCreationError::BlackBoxError, error.to_string())
+            }
+            _ => (ContainerCreationError::WhiskError, error.to_string()),
+        };
+        warn!(%error, "the container could not be created");
+        shared.refuse(order, kind, reason).await;
+        finish(&shared, &slot, control).await;
+        return;
+    }
     let endpoint = SchedulerEndpoint {
         host: order.scheduler_host.clone(),
         port: order.rpc_port,
@@ -156,7 +184,7 @@ pub(super) async fn run(
             warn!(%error, "cannot create the activation client");
             shared
                 .refuse(
-                    &order,
+                    order,
                     ContainerCreationError::UnknownError,
                     "ContainerProxy init failed.".into(),
                 )
@@ -193,14 +221,14 @@ pub(super) async fn run(
         .registry
         .put(proxy.existing_key.clone(), String::new())
         .await;
-    proxy.acknowledge(&order).await;
+    proxy.acknowledge(order).await;
     info!("container created");
     loop {
         proxy.shared.set_phase(&proxy.slot.id, Phase::Busy).await;
         match proxy.serve(&mut control).await {
             Stop::Remove => break,
             Stop::Pause => match proxy.pause(&mut control).await {
-                Some(order) => proxy.resume(&order).await,
+                Some(creation) => proxy.resume(&creation.order).await,
                 None => break,
             },
         }
@@ -215,8 +243,8 @@ async fn finish(shared: &Arc<Shared>, slot: &Slot, mut control: UnboundedReceive
     shared.forget(&slot.id).await;
     control.close();
     while let Some(message) = control.recv().await {
-        if let Control::Resume(order) = message {
-            shared.redispatch(*order);
+        if let Control::Resume(creation) = message {
+            shared.redispatch(*creation);
         }
     }
     info!("container removed");
@@ -351,10 +379,10 @@ impl Proxy {
                         self.shared.registry.delete(&self.existing_key).await;
                         leaving = Some(Stop::Remove);
                     }
-                    Some(Control::Resume(order)) => {
+                    Some(Control::Resume(creation)) => {
                         // The pool resumes paused containers only; an order that raced with this
                         // container's resume is served by a new one.
-                        self.shared.redispatch(*order);
+                        self.shared.redispatch(*creation);
                     }
                     None => control_open = false,
                 },
@@ -417,10 +445,7 @@ impl Proxy {
     }
 
     /// Paused until a creation order resumes it (returned) or it should go away (`None`).
-    async fn pause(
-        &mut self,
-        control: &mut UnboundedReceiver<Control>,
-    ) -> Option<Box<ContainerCreationMessage>> {
+    async fn pause(&mut self, control: &mut UnboundedReceiver<Control>) -> Option<Box<Creation>> {
         info!("pausing");
         self.shared.set_phase(&self.slot.id, Phase::Paused).await;
         let registry = &self.shared.registry;
@@ -428,7 +453,7 @@ impl Proxy {
         registry.put(self.warmed_key.clone(), String::new()).await;
         tokio::select! {
             message = control.recv() => match message {
-                Some(Control::Resume(order)) => Some(order),
+                Some(Control::Resume(creation)) => Some(creation),
                 Some(Control::Drain) | None => None,
             },
             () = tokio::time::sleep(self.shared.timers.idle_container) => {

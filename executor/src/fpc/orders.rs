@@ -21,7 +21,8 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::message::{ContainerCreationError, ContainerCreationMessage, ContainerMessage};
-use super::pool::{FpcPool, fqn_text};
+use super::pool::{Creation, FpcPool, fqn_text};
+use crate::action::ExecutableAction;
 use crate::limits::LimitRanges;
 use crate::loader::{ActionLoader, classify};
 use crate::log_throttle::{LogThrottle, Verdict};
@@ -83,7 +84,7 @@ impl Orders {
         info!(creation_id = %order.creation_id, action = %order.action.doc_id(),
             retry_count = order.retry_count, "creation order");
         match self.check(&order).await {
-            Ok(()) => self.pool.create(order).await,
+            Ok(action) => self.pool.create(Creation { order, action }).await,
             Err((error, reason)) => {
                 self.pool.refuse(&order, error, reason).await;
             }
@@ -93,7 +94,7 @@ impl Orders {
     async fn check(
         &self,
         order: &ContainerCreationMessage,
-    ) -> Result<(), (ContainerCreationError, String)> {
+    ) -> Result<Arc<ExecutableAction>, (ContainerCreationError, String)> {
         let id = order.action.doc_id();
         let action = self
             .loader
@@ -120,6 +121,7 @@ impl Orders {
         }
         self.ranges
             .check(&action.limits, &UserLimits::default())
-            .map_err(|reason| (ContainerCreationError::InvalidActionLimitError, reason))
+            .map_err(|reason| (ContainerCreationError::InvalidActionLimitError, reason))?;
+        Ok(action)
     }
 }

@@ -44,12 +44,22 @@ use super::message::{
     ContainerCreationAckMessage, ContainerCreationError, ContainerCreationMessage,
     ContainerDeletionMessage, revision_at_most,
 };
+use crate::action::ExecutableAction;
 use crate::kafka::Producer;
 use crate::message::InvokerInstanceId;
 use crate::processor::Processor;
 
 /// How often a disabled invoker drains another batch of containers (OpenWhisk's 5 s).
 pub const DRAIN_STEP: Duration = Duration::from_secs(5);
+
+/// A creation order that passed its checks, with the action it names.
+#[derive(Debug)]
+pub struct Creation {
+    /// The order.
+    pub order: ContainerCreationMessage,
+    /// Its action, as read at the order's revision.
+    pub action: Arc<ExecutableAction>,
+}
 
 /// The timers of a container (`whisk.container-proxy.timeouts`).
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +131,7 @@ pub(super) struct Shared {
     pub(super) shutdown: CancellationToken,
     /// Creation orders a container could not serve after all (it went away as they arrived),
     /// served again by [`FpcPool::create`].
-    redispatch: mpsc::UnboundedSender<ContainerCreationMessage>,
+    redispatch: mpsc::UnboundedSender<Creation>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -135,9 +145,9 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Serves `order` again, from the pool's dispatcher task (a container task cannot call
     /// [`FpcPool::create`], which spawns container tasks, without a cycle in their types).
-    pub(super) fn redispatch(&self, order: ContainerCreationMessage) {
-        if let Err(mpsc::error::SendError(order)) = self.redispatch.send(order) {
-            warn!(creation_id = %order.creation_id, "the pool is gone: creation order dropped");
+    pub(super) fn redispatch(&self, creation: Creation) {
+        if let Err(mpsc::error::SendError(creation)) = self.redispatch.send(creation) {
+            warn!(creation_id = %creation.order.creation_id, "the pool is gone: creation order dropped");
         }
     }
 
@@ -244,8 +254,8 @@ impl FpcPool {
             loop {
                 tokio::select! {
                     () = dispatcher.shared.shutdown.cancelled() => return,
-                    order = orders.recv() => match order {
-                        Some(order) => dispatcher.create(order).await,
+                    creation = orders.recv() => match creation {
+                        Some(creation) => dispatcher.create(creation).await,
                         None => return,
                     },
                 }
@@ -255,8 +265,9 @@ impl FpcPool {
     }
 
     /// Serves a creation order whose action was found and checked (module docs: Orders).
-    pub async fn create(&self, order: ContainerCreationMessage) {
+    pub async fn create(&self, creation: Creation) {
         let shared = &self.shared;
+        let order = &creation.order;
         if shared.disabled.load(Ordering::SeqCst) || shared.shutdown.is_cancelled() {
             // OpenWhisk's invoker answers `ShuttingDownError`, a name its own scheduler cannot
             // read (the job then times out after 20 s); `WhiskError` is read and rescheduled at
@@ -267,20 +278,21 @@ impl FpcPool {
                 order.action.doc_id()
             );
             shared
-                .refuse(&order, ContainerCreationError::WhiskError, reason)
+                .refuse(order, ContainerCreationError::WhiskError, reason)
                 .await;
             return;
         }
         // A paused container of the same action takes it; else (none, or it went away
         // meanwhile) a new one.
-        let Some(order) = self.resume_paused(order) else {
+        let Some(creation) = self.resume_paused(creation) else {
             return;
         };
+        let order = &creation.order;
         let memory_mb = order
             .memory_mb()
             .unwrap_or(crate::pool::MIN_ACTION_MEMORY_MB);
         let (tx, rx) = mpsc::unbounded_channel();
-        let slot = Arc::new(Slot::new(&shared.instance, &order, memory_mb));
+        let slot = Arc::new(Slot::new(&shared.instance, order, memory_mb));
         let admitted = {
             let mut books = shared.lock();
             let used = books.memory();
@@ -306,11 +318,11 @@ impl FpcPool {
                 "creationId: {}, invoker[{}] doesn't have enough resource for container: {}",
                 order.creation_id,
                 shared.instance,
-                fqn_text(&order)
+                fqn_text(order)
             );
             shared
                 .refuse(
-                    &order,
+                    order,
                     ContainerCreationError::ResourceNotEnoughError,
                     reason,
                 )
@@ -321,26 +333,26 @@ impl FpcPool {
         shared.health.memory(report).await;
         let span =
             info_span!("container", container_id = %slot.id, action = %order.action.doc_id());
-        let task = container::run(self.shared.clone(), slot, order, rx).instrument(span);
+        let task = container::run(self.shared.clone(), slot, creation, rx).instrument(span);
         shared.tasks.spawn(task);
     }
 
-    /// Hands `order` to a paused container of the same action, or gives it back.
-    fn resume_paused(&self, order: ContainerCreationMessage) -> Option<ContainerCreationMessage> {
+    /// Hands a creation to a paused container of the same action, or gives it back.
+    fn resume_paused(&self, creation: Creation) -> Option<Creation> {
         let mut books = self.shared.lock();
         let candidate = books
             .containers
             .values_mut()
-            .filter(|entry| entry.phase == Phase::Paused && entry.slot.serves(&order))
+            .filter(|entry| entry.phase == Phase::Paused && entry.slot.serves(&creation.order))
             .min_by_key(|entry| entry.since);
         let Some(entry) = candidate else {
-            return Some(order);
+            return Some(creation);
         };
-        if let Err(mpsc::error::SendError(Control::Resume(order))) =
-            entry.control.send(Control::Resume(Box::new(order)))
+        if let Err(mpsc::error::SendError(Control::Resume(creation))) =
+            entry.control.send(Control::Resume(Box::new(creation)))
         {
             // Its task has ended: it no longer serves anything.
-            return Some(*order);
+            return Some(*creation);
         }
         entry.phase = Phase::InProgress;
         entry.since = Instant::now();
