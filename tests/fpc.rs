@@ -256,6 +256,12 @@ const HEALTH_KEY: &str = "whisk/invokers/0/0";
 /// Its lease key.
 const LEASE_KEY: &str = "whisk/instance/invoker0/0/lease";
 
+/// Sets one `[pool]` key of an invoker's TOML file (replacing the harness's own).
+fn set_pool(options: &mut InvokerOptions, key: &str, value: &str) {
+    options.pool.retain(|(k, _)| k != key);
+    options.pool.push((key.into(), value.into()));
+}
+
 /// The container id of an existing or warmed key: its last segment.
 fn container_of(key: &str) -> String {
     key.rsplit('/').next().unwrap_or_default().to_string()
@@ -577,6 +583,8 @@ async fn test_creation_failures_bad_input_disable_enable_and_auth() {
     options
         .env
         .push(("RUNTIMES_MANIFEST".into(), controller::MANIFEST.into()));
+    // Containers that never run stay for the whole case (they would go after pause-grace).
+    set_pool(&mut options, "pause_grace_ms", "600000");
     fpc.cluster.start_invoker(0, options);
     fpc.health(InvokerStatus::Up).await;
 
@@ -777,7 +785,10 @@ async fn test_leader_redirects_mismatch_and_a_vanished_scheduler() {
     let leader_value =
         |port: u16| json!({"host": "127.0.0.1", "rpcPort": port, "pekkoPort": 1}).to_string();
     let second = FakeScheduler::start().await;
-    fpc.cluster.start_invoker(0, fpc.options("1024 MB"));
+    let mut options = fpc.options("1024 MB");
+    // Paused containers go after 4 s (checklist 15, at the end).
+    set_pool(&mut options, "idle_container_ms", "4000");
+    fpc.cluster.start_invoker(0, options);
     fpc.health(InvokerStatus::Up).await;
 
     // 16. "No memory queue" with a leader in etcd: the next polls go to the leader.
@@ -902,6 +913,11 @@ async fn test_leader_redirects_mismatch_and_a_vanished_scheduler() {
         assert!(Instant::now() < deadline, "never two polls at once");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // 15. Idle, it pauses after pause-grace, and goes after idle-container with its warmed key.
+    let warmed = wait_count(&mut fpc, &warmed_prefix("conc", &conc_rev), 1).await;
+    fpc.wait_gone(&warmed[0]).await;
+    wait_count(&mut fpc, &existing_prefix("conc", &conc_rev), 0).await;
     let status = fpc.cluster.sigterm();
     assert!(status.success(), "{status:?}");
 }
