@@ -16,8 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -28,18 +26,13 @@ use super::health::HealthManager;
 use super::message::SchedulerStates;
 use super::orders::Orders;
 use super::pool::{FpcPool, FpcPoolParts, Timers};
-use crate::ack::AckSender;
-use crate::admin::{self, Admin, Switch};
-use crate::blacklist::Blacklist;
+use crate::admin::Switch;
 use crate::config::{InvokerConfig, SHUTDOWN_GRACE};
-use crate::fatal::Fatal;
-use crate::invoker::{ACK_FLUSH_GRACE, InvokerError, InvokerParts, RECORD_FLUSH_GRACE};
-use crate::kafka::{self, Feed, FeedConfig, Producer};
+use crate::invoker::{InvokerError, InvokerParts, Node};
 use crate::limits::LimitRanges;
 use crate::message::InvokerInstanceId;
-use crate::processor::{HEALTH_ACTION_NAMESPACE, HEALTH_ACTION_PREFIX, Processor};
+use crate::processor::{HEALTH_ACTION_NAMESPACE, HEALTH_ACTION_PREFIX};
 use crate::service;
-use crate::store::RecordQueue;
 
 /// What FPC mode needs beyond the classic parts, from the configuration's `[scheduler]` and
 /// `[pool]` sections.
@@ -110,13 +103,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), InvokerError> {
     let instance = parts.instance.clone();
-    let topic = format!("{}invoker{}", parts.topic_prefix, instance.instance);
-    kafka::ensure_topic(&parts.kafka_hosts, &topic).await?;
-    let producer = Producer::new(&parts.kafka_hosts)?;
-
-    let background = CancellationToken::new();
+    let node = Node::start(&parts).await?;
     let lease_key = keys::lease_key(&settings.cluster, &instance_path(&instance));
-    let registry = Registry::start(settings.etcd.clone(), lease_key, background.clone()).await?;
+    let registry =
+        Registry::start(settings.etcd.clone(), lease_key, node.background.clone()).await?;
     let health = HealthManager::new(
         registry.clone(),
         keys::invoker_key(
@@ -134,56 +124,12 @@ pub async fn run(
             instance.instance
         ),
     );
-
-    let blacklist = Arc::new(Blacklist::default());
-    blacklist.refresh(parts.entities.as_ref()).await;
-    let tasks = TaskTracker::new();
-    tasks.spawn({
-        let blacklist = blacklist.clone();
-        let entities = parts.entities.clone();
-        let cancel = background.clone();
-        let every = parts.blacklist_poll.max(Duration::from_secs(1));
-        async move {
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(every) => blacklist.refresh(entities.as_ref()).await,
-                }
-            }
-        }
-    });
-
-    let fatal = Fatal::new();
-    let records = Arc::new(RecordQueue::start(
-        parts.activations.clone(),
-        parts.record_queue_capacity,
-        parts.metrics.records.clone(),
-    ));
-    let acks = AckSender::new(
-        producer.clone(),
-        parts.topic_prefix.clone(),
-        instance.clone(),
-        parts.events_topic.clone(),
-        parts.metrics.clone(),
-        parts.ack_retry_window,
-        fatal.clone(),
-    );
-    let processor = Arc::new(Processor {
-        pool: parts.pool.clone(),
-        loader: parts.loader.clone(),
-        activations: records.clone(),
-        acks: Some(acks.clone()),
-        metrics: parts.metrics.clone(),
-        blacklist,
-        blocking_level: parts.store_levels.0,
-        non_blocking_level: parts.store_levels.1,
-    });
     let pool = FpcPool::new(FpcPoolParts {
         cluster: settings.cluster.clone(),
         instance: instance.clone(),
         registry: registry.clone(),
-        processor,
-        producer: producer.clone(),
+        processor: node.processor.clone(),
+        producer: node.producer.clone(),
         topic_prefix: parts.topic_prefix.clone(),
         health: health.clone(),
         timers: settings.timers,
@@ -207,10 +153,10 @@ pub async fn run(
         batch_deletion_size: settings.batch_deletion_size,
     });
     switch.enable().await;
-    tasks.spawn({
+    node.tasks.spawn({
         let health = health.clone();
         let pool = pool.clone();
-        let cancel = background.clone();
+        let cancel = node.background.clone();
         let every = settings.memory_sync;
         async move {
             loop {
@@ -225,54 +171,17 @@ pub async fn run(
         }
     });
 
-    let permits = Arc::new(Semaphore::new(settings.creation_max_peek));
-    let mut feed = Feed::start(
-        FeedConfig {
-            bootstrap: parts.kafka_hosts.clone(),
-            topic: topic.clone(),
-            permits,
-            fetch_wait_max_ms: parts.fetch_wait_max_ms,
-        },
-        parts.metrics.clone(),
-    )?;
-    let listener = TcpListener::bind(("0.0.0.0", parts.port))
-        .await
-        .map_err(|source| InvokerError::Listen {
-            port: parts.port,
-            source,
-        })?;
-    let admin = Arc::new(Admin {
-        switch: switch.clone(),
-        metrics: parts.metrics.clone(),
-        pool: Some(parts.pool.clone()),
-        username: parts.admin_credentials.0.clone(),
-        password: parts.admin_credentials.1.clone(),
-    });
-    let address = listener.local_addr().ok();
-    tasks.spawn(admin::serve(
-        listener,
-        admin,
-        parts.admin_tls.clone(),
-        background.clone(),
-    ));
-    tasks.spawn({
-        let mut assigned = feed.assigned.clone();
-        let cancel = background.clone();
-        async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                held = assigned.wait_for(|held| *held) => if held.is_ok() { service::ready() },
-            }
-        }
-    });
-    info!(invoker = %instance, %topic, ?address, cluster = %settings.cluster,
+    let mut feed = node.feed(&parts, settings.creation_max_peek)?;
+    let address = node.serve_admin(&parts, switch.clone()).await?;
+    node.ready_when_assigned(&feed);
+    info!(invoker = %instance, topic = %node.topic, ?address, cluster = %settings.cluster,
         lease = registry.lease_id(), "FPC invoker started");
 
     let work = TaskTracker::new();
     let failure = loop {
         tokio::select! {
             () = shutdown.cancelled() => break None,
-            reason = fatal.raised() => break Some(reason),
+            reason = node.fatal.raised() => break Some(reason),
             delivered = feed.messages.recv() => match delivered {
                 Some(delivered) => {
                     let orders = orders.clone();
@@ -301,16 +210,9 @@ pub async fn run(
     work.close();
     work.wait().await;
     pool.shutdown(SHUTDOWN_GRACE).await;
-    if !acks.flush(ACK_FLUSH_GRACE).await {
-        warn!("acks still undelivered after the grace period");
-    }
-    records.flush(RECORD_FLUSH_GRACE).await;
+    node.flush().await;
     registry.shutdown(true).await;
-    background.cancel();
-    tasks.close();
-    tasks.wait().await;
-    parts.pool.shutdown(Duration::from_secs(5)).await;
-    producer.flush(Duration::from_secs(10));
+    node.close(&parts).await;
     match failure {
         None => {
             info!("invoker stopped");

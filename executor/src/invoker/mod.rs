@@ -20,29 +20,25 @@
 //! ([`Fatal`]) stops the node the same orderly way, and [`Invoker::run`] returns
 //! [`InvokerError::Fatal`]: the process exits non-zero and its supervisor restarts it.
 
+mod node;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use factory::docker::DockerFactory;
 use factory::wasm::{WasmError, WasmFactory};
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::ack::AckSender;
-use crate::admin::{self, Admin};
-use crate::blacklist::Blacklist;
 use crate::clock::SystemClock;
 use crate::config::{AdminProtocol, ConfigError, InvokerConfig, InvokerMode, SHUTDOWN_GRACE};
 use crate::document::{BuiltinKinds, KindResolver};
-use crate::fatal::Fatal;
 use crate::fpc::FpcSettings;
 use crate::fpc::etcd::EtcdError;
-use crate::kafka::{self, Delivered, Feed, FeedConfig, KafkaPlumbingError, Producer};
+use crate::kafka::{Delivered, KafkaPlumbingError};
 use crate::loader::ActionLoader;
 use crate::message::InvokerInstanceId;
 use crate::metrics::Metrics;
@@ -50,10 +46,9 @@ use crate::ping::Pinger;
 use crate::pool::{Pool, PoolError, PoolFactory};
 use crate::processor::Processor;
 use crate::service;
-use crate::store::{
-    ActivationStore, EntityStore, RecordQueue, StoreError, StoreLevel, Stores, open_stores,
-};
+use crate::store::{ActivationStore, EntityStore, StoreError, StoreLevel, Stores, open_stores};
 use crate::tls::{self, TlsError};
+pub(crate) use node::Node;
 
 /// How long the acks of finished activations may take to be delivered at shutdown (they are
 /// already in the producer's queue; a broker that is away takes them later or never).
@@ -115,7 +110,7 @@ pub struct InvokerParts {
     pub instance: InvokerInstanceId,
     /// Kafka bootstrap servers.
     pub kafka_hosts: String,
-    /// The feed's `fetch.wait.max.ms` (default [`kafka::DEFAULT_FETCH_WAIT_MAX_MS`]).
+    /// The feed's `fetch.wait.max.ms` (default [`crate::kafka::DEFAULT_FETCH_WAIT_MAX_MS`]).
     pub fetch_wait_max_ms: u32,
     /// How many messages the feed holds at once ([`InvokerConfig::max_peek`]).
     pub max_peek: usize,
@@ -253,116 +248,30 @@ impl Invoker {
         if let Some(settings) = parts.fpc.clone() {
             return crate::fpc::run(parts, settings, shutdown).await;
         }
-        let topic = format!("{}invoker{}", parts.topic_prefix, parts.instance.instance);
-        kafka::ensure_topic(&parts.kafka_hosts, &topic).await?;
-        let producer = Producer::new(&parts.kafka_hosts)?;
-
-        let blacklist = Arc::new(Blacklist::default());
-        blacklist.refresh(parts.entities.as_ref()).await;
-        let background = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn({
-            let blacklist = blacklist.clone();
-            let entities = parts.entities.clone();
-            let cancel = background.clone();
-            let every = parts.blacklist_poll.max(Duration::from_secs(1));
-            async move {
-                loop {
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(every) => blacklist.refresh(entities.as_ref()).await,
-                    }
-                }
-            }
-        });
-
-        let fatal = Fatal::new();
-        let records = Arc::new(RecordQueue::start(
-            parts.activations.clone(),
-            parts.record_queue_capacity,
-            parts.metrics.records.clone(),
-        ));
-        let acks = AckSender::new(
-            producer.clone(),
-            parts.topic_prefix.clone(),
-            parts.instance.clone(),
-            parts.events_topic.clone(),
-            parts.metrics.clone(),
-            parts.ack_retry_window,
-            fatal.clone(),
-        );
-        let processor = Arc::new(Processor {
-            pool: parts.pool.clone(),
-            loader: parts.loader.clone(),
-            activations: records.clone(),
-            acks: Some(acks.clone()),
-            metrics: parts.metrics.clone(),
-            blacklist,
-            blocking_level: parts.store_levels.0,
-            non_blocking_level: parts.store_levels.1,
-        });
-
-        let permits = Arc::new(Semaphore::new(parts.max_peek));
-        let mut feed = Feed::start(
-            FeedConfig {
-                bootstrap: parts.kafka_hosts.clone(),
-                topic: topic.clone(),
-                permits,
-                fetch_wait_max_ms: parts.fetch_wait_max_ms,
-            },
-            parts.metrics.clone(),
-        )?;
-
+        let node = Node::start(&parts).await?;
+        let mut feed = node.feed(&parts, parts.max_peek)?;
         let pinger = Arc::new(Pinger::start(
-            producer.clone(),
+            node.producer.clone(),
             format!("{}health", parts.topic_prefix),
             parts.instance.clone(),
         ));
-        let listener = TcpListener::bind(("0.0.0.0", parts.port))
-            .await
-            .map_err(|source| InvokerError::Listen {
-                port: parts.port,
-                source,
-            })?;
-        let admin = Arc::new(Admin {
-            switch: pinger.clone(),
-            metrics: parts.metrics.clone(),
-            pool: Some(parts.pool.clone()),
-            username: parts.admin_credentials.0.clone(),
-            password: parts.admin_credentials.1.clone(),
-        });
-        let address = listener.local_addr().ok();
-        tasks.spawn(admin::serve(
-            listener,
-            admin,
-            parts.admin_tls.clone(),
-            background.clone(),
-        ));
-        tasks.spawn({
-            let mut assigned = feed.assigned.clone();
-            let cancel = background.clone();
-            async move {
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    held = assigned.wait_for(|held| *held) => if held.is_ok() { service::ready() },
-                }
-            }
-        });
+        let address = node.serve_admin(&parts, pinger.clone()).await?;
+        node.ready_when_assigned(&feed);
         let admin_protocol = if parts.admin_tls.is_some() {
             "https"
         } else {
             "http"
         };
-        info!(invoker = %parts.instance, %topic, ?address, admin_protocol, max_peek = parts.max_peek, "invoker started");
+        info!(invoker = %parts.instance, topic = %node.topic, ?address, admin_protocol, max_peek = parts.max_peek, "invoker started");
 
         let work = TaskTracker::new();
         let failure = loop {
             tokio::select! {
                 () = shutdown.cancelled() => break None,
-                reason = fatal.raised() => break Some(reason),
+                reason = node.fatal.raised() => break Some(reason),
                 () = pinger.ended() => break Some("the health pinger ended".to_string()),
                 delivered = feed.messages.recv() => match delivered {
-                    Some(delivered) => spawn_processing(&work, &processor, delivered),
+                    Some(delivered) => spawn_processing(&work, &node.processor, delivered),
                     None => break Some("the Kafka feed ended".to_string()),
                 },
             }
@@ -379,7 +288,7 @@ impl Invoker {
         feed.stop().await;
         // Messages already taken (and committed) are still processed.
         while let Ok(delivered) = feed.messages.try_recv() {
-            spawn_processing(&work, &processor, delivered);
+            spawn_processing(&work, &node.processor, delivered);
         }
         work.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, work.wait())
@@ -388,16 +297,9 @@ impl Invoker {
         {
             warn!("activations still running after the shutdown grace");
         }
-        if !acks.flush(ACK_FLUSH_GRACE).await {
-            warn!("acks still undelivered after the grace period");
-        }
-        records.flush(RECORD_FLUSH_GRACE).await;
+        node.flush().await;
         pinger.stop().await;
-        background.cancel();
-        tasks.close();
-        tasks.wait().await;
-        parts.pool.shutdown(Duration::from_secs(5)).await;
-        producer.flush(Duration::from_secs(10));
+        node.close(&parts).await;
         match failure {
             None => {
                 info!("invoker stopped");
