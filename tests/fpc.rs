@@ -115,6 +115,19 @@ impl Fpc {
         options
     }
 
+    /// Stores the `echo` module as action `guest/<name>` (log limit 0) with one limit changed;
+    /// returns its revision.
+    async fn put_echo_as(&self, name: &str, limit: &str, value: u64) -> String {
+        let mut document = controller::echo_document(name, 0);
+        document["limits"][limit] = json!(value);
+        self.cluster
+            .put_action(
+                &document,
+                &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
+            )
+            .await
+    }
+
     async fn get(&mut self, key: &str) -> Option<(String, i64)> {
         let reply = within(REQUEST_TIMEOUT, "etcd get", self.kv.get(key, None))
             .await
@@ -560,15 +573,7 @@ async fn test_creation_failures_bad_input_disable_enable_and_auth() {
     let port = fpc.scheduler.port();
     let rev = fpc.echo_rev.clone();
     // An action whose memory is above the node's largest (512 MB by default).
-    let mut big = controller::echo_document("big", 0);
-    big["limits"]["memory"] = json!(1024);
-    let big_rev = fpc
-        .cluster
-        .put_action(
-            &big,
-            &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
-        )
-        .await;
+    let big_rev = fpc.put_echo_as("big", "memory", 1024).await;
     // A blackbox action whose image no registry has (this machine pulls nothing).
     let blackbox = json!({
         "_id": "guest/bb", "entityType": "action", "namespace": "guest", "name": "bb",
@@ -875,15 +880,7 @@ async fn test_leader_redirects_mismatch_and_a_vanished_scheduler() {
         .expect("polls at the leader after the scheduler went away");
 
     // 12. An action with concurrency 2: after its first activation, two polls out at once.
-    let mut conc = controller::echo_document("conc", 0);
-    conc["limits"]["concurrency"] = json!(2);
-    let conc_rev = fpc
-        .cluster
-        .put_action(
-            &conc,
-            &[(controller::ECHO_ATTACHMENT, controller::module("echo"))],
-        )
-        .await;
+    let conc_rev = fpc.put_echo_as("conc", "concurrency", 2).await;
     let cid = creation_id(4);
     let mut order = creation("conc", &conc_rev, &cid, port, 256);
     order["whiskActionMetaData"]["limits"]["concurrency"] = json!(2);

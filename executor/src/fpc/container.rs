@@ -194,23 +194,19 @@ pub(super) async fn run(
             return;
         }
     };
+    let key = |format: fn(&str, &str, &str, Option<&str>, u32, &str) -> String| {
+        format(
+            &shared.cluster,
+            &slot.invocation_namespace,
+            &slot.doc_id,
+            slot.revision.as_deref(),
+            shared.instance.instance,
+            &slot.id,
+        )
+    };
     let mut proxy = Proxy {
-        existing_key: keys::existing_container_key(
-            &shared.cluster,
-            &slot.invocation_namespace,
-            &slot.doc_id,
-            slot.revision.as_deref(),
-            shared.instance.instance,
-            &slot.id,
-        ),
-        warmed_key: keys::warmed_container_key(
-            &shared.cluster,
-            &slot.invocation_namespace,
-            &slot.doc_id,
-            slot.revision.as_deref(),
-            shared.instance.instance,
-            &slot.id,
-        ),
+        existing_key: key(keys::existing_container_key),
+        warmed_key: key(keys::warmed_container_key),
         shared,
         slot,
         client: Some(client),

@@ -212,14 +212,7 @@ pub async fn run(
     pool.shutdown(SHUTDOWN_GRACE).await;
     node.flush().await;
     registry.shutdown(true).await;
-    node.close(&parts).await;
-    match failure {
-        None => {
-            info!("invoker stopped");
-            Ok(())
-        }
-        Some(reason) => Err(InvokerError::Fatal(reason)),
-    }
+    node.close(&parts, failure).await
 }
 
 /// The scheduler warm-up (OpenWhisk's `WarmUp`): runs while the invoker is enabled.

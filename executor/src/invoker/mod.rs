@@ -299,14 +299,7 @@ impl Invoker {
         }
         node.flush().await;
         pinger.stop().await;
-        node.close(&parts).await;
-        match failure {
-            None => {
-                info!("invoker stopped");
-                Ok(())
-            }
-            Some(reason) => Err(InvokerError::Fatal(reason)),
-        }
+        node.close(&parts, failure).await
     }
 }
 

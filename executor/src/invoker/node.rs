@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{ACK_FLUSH_GRACE, InvokerError, InvokerParts, RECORD_FLUSH_GRACE};
 use crate::ack::AckSender;
@@ -170,12 +170,24 @@ impl Node {
         self.records.flush(RECORD_FLUSH_GRACE).await;
     }
 
-    /// The common last steps: background tasks stopped, the pool shut down, the producer flushed.
-    pub(crate) async fn close(self, parts: &InvokerParts) {
+    /// The common last steps: background tasks stopped, the pool shut down, the producer flushed;
+    /// then the run's result: `failure` is the fatal condition that stopped it, if any.
+    pub(crate) async fn close(
+        self,
+        parts: &InvokerParts,
+        failure: Option<String>,
+    ) -> Result<(), InvokerError> {
         self.background.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         parts.pool.shutdown(Duration::from_secs(5)).await;
         self.producer.flush(Duration::from_secs(10));
+        match failure {
+            None => {
+                info!("invoker stopped");
+                Ok(())
+            }
+            Some(reason) => Err(InvokerError::Fatal(reason)),
+        }
     }
 }
