@@ -15,12 +15,35 @@
 //! its native code unchecked, so the cache must only ever load files it wrote itself:
 //!
 //! - The directory holds a secret key, `cache.key` (32 random bytes, mode 0600, created once).
-//! - Each file is `MAGIC || HMAC-SHA256(key, digest || compatibility || artifact) || artifact`.
-//! - A file is read whole into memory, its tag checked (in constant time), and only those verified
-//!   bytes are given to `Module::deserialize`. Not `deserialize_file`: mapping the file after
-//!   checking it would let anyone able to replace it between the check and the mapping run code
-//!   (and a file truncated under a mapping crashes the process with SIGBUS).
-//! - A file that fails the check is counted ([`CacheMetrics::disk_rejected`]), ignored and replaced.
+//! - Each file is `artifact || HMAC-SHA256(key, MAGIC || digest || compatibility || artifact) ||
+//!   MAGIC`. The tag and magic come last so that the artifact starts at offset 0 of the file,
+//!   where wasmtime expects its ELF image when it maps the file.
+//! - Loading ([`DiskCache::load`]) opens the file read-only (no symlink followed), checks with
+//!   `fstat` on that open file that it is a regular file owned by this process's user with no
+//!   permission bits for group or others, maps it privately and read-only, checks the tag over the
+//!   mapping (in constant time), unmaps it, and only then gives the same open file to
+//!   `Module::deserialize_open_file`, which maps it again and runs the code from the page cache
+//!   without copying it (a load used to read the file into a buffer, copy it out of the header,
+//!   and have wasmtime copy it once more into fresh pages: two thirds of a disk load).
+//! - A file that fails a check is counted ([`CacheMetrics::disk_rejected`]), ignored and replaced.
+//!
+//! **Why the mapped bytes are the checked bytes.** A private mapping of a file is not a snapshot on
+//! Linux: until a page is written, it shows the file's current contents, so bytes checked through
+//! one mapping stay the bytes wasmtime runs only if nobody writes the file's inode in place (a
+//! rename over the name does not matter: the open file keeps the old inode, and the cache itself
+//! only ever replaces files by rename). Writing or truncating an inode in place needs write
+//! permission on it or the right to change its mode: the owner (checked: this process's user) or
+//! the superuser, since group and others have no bits (checked on the open file, so the checked
+//! and the mapped inode are the same). Both of those can read `cache.key` and make a valid tag for
+//! any bytes, so the tag never protected against them; against everyone else the file cannot
+//! change between the check and the run. The same holds for the crash a file truncated under a
+//! mapping would cause (`SIGBUS`): only those same users can truncate it. The earlier design read
+//! the file into memory before checking; it gave no stronger guarantee against those users (they
+//! can forge the tag) and cost a read, a copy and wasmtime's copy per load.
+//!
+//! The tag is still checked on every load, not once per file: remembering verified files by
+//! (inode, size, times) would accept a file changed in place within the file system's timestamp
+//! granularity, and a load from disk is rare (a restart, or an eviction from memory).
 //!
 //! Why a keyed MAC rather than, say, a manifest of plain digests: a manifest would itself be a file
 //! in the directory that an attacker able to plant artifacts could rewrite; a tag made with a key
@@ -33,7 +56,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +64,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use rustix::fs::{Mode, OFlags};
+use rustix::mm::{self, MapFlags, ProtFlags};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 use wasmtime::{Engine, InstancePre, Module};
@@ -50,8 +75,9 @@ use super::activation::ActivationState;
 /// SHA-256 of a module's bytes: its identity in the cache.
 pub type CodeDigest = [u8; 32];
 
-/// First bytes of every cache file: format and version of this layout.
-const MAGIC: &[u8; 8] = b"owwasm1\n";
+/// Last bytes of every cache file: format and version of this layout (version 1 put the tag
+/// first; its files fail the check and are recompiled).
+const MAGIC: &[u8; 8] = b"owwasm2\n";
 /// Length of the HMAC-SHA256 tag.
 const TAG_BYTES: usize = 32;
 /// Length of the secret key.
@@ -313,14 +339,17 @@ impl ModuleCache {
                     unsafe_code,
                     reason = "loading our own authenticated compiled artifacts"
                 )]
-                // SAFETY: `artifact` is exactly the bytes this cache wrote with
-                // `Module::serialize`: `DiskCache::load` returns only bytes whose HMAC tag, made
-                // with the secret key only this cache can read, matches, and it read them into
-                // memory before checking, so they cannot change afterwards. They were produced by
-                // an engine with the same compatibility hash (part of the file name and of the
-                // tag), and wasmtime itself re-checks version and configuration and refuses a
-                // mismatch with an error.
-                let loaded = unsafe { Module::deserialize(engine, &artifact) };
+                // SAFETY: `artifact` is an open file whose bytes this cache wrote with
+                // `Module::serialize`: `DiskCache::load` returns only files whose HMAC tag, made
+                // with the secret key only this cache can read, matches, checked over a mapping
+                // of this very open file. Wasmtime maps the same open file (not the path, which
+                // could be renamed to another file meanwhile); the module docs argue why its
+                // contents cannot change afterwards except by users who could forge the tag
+                // anyway. The artifact was produced by an engine with the same compatibility hash
+                // (part of the file name and of the tag), and wasmtime itself re-checks version
+                // and configuration and refuses a mismatch with an error. The tag and magic after
+                // the ELF image are bytes wasmtime does not read.
+                let loaded = unsafe { Module::deserialize_open_file(engine, artifact.into_file()) };
                 match loaded {
                     Ok(module) => Some(module),
                     Err(error) => {
@@ -441,6 +470,9 @@ pub(crate) struct DiskCache {
     dir: PathBuf,
     key: [u8; KEY_BYTES],
     compatibility: [u8; 32],
+    /// The user owning the directory (checked to be this process's user when there is a procfs):
+    /// artifact files must be owned by it.
+    owner: u32,
 }
 
 impl DiskCache {
@@ -458,6 +490,7 @@ impl DiskCache {
             dir: dir.to_path_buf(),
             key,
             compatibility: *compatibility,
+            owner: metadata.uid(),
         })
     }
 
@@ -472,42 +505,54 @@ impl DiskCache {
     fn tag(&self, digest: &CodeDigest, artifact: &[u8]) -> HmacSha256 {
         let mut mac =
             HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(MAGIC);
         mac.update(digest);
         mac.update(&self.compatibility);
         mac.update(artifact);
         mac
     }
 
-    /// The artifact stored for `digest`, if there is one and this cache wrote it.
-    pub(crate) fn load(&self, digest: &CodeDigest) -> Result<Option<Vec<u8>>, CacheError> {
+    /// The artifact stored for `digest`, if there is one and this cache wrote it: the open file,
+    /// checked (see the module docs).
+    pub(crate) fn load(&self, digest: &CodeDigest) -> Result<Option<VerifiedArtifact>, CacheError> {
         let path = self.path(digest);
-        let metadata = match fs::symlink_metadata(&path) {
-            Ok(metadata) => metadata,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io_error(&path)(error)),
+        let rejected = || CacheError::Rejected { path: path.clone() };
+        // No symlink followed; non-blocking so that a FIFO planted under the name cannot stall
+        // the open (it is then refused as not a regular file).
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(&path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::LOOP) => return Err(rejected()),
+            Err(error) => return Err(io_error(&path)(error.into())),
         };
-        if !metadata.is_file() || metadata.len() > MAX_ARTIFACT_BYTES {
-            return Err(CacheError::Rejected { path });
-        }
-        let mut bytes = Vec::new();
-        fs::File::open(&path)
-            .map_err(io_error(&path))?
-            .take(MAX_ARTIFACT_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_error(&path))?;
-        let header = MAGIC.len() + TAG_BYTES;
-        if bytes.len() < header
-            || u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_ARTIFACT_BYTES
-            || !bytes.starts_with(MAGIC)
+        let file = fs::File::from(fd);
+        // `fstat` on the open file: the checked inode is the mapped one.
+        let metadata = file.metadata().map_err(io_error(&path))?;
+        let trailer = (TAG_BYTES + MAGIC.len()) as u64;
+        if !metadata.is_file()
+            || metadata.uid() != self.owner
+            || metadata.mode() & 0o077 != 0
+            || metadata.len() < trailer
+            || metadata.len() > MAX_ARTIFACT_BYTES
         {
-            return Err(CacheError::Rejected { path });
+            return Err(rejected());
         }
-        let artifact = bytes.split_off(header);
-        let tag = &bytes[MAGIC.len()..];
-        if self.tag(digest, &artifact).verify_slice(tag).is_err() {
-            return Err(CacheError::Rejected { path });
+        let len = usize::try_from(metadata.len()).map_err(|_| rejected())?;
+        let mapping = Mapping::of(&file, len).map_err(|error| io_error(&path)(error.into()))?;
+        let artifact_len = len - TAG_BYTES - MAGIC.len();
+        let (artifact, trailer) = mapping.bytes().split_at(artifact_len);
+        let (tag, magic) = trailer.split_at(TAG_BYTES);
+        if magic != MAGIC || self.tag(digest, artifact).verify_slice(tag).is_err() {
+            return Err(rejected());
         }
-        Ok(Some(artifact))
+        Ok(Some(VerifiedArtifact {
+            file,
+            #[cfg(test)]
+            mapping,
+            #[cfg(test)]
+            artifact_len,
+        }))
     }
 
     /// Stores `artifact` for `digest`, atomically replacing any previous file.
@@ -520,14 +565,107 @@ impl DiskCache {
             .prefix(".tmp-")
             .tempfile_in(&self.dir)
             .map_err(io_error(&self.dir))?;
-        file.write_all(MAGIC)
+        file.write_all(artifact)
             .and_then(|()| file.write_all(&tag))
-            .and_then(|()| file.write_all(artifact))
+            .and_then(|()| file.write_all(MAGIC))
             .and_then(|()| file.flush())
             .map_err(io_error(file.path()))?;
         file.persist(&path)
             .map_err(|error| io_error(&path)(error.error))?;
         Ok(())
+    }
+}
+
+/// A cache file whose tag matched: the open file (the mapping the tag was checked over is
+/// released before wasmtime maps the file; tests keep it to look at the bytes).
+#[derive(Debug)]
+pub(crate) struct VerifiedArtifact {
+    file: fs::File,
+    #[cfg(test)]
+    mapping: Mapping,
+    #[cfg(test)]
+    artifact_len: usize,
+}
+
+impl VerifiedArtifact {
+    /// The artifact's bytes (the file without its tag and magic), as checked.
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
+        &self.mapping.bytes()[..self.artifact_len]
+    }
+
+    /// The open file, for wasmtime to map.
+    pub(crate) fn into_file(self) -> fs::File {
+        self.file
+    }
+}
+
+/// A private, read-only mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone (no interior mutability): sharing
+// or sending it is like sharing or sending a `Box<[u8]>`.
+#[expect(
+    unsafe_code,
+    reason = "a read-only file mapping is plain immutable memory"
+)]
+unsafe impl Send for Mapping {}
+// SAFETY: see `Send` above.
+#[expect(
+    unsafe_code,
+    reason = "a read-only file mapping is plain immutable memory"
+)]
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the first `len` bytes (the whole file, `len` > 0) of `file`, privately and read-only,
+    /// with its pages populated up front (one call instead of a fault per page).
+    fn of(file: &fs::File, len: usize) -> Result<Self, rustix::io::Errno> {
+        #[expect(
+            unsafe_code,
+            reason = "mapping a cache file to check its tag without copying it"
+        )]
+        // SAFETY: a new mapping at an address the kernel chooses overlaps no Rust object; it is
+        // unmapped only by `Drop`, after every borrow of `bytes` has ended.
+        let ptr = unsafe {
+            mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ,
+                MapFlags::PRIVATE | MapFlags::POPULATE,
+                file,
+                0,
+            )?
+        };
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or(rustix::io::Errno::NOMEM)?;
+        Ok(Self { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        #[expect(unsafe_code, reason = "viewing the mapping as a slice")]
+        // SAFETY: `ptr` is a live read-only mapping of `len` bytes owned by `self`, so valid for
+        // reads for `self`'s lifetime and never written through. The file's size was checked on
+        // the open file just before mapping; the module docs argue why only users able to forge
+        // the tag could truncate it under the mapping.
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        #[expect(unsafe_code, reason = "releasing our own mapping")]
+        // SAFETY: `ptr`/`len` are exactly the mapping `of` created, not unmapped before, and no
+        // borrow of it outlives `self`.
+        let unmapped = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if let Err(error) = unmapped {
+            tracing::warn!(%error, "cannot unmap a disk cache file");
+        }
     }
 }
 
@@ -622,12 +760,15 @@ mod tests {
         let digest = digest_of(b"module");
         assert!(cache.load(&digest).unwrap().is_none());
         cache.store(&digest, b"artifact bytes").unwrap();
-        assert_eq!(cache.load(&digest).unwrap().unwrap(), b"artifact bytes");
+        assert_eq!(
+            cache.load(&digest).unwrap().unwrap().bytes(),
+            b"artifact bytes"
+        );
 
-        // Flip one byte of the artifact.
+        // Flip one byte of the artifact (it comes first in the file), in place.
         let path = cache.path(&digest);
         let mut bytes = fs::read(&path).unwrap();
-        *bytes.last_mut().unwrap() ^= 1;
+        bytes[0] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
             cache.load(&digest),
@@ -652,7 +793,7 @@ mod tests {
         let digest = digest_of(b"m");
         first.store(&digest, b"a").unwrap();
         let second = DiskCache::open(dir.path(), &COMPAT).unwrap();
-        assert_eq!(second.load(&digest).unwrap().unwrap(), b"a");
+        assert_eq!(second.load(&digest).unwrap().unwrap().bytes(), b"a");
         let mode = fs::metadata(dir.path().join(KEY_FILE))
             .unwrap()
             .permissions()
@@ -673,5 +814,99 @@ mod tests {
             DiskCache::open(dir.path(), &COMPAT),
             Err(CacheError::NotPrivate { .. })
         ));
+    }
+
+    fn rejected(cache: &DiskCache, digest: &CodeDigest) -> bool {
+        matches!(cache.load(digest), Err(CacheError::Rejected { .. }))
+    }
+
+    #[test]
+    fn test_the_file_layout_puts_the_artifact_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        let digest = digest_of(b"module");
+        cache.store(&digest, b"ELF image").unwrap();
+        let bytes = fs::read(cache.path(&digest)).unwrap();
+        assert_eq!(bytes.len(), 9 + TAG_BYTES + MAGIC.len());
+        assert!(bytes.starts_with(b"ELF image"));
+        assert!(bytes.ends_with(MAGIC));
+        let mode = fs::metadata(cache.path(&digest))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "artifact files are private");
+    }
+
+    #[test]
+    fn test_files_others_could_write_or_that_are_not_plain_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        let digest = digest_of(b"module");
+        cache.store(&digest, b"artifact bytes").unwrap();
+        let path = cache.path(&digest);
+
+        // A correctly tagged file that group or others could write (or read) is refused: the
+        // mapping argument rests on nobody else being able to change it in place.
+        for mode in [0o620, 0o604, 0o640] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(rejected(&cache, &digest), "mode {mode:o}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cache.load(&digest).unwrap().is_some());
+
+        // A symlink to a correctly tagged file is not followed.
+        let real = dir.path().join("elsewhere");
+        fs::rename(&path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(rejected(&cache, &digest));
+        fs::remove_file(&path).unwrap();
+
+        // A FIFO does not stall the load.
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(rejected(&cache, &digest));
+        fs::remove_file(&path).unwrap();
+
+        // Files too short to hold a tag, and files of the previous layout (tag first).
+        fs::write(&path, &MAGIC[..]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(rejected(&cache, &digest));
+        let mut old = b"owwasm1\n".to_vec();
+        old.extend_from_slice(
+            &cache
+                .tag(&digest, b"artifact bytes")
+                .finalize()
+                .into_bytes(),
+        );
+        old.extend_from_slice(b"artifact bytes");
+        fs::write(&path, &old).unwrap();
+        assert!(rejected(&cache, &digest));
+    }
+
+    #[test]
+    fn test_a_truncated_or_extended_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        let digest = digest_of(b"module");
+        cache.store(&digest, b"artifact bytes").unwrap();
+        let path = cache.path(&digest);
+        let good = fs::read(&path).unwrap();
+
+        // Bytes appended after the magic, or removed from the artifact, change what is tagged.
+        let mut longer = good[..good.len() - MAGIC.len()].to_vec();
+        longer.extend_from_slice(b"x");
+        longer.extend_from_slice(MAGIC);
+        fs::write(&path, &longer).unwrap();
+        assert!(rejected(&cache, &digest));
+        fs::write(&path, &good[1..]).unwrap();
+        assert!(rejected(&cache, &digest));
+        fs::write(&path, &good).unwrap();
+        assert_eq!(
+            cache.load(&digest).unwrap().unwrap().bytes(),
+            b"artifact bytes"
+        );
     }
 }
