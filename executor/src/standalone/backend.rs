@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use factory::Code;
+use serde_json::Value;
 
 use crate::document::ActionDocument;
 use crate::message::ActivationMessage;
@@ -78,6 +79,25 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         query: &ActivationQuery,
     ) -> Result<Vec<WhiskActivation>, BackendError>;
+
+    /// The document `doc_id` of any entity type (packages; an action's document too, so that a
+    /// caller can tell a name taken by another collection), `_rev` and `entityType` included, or
+    /// `None` when there is no such document.
+    async fn get_entity(&self, doc_id: &str) -> Result<Option<Value>, BackendError>;
+
+    /// Writes a non-action document (a package). Its `_rev` is the revision being replaced (none to
+    /// create); a mismatch is [`BackendError::Conflict`]. Returns the document as stored.
+    async fn put_entity(&self, doc_id: &str, document: Value) -> Result<Value, BackendError>;
+
+    /// Deletes the non-action document `doc_id` at revision `rev`.
+    async fn delete_entity(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError>;
+
+    /// The documents of `entity_type` (`package`) whose `namespace` is exactly `namespace`, by id.
+    async fn list_entities(
+        &self,
+        entity_type: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, BackendError>;
 }
 
 /// The backend of a standalone server: the shared activation processor and the stores behind it.
@@ -242,5 +262,41 @@ impl Backend for StoreBackend {
         query: &ActivationQuery,
     ) -> Result<Vec<WhiskActivation>, BackendError> {
         self.activations().list(query).await.map_err(backend_error)
+    }
+
+    async fn get_entity(&self, doc_id: &str) -> Result<Option<Value>, BackendError> {
+        match self.entities().get_document(doc_id).await {
+            Ok(document) => Ok(Some(document)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(error) => Err(backend_error(error)),
+        }
+    }
+
+    async fn put_entity(&self, doc_id: &str, document: Value) -> Result<Value, BackendError> {
+        // An action cached under this id (it cannot be one after this write) must not be served.
+        self.forget(doc_id);
+        self.entities()
+            .put_document(doc_id, document)
+            .await
+            .map_err(backend_error)
+    }
+
+    async fn delete_entity(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError> {
+        self.forget(doc_id);
+        self.entities()
+            .delete_document(doc_id, rev)
+            .await
+            .map_err(backend_error)
+    }
+
+    async fn list_entities(
+        &self,
+        entity_type: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, BackendError> {
+        self.entities()
+            .list_documents(entity_type, namespace)
+            .await
+            .map_err(backend_error)
     }
 }

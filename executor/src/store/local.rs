@@ -333,6 +333,93 @@ impl EntityStore for LocalStore {
         .await
     }
 
+    async fn get_document(&self, id: &str) -> Result<Value, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |root| read_document(root, &id)).await
+    }
+
+    async fn put_document(&self, id: &str, document: Value) -> Result<Value, StoreError> {
+        let _guard = self.writes.lock().await;
+        let Value::Object(mut document) = document else {
+            return Err(StoreError::Config(format!(
+                "document {id} is not a JSON object"
+            )));
+        };
+        let id = id.to_string();
+        document.insert("_id".into(), Value::String(id.clone()));
+        self.blocking(move |root| {
+            let current = match read_document(root, &id) {
+                Ok(value) => value
+                    .get("_rev")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                Err(StoreError::NotFound) => None,
+                Err(error) => return Err(error),
+            };
+            let expected = document
+                .get("_rev")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if current != expected {
+                return Err(StoreError::Conflict);
+            }
+            let content = serde_json::to_vec(&document)?;
+            let revision = next_revision(current.as_deref(), &content);
+            document.insert("_rev".into(), Value::String(revision));
+            let document = Value::Object(document);
+            write_atomic(
+                &LocalStore::entity_path(root, &id),
+                &serde_json::to_vec_pretty(&document)?,
+            )?;
+            Ok(document)
+        })
+        .await
+    }
+
+    async fn delete_document(&self, id: &str, revision: Option<&str>) -> Result<(), StoreError> {
+        // The same file layout: an action's delete also removes a document without attachments.
+        self.delete_action(id, revision).await
+    }
+
+    async fn list_documents(
+        &self,
+        entity_type: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, StoreError> {
+        let prefix = encode_name(&format!("{namespace}/"));
+        let (entity_type, namespace) = (entity_type.to_string(), namespace.to_string());
+        self.blocking(move |root| {
+            let mut documents = Vec::new();
+            for path in json_files(&root.join(ENTITIES))? {
+                let is_candidate = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(&prefix));
+                if !is_candidate {
+                    continue;
+                }
+                let Ok(bytes) = read_limited(&path) else {
+                    continue;
+                };
+                let Ok(document) = serde_json::from_slice::<Value>(&bytes) else {
+                    continue;
+                };
+                let field = |name: &str| document.get(name).and_then(Value::as_str);
+                if field("entityType") == Some(entity_type.as_str())
+                    && field("namespace") == Some(namespace.as_str())
+                {
+                    documents.push(document);
+                }
+            }
+            documents.sort_by(|a, b| {
+                let id = |d: &Value| d.get("_id").and_then(Value::as_str).map(str::to_string);
+                id(a).cmp(&id(b))
+            });
+            Ok(documents)
+        })
+        .await
+    }
+
     async fn blocked_namespaces(&self) -> Result<BTreeSet<String>, StoreError> {
         self.blocking(|root| match read_limited(&root.join(BLOCKED)) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),

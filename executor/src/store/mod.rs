@@ -165,6 +165,48 @@ pub trait EntityStore: Send + Sync {
     /// The blocked namespaces (docs/protocol.md §7): the row keys of the subjects view
     /// `namespaceThrottlings/blockedNamespaces`.
     async fn blocked_namespaces(&self) -> Result<BTreeSet<String>, StoreError>;
+
+    /// The document `id` of any entity type (a package, for the standalone server) as stored,
+    /// `_id` and `_rev` included. Stores that keep only actions answer [`StoreError::Config`].
+    async fn get_document(&self, id: &str) -> Result<serde_json::Value, StoreError> {
+        Err(unsupported_documents(id))
+    }
+
+    /// Creates or replaces the document `id` (a JSON object). Its `_rev` must be the current
+    /// revision to replace one (else [`StoreError::Conflict`]); none creates. Returns the document
+    /// as stored, with its new `_rev`.
+    async fn put_document(
+        &self,
+        id: &str,
+        document: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let _ = document;
+        Err(unsupported_documents(id))
+    }
+
+    /// Deletes the document `id` of any entity type (its current revision when `revision` is
+    /// `None`).
+    async fn delete_document(&self, id: &str, revision: Option<&str>) -> Result<(), StoreError> {
+        let _ = revision;
+        Err(unsupported_documents(id))
+    }
+
+    /// The documents whose `entityType` is `entity_type` and whose `namespace` field is exactly
+    /// `namespace`, ordered by id.
+    async fn list_documents(
+        &self,
+        entity_type: &str,
+        namespace: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let _ = entity_type;
+        Err(unsupported_documents(namespace))
+    }
+}
+
+fn unsupported_documents(id: &str) -> StoreError {
+    StoreError::Config(format!(
+        "this entity store keeps only actions (asked for {id})"
+    ))
 }
 
 /// The two stores of a node, as [`open_stores`] makes them from the configuration.

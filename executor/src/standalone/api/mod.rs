@@ -6,6 +6,8 @@
 //! - `.../actions[/{name}]` (list, get, put, delete) in [`actions`], the PUT body in
 //!   [`action_put`], invokes (`POST`) in [`invoke`];
 //! - `.../activations[/{id}[/logs|/result]]` in [`activations`];
+//! - `.../packages[/{name}]` (list, get, put, delete, bindings) in [`packages`], actions in packages
+//!   (`.../actions/{pkg}/{name}`) in [`package_actions`];
 //! - `/api/v1/web/...` in [`web_actions`].
 //!
 //! What the routes share: [`State`], the accepted kinds ([`KindSet`]), the request as read and its
@@ -19,6 +21,8 @@ mod cors;
 mod info;
 mod invoke;
 mod kinds;
+mod package_actions;
+mod packages;
 mod request;
 mod web_actions;
 
@@ -146,8 +150,12 @@ where
     let seg: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match &seg[3..] {
         [] => info::namespaces(&call.method, &user),
+        [ns, "actions", package, name] => {
+            package_actions::route(state, &call, &user, ns, package, name, tid).await
+        }
         [ns, "actions", rest @ ..] => actions::route(state, &call, &user, ns, rest, tid).await,
         [ns, "activations", rest @ ..] => activations::route(state, &call, &user, ns, rest).await,
+        [ns, "packages", rest @ ..] => packages::route(state, &call, &user, ns, rest).await,
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             messages::ROUTE_NOT_FOUND,

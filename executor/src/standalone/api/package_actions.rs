@@ -1,0 +1,208 @@
+//! Actions inside packages, `/api/v1/namespaces/{ns}/actions/{pkg}/{name}`: create, update, read,
+//! delete and invoke, through the package itself or through a binding of it.
+//!
+//! The action routes of [`super::actions`] do the work on the document `ns/pkg/name` (its
+//! `namespace` is `ns/pkg`); this module decides what the package allows first, as the controller
+//! does: the package must exist, a binding holds no actions of its own (PUT and DELETE refused),
+//! another namespace's package may only be read and invoked when it is published. Reads and
+//! invokes see the action resolved through the package: a binding's actions are its package's, and
+//! the parameters are merged package < binding < action (< payload, at invoke).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hyper::{Response, StatusCode};
+use serde_json::Value;
+
+use super::State;
+use super::actions;
+use super::invoke::invoke;
+use super::packages::{Lookup, lookup, merge};
+use super::request::{Call, method_not_allowed};
+use crate::document::{ActionDocument, Parameter};
+use crate::message::{ActivationMessage, Identity};
+use crate::record::WhiskActivation;
+use crate::standalone::backend::{Backend, BackendError, StoredAction};
+use crate::standalone::http::{ApiError, ResponseBody, messages};
+use crate::standalone::validate;
+use crate::store::ActivationQuery;
+
+/// The controller's text for PUT and DELETE through a binding (`Messages.notAllowedOnBinding`).
+const NOT_ALLOWED_ON_BINDING: &str = "Operation not permitted on package binding.";
+
+/// Routes `.../actions/{pkg}/{name}`.
+pub(super) async fn route(
+    state: &State,
+    call: &Call,
+    user: &Identity,
+    ns: &str,
+    package: &str,
+    name: &str,
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let own = user.namespace.name.as_str();
+    let ns = validate::namespace(ns, own)?;
+    let package = validate::entity_name(package)?;
+    let name = validate::entity_name(name)?;
+    let method = call.method.as_str();
+    if !matches!(method, "GET" | "PUT" | "DELETE" | "POST") {
+        return Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"]));
+    }
+    let owner = ns == own;
+    let forbidden = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            messages::not_authorized(&format!("{ns}/{package}/{name}")),
+        )
+    };
+    if !owner && matches!(method, "PUT" | "DELETE") {
+        return Err(forbidden());
+    }
+    let package_id = format!("{ns}/{package}");
+    // Another namespace's missing, private or binding package is 403, so as not to tell them apart.
+    let found = match lookup(state, &package_id).await? {
+        Lookup::Package(found) => found,
+        Lookup::Missing | Lookup::Other if !owner => return Err(forbidden()),
+        Lookup::Missing | Lookup::Other => return Err(ApiError::not_found()),
+    };
+    if !owner && (found.binding.is_some() || !found.publish) {
+        return Err(forbidden());
+    }
+    let writes = matches!(method, "PUT" | "DELETE");
+    if writes && found.binding.is_some() {
+        return Err(ApiError::bad_request(NOT_ALLOWED_ON_BINDING));
+    }
+    // Resolve a binding to its package (which, as it was bound, is the caller's or published).
+    let (contents, parameters) = match &found.binding {
+        Some(binding) => {
+            let bound = match lookup(state, &binding.doc_id()).await? {
+                Lookup::Package(bound) if bound.binding.is_none() => bound,
+                _ => return Err(ApiError::not_found()),
+            };
+            if bound.namespace != own && !bound.publish {
+                return Err(forbidden());
+            }
+            let parameters = merge(&bound.parameters, &found.parameters);
+            (bound.doc_id(), parameters)
+        }
+        None => (package_id, found.parameters.clone()),
+    };
+    // The action routes do the work on `{own}/{name}`, which the view maps into the package.
+    let view = Arc::new(PackageView {
+        inner: Arc::clone(&state.backend),
+        asked: format!("{own}/{name}"),
+        package: contents.clone(),
+        resolved: format!("{contents}/{name}"),
+        // Writes keep the action's own parameters; reads and invokes see the merged ones.
+        parameters: (!writes).then_some(parameters),
+    });
+    let scoped = State {
+        subjects: state.subjects.clone(),
+        kinds: state.kinds.clone(),
+        limits: state.limits,
+        backend: view,
+        max_blocking_wait: state.max_blocking_wait,
+    };
+    match method {
+        "POST" => invoke(&scoped, call, user, own, &name, tid).await,
+        _ => actions::route(&scoped, call, user, "_", &[&name], tid).await,
+    }
+}
+
+/// The backend as the action routes see it for one action in a package: the action they ask for
+/// (`{own}/{name}`) is the one in the resolved package (a binding's is its package's), written
+/// there with the package's path as its `namespace`; reads see the package's (and binding's)
+/// parameters under the action's own. Everything else is the real backend's.
+struct PackageView {
+    inner: Arc<dyn Backend>,
+    asked: String,
+    package: String,
+    resolved: String,
+    parameters: Option<Vec<Parameter>>,
+}
+
+#[async_trait]
+impl Backend for PackageView {
+    async fn get_action(
+        &self,
+        doc_id: &str,
+        with_code: bool,
+    ) -> Result<Option<StoredAction>, BackendError> {
+        if doc_id != self.asked {
+            return self.inner.get_action(doc_id, with_code).await;
+        }
+        let found = self.inner.get_action(&self.resolved, with_code).await?;
+        Ok(found.map(|mut action| {
+            if let Some(parameters) = &self.parameters {
+                action.document.parameters = merge(parameters, &action.document.parameters);
+            }
+            action
+        }))
+    }
+
+    async fn put_action(&self, mut action: StoredAction) -> Result<StoredAction, BackendError> {
+        if action.document.doc_id() == self.asked {
+            action.document.namespace = self.package.clone();
+            // A new document's `_id` was set from its namespace before the view moved it.
+            action.document.id = Some(self.resolved.clone());
+        }
+        self.inner.put_action(action).await
+    }
+
+    async fn delete_action(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError> {
+        let doc_id = if doc_id == self.asked {
+            self.resolved.as_str()
+        } else {
+            doc_id
+        };
+        self.inner.delete_action(doc_id, rev).await
+    }
+
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<ActionDocument>, BackendError> {
+        self.inner.list_actions(namespace, skip, limit).await
+    }
+
+    async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
+        self.inner.activate(message).await
+    }
+
+    async fn get_activation(
+        &self,
+        namespace: &str,
+        activation_id: &str,
+    ) -> Result<Option<WhiskActivation>, BackendError> {
+        self.inner.get_activation(namespace, activation_id).await
+    }
+
+    async fn list_activations(
+        &self,
+        query: &ActivationQuery,
+    ) -> Result<Vec<WhiskActivation>, BackendError> {
+        self.inner.list_activations(query).await
+    }
+
+    async fn get_entity(&self, doc_id: &str) -> Result<Option<Value>, BackendError> {
+        self.inner.get_entity(doc_id).await
+    }
+
+    async fn put_entity(&self, doc_id: &str, document: Value) -> Result<Value, BackendError> {
+        self.inner.put_entity(doc_id, document).await
+    }
+
+    async fn delete_entity(&self, doc_id: &str, rev: Option<&str>) -> Result<(), BackendError> {
+        self.inner.delete_entity(doc_id, rev).await
+    }
+
+    async fn list_entities(
+        &self,
+        entity_type: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, BackendError> {
+        self.inner.list_entities(entity_type, namespace).await
+    }
+}
