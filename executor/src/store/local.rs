@@ -499,4 +499,50 @@ mod tests {
         assert_eq!(first.len(), 34);
         assert!(next_revision(Some(&first), b"y").starts_with("2-"));
     }
+
+    #[tokio::test]
+    async fn test_documents_of_other_types_are_revisioned_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let package = |namespace: &str| serde_json::json!({"entityType": "package", "namespace": namespace, "name": "p"});
+        let created = store
+            .put_document("guest/p", package("guest"))
+            .await
+            .unwrap();
+        let rev = created["_rev"].as_str().unwrap().to_string();
+        assert!(rev.starts_with("1-"));
+        assert_eq!(created["_id"], "guest/p");
+        // A create over an existing document, or a stale revision, is a conflict.
+        assert!(matches!(
+            store.put_document("guest/p", package("guest")).await,
+            Err(StoreError::Conflict)
+        ));
+        let mut update = package("guest");
+        update["_rev"] = Value::String(rev.clone());
+        let updated = store.put_document("guest/p", update).await.unwrap();
+        assert!(updated["_rev"].as_str().unwrap().starts_with("2-"));
+        assert_eq!(store.get_document("guest/p").await.unwrap(), updated);
+        store
+            .put_document("guest/p/q", package("guest/p"))
+            .await
+            .unwrap();
+        let listed = store.list_documents("package", "guest").await.unwrap();
+        assert_eq!(listed, vec![updated.clone()]);
+        assert!(
+            store
+                .list_documents("action", "guest")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            store.delete_document("guest/p", Some(&rev)).await,
+            Err(StoreError::Conflict)
+        ));
+        store.delete_document("guest/p", None).await.unwrap();
+        assert!(matches!(
+            store.get_document("guest/p").await,
+            Err(StoreError::NotFound)
+        ));
+    }
 }

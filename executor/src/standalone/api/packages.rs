@@ -161,8 +161,8 @@ pub(super) enum Lookup {
     Missing,
     /// An entity of another collection (an action).
     Other,
-    /// A package or binding.
-    Package(PackageDocument),
+    /// A package or binding (boxed: the other variants are empty).
+    Package(Box<PackageDocument>),
 }
 
 /// Reads the document `doc_id` as a package.
@@ -179,7 +179,7 @@ pub(super) async fn lookup(state: &State, doc_id: &str) -> Result<Lookup, ApiErr
         return Ok(Lookup::Other);
     }
     serde_json::from_value(value)
-        .map(Lookup::Package)
+        .map(|package| Lookup::Package(Box::new(package)))
         .map_err(|error| {
             tracing::error!(%doc_id, %error, "unreadable package document");
             ApiError::internal()
@@ -195,7 +195,7 @@ pub(super) async fn read_package(
     match lookup(state, doc_id).await? {
         Lookup::Missing => Ok(None),
         Lookup::Other => Err(ApiError::new(StatusCode::CONFLICT, text::CONFORMANCE)),
-        Lookup::Package(package) => Ok(Some(package)),
+        Lookup::Package(package) => Ok(Some(*package)),
     }
 }
 
@@ -298,7 +298,7 @@ async fn check_read(
     let owner = ns == own;
     let doc_id = format!("{ns}/{name}");
     let package = match lookup(state, &doc_id).await.map_err(ReadDenied::Failed)? {
-        Lookup::Package(package) => package,
+        Lookup::Package(package) => *package,
         Lookup::Missing if owner => return Err(ReadDenied::Missing),
         Lookup::Other if owner => return Err(ReadDenied::NotAPackage),
         Lookup::Missing | Lookup::Other => return Err(ReadDenied::Forbidden),
