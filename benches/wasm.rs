@@ -8,15 +8,16 @@
 //!   pages released with `madvise`, wasmtime's default), for comparison.
 //! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
 //! - `cold/disk_cache`: create + init of `echo` with an empty memory cache and the module on disk
-//!   (read, authenticate, deserialize, link).
+//!   (open, map and authenticate the file, let wasmtime map the same file, link).
 //! - `prime/fuel_off`, `prime/fuel_on`: a CPU-bound activation (`prime`, n = 20000) without and with
 //!   fuel metering.
 //! - `throughput/echo_x64`: 64 concurrent warm `echo` activations on a multi-threaded runtime with
 //!   every core busy; criterion reports activations per second.
 //!
-//! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`. The medians and the
-//! machine go to `benches/RESULTS-wasm.md`. Every measurement is bounded by criterion's time and
-//! sample settings; nothing leaves the process.
+//! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`, optionally with one
+//! filter (a regex, e.g. `'cold/|warm/instantiate'`). The medians and the machine go to
+//! `benches/RESULTS-wasm.md`. Every measurement is bounded by criterion's time and sample
+//! settings; nothing leaves the process.
 
 #![allow(
     missing_docs,

@@ -607,20 +607,6 @@ struct Mapping {
     len: usize,
 }
 
-// SAFETY: the mapping is read-only and owned by this value alone (no interior mutability): sharing
-// or sending it is like sharing or sending a `Box<[u8]>`.
-#[expect(
-    unsafe_code,
-    reason = "a read-only file mapping is plain immutable memory"
-)]
-unsafe impl Send for Mapping {}
-// SAFETY: see `Send` above.
-#[expect(
-    unsafe_code,
-    reason = "a read-only file mapping is plain immutable memory"
-)]
-unsafe impl Sync for Mapping {}
-
 impl Mapping {
     /// Maps the first `len` bytes (the whole file, `len` > 0) of `file`, privately and read-only,
     /// with its pages populated up front (one call instead of a fault per page).

@@ -6,6 +6,7 @@
 //! exact status and message. Nothing here measures speed: timings are in `benches/wasm.rs`.
 
 mod cache;
+mod cache_mapping;
 mod code;
 mod concurrency;
 mod env;
