@@ -811,3 +811,101 @@ async fn test_other_namespaces_packages() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_package_names_and_sizes_obeyed_and_violated() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    // 256 characters is the controller's limit; the local store's file names (`guest%2F<name>.json`,
+    // 255 bytes at most) hold names up to 242 characters, for actions as for packages.
+    let longest = format!("p{}", "x".repeat(255));
+    let long = "p".repeat(240);
+    let stored = guest(
+        &node,
+        Method::PUT,
+        &format!("/api/v1/namespaces/_/packages/{long}"),
+        Some(json!({})),
+    )
+    .await;
+    ok(&stored);
+    let too_long = guest(
+        &node,
+        Method::PUT,
+        &format!("/api/v1/namespaces/_/packages/{longest}x"),
+        Some(json!({})),
+    )
+    .await;
+    assert_error(
+        &too_long,
+        StatusCode::BAD_REQUEST,
+        "Name segement longer than allowed: 257 > 256.",
+    );
+    let in_package = guest(
+        &node,
+        Method::GET,
+        &format!("/api/v1/namespaces/_/actions/{longest}/-bad"),
+        None,
+    )
+    .await;
+    assert_error(
+        &in_package,
+        StatusCode::BAD_REQUEST,
+        "The name of the entity contains illegal characters.",
+    );
+
+    // Parameters and annotations: at most 1 MiB each, as for actions.
+    let limit = 1024 * 1024;
+    let fits = guest(
+        &node,
+        Method::PUT,
+        "/api/v1/namespaces/_/packages/params",
+        Some(json!({"parameters": [{"key": "k", "value": "v".repeat(limit - 1 - 2)}]})),
+    )
+    .await;
+    ok(&fits);
+    let over = guest(
+        &node,
+        Method::PUT,
+        "/api/v1/namespaces/_/packages/params2",
+        Some(json!({"parameters": [{"key": "k", "value": "v".repeat(limit - 2)}]})),
+    )
+    .await;
+    assert_error(
+        &over,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "parameters larger than allowed: 1048577 > 1048576 bytes.",
+    );
+    let annotations = guest(
+        &node,
+        Method::PUT,
+        "/api/v1/namespaces/_/packages/params3",
+        Some(json!({"annotations": [{"key": "k", "value": "v".repeat(limit)}]})),
+    )
+    .await;
+    assert_error(
+        &annotations,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "annotations larger than allowed: 1048579 > 1048576 bytes.",
+    );
+    let missing = guest(
+        &node,
+        Method::GET,
+        "/api/v1/namespaces/_/packages/params2",
+        None,
+    )
+    .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, NOT_FOUND);
+    let deep = guest(
+        &node,
+        Method::GET,
+        "/api/v1/namespaces/_/packages/a/b",
+        None,
+    )
+    .await;
+    assert_error(
+        &deep,
+        StatusCode::NOT_FOUND,
+        "The requested resource could not be found.",
+    );
+    node.stop().await;
+}
