@@ -610,6 +610,24 @@ async fn test_bindings() {
     .await;
     ok(&result);
     assert_eq!(result.body, json!({"a": 1, "b": 4, "c": 3, "d": 6}));
+    let full = guest(
+        &node,
+        Method::POST,
+        "/api/v1/namespaces/_/actions/bound/echo?blocking=true",
+        Some(json!({})),
+    )
+    .await;
+    ok(&full);
+    let annotation = |key: &str| {
+        full.body["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(annotation("path"), Some(json!("guest/lib/echo")));
+    assert_eq!(annotation("binding"), Some(json!("guest/bound")));
     let missing = guest(
         &node,
         Method::POST,
@@ -694,6 +712,34 @@ async fn test_other_namespaces_packages() {
     assert_eq!(names, ["public"]);
     let own_list = other(&node, Method::GET, "/api/v1/namespaces/_/packages", None).await;
     assert_eq!(own_list.body.as_array().unwrap().len(), 2);
+    // A published binding is not listed for others either.
+    ok(&other(
+        &node,
+        Method::PUT,
+        "/api/v1/namespaces/_/packages/alias",
+        Some(json!({"binding": {"namespace": "_", "name": "public"}, "publish": true})),
+    )
+    .await);
+    let listed = guest(
+        &node,
+        Method::GET,
+        "/api/v1/namespaces/other/packages",
+        None,
+    )
+    .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+    let alias = guest(
+        &node,
+        Method::GET,
+        "/api/v1/namespaces/other/packages/alias",
+        None,
+    )
+    .await;
+    assert_error(
+        &alias,
+        StatusCode::FORBIDDEN,
+        &not_authorized("other/alias"),
+    );
 
     // Writes into another namespace are refused, published or not.
     for method in [Method::PUT, Method::DELETE] {

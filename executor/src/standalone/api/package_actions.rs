@@ -85,8 +85,10 @@ pub(super) async fn route(
             let parameters = merge(&bound.parameters, &found.parameters);
             (bound.doc_id(), parameters)
         }
-        None => (package_id, found.parameters.clone()),
+        None => (package_id.clone(), found.parameters.clone()),
     };
+    // An activation through a binding records the binding's path (`binding` annotation).
+    let binding = found.binding.is_some().then_some(package_id);
     // The action routes do the work on `{own}/{name}`, which the view maps into the package.
     let view = Arc::new(PackageView {
         inner: Arc::clone(&state.backend),
@@ -95,6 +97,7 @@ pub(super) async fn route(
         resolved: format!("{contents}/{name}"),
         // Writes keep the action's own parameters; reads and invokes see the merged ones.
         parameters: (!writes).then_some(parameters),
+        binding,
     });
     let scoped = State {
         subjects: state.subjects.clone(),
@@ -112,13 +115,16 @@ pub(super) async fn route(
 /// The backend as the action routes see it for one action in a package: the action they ask for
 /// (`{own}/{name}`) is the one in the resolved package (a binding's is its package's), written
 /// there with the package's path as its `namespace`; reads see the package's (and binding's)
-/// parameters under the action's own. Everything else is the real backend's.
+/// parameters under the action's own; activations through a binding carry its path. Everything
+/// else is the real backend's.
 struct PackageView {
     inner: Arc<dyn Backend>,
     asked: String,
     package: String,
     resolved: String,
     parameters: Option<Vec<Parameter>>,
+    /// The binding's path when the package asked for is a binding.
+    binding: Option<String>,
 }
 
 #[async_trait]
@@ -167,7 +173,10 @@ impl Backend for PackageView {
         self.inner.list_actions(namespace, skip, limit).await
     }
 
-    async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
+    async fn activate(&self, mut message: ActivationMessage) -> WhiskActivation {
+        if message.action.path == self.package && message.action.binding.is_none() {
+            message.action.binding = self.binding.clone();
+        }
         self.inner.activate(message).await
     }
 

@@ -253,8 +253,9 @@ async fn list_packages(
     let mut packages: Vec<PackageDocument> = values
         .into_iter()
         .filter_map(|value| serde_json::from_value(value).ok())
-        // Another namespace's listing is its public packages (`publicPackagesView`).
-        .filter(|p: &PackageDocument| owner || p.publish)
+        // Another namespace's listing is its published packages, bindings left out (the
+        // `packages-public` view).
+        .filter(|p: &PackageDocument| owner || (p.publish && p.binding.is_none()))
         .collect();
     if query.count {
         return Ok(json_response(
