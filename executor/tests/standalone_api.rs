@@ -2,131 +2,22 @@
 //! every route, and every error with OpenWhisk's status and text (obeyed/violated pairs for limits
 //! and sizes).
 
+#[path = "support/standalone.rs"]
+mod standalone;
+
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use executor::pool::{PoolConfig, PoolFactory};
+use executor::pool::PoolConfig;
 use executor::standalone::auth::GUEST_KEY;
 use executor::standalone::{Standalone, StandaloneConfig};
 use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-
-/// Bound of any single wait in these tests.
-const WAIT: Duration = Duration::from_secs(60);
-
-struct Node {
-    node: Option<Standalone>,
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-fn wasm_factory() -> PoolFactory {
-    let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default())
-        .expect("wasmtime starts");
-    PoolFactory::in_process(Arc::new(wasm))
-}
-
-impl Node {
-    async fn start(dir: &std::path::Path) -> Node {
-        let mut config = StandaloneConfig::new(dir);
-        config.addr = "127.0.0.1:0".parse().unwrap();
-        config.pool = PoolConfig {
-            user_memory_mb: 1024,
-            ..PoolConfig::default()
-        };
-        let node = Standalone::start(config, vec![wasm_factory()])
-            .await
-            .expect("node starts");
-        let base = format!("http://{}", node.local_addr());
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Node {
-            node: Some(node),
-            base,
-            client,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(node) = self.node.take() {
-            node.shutdown(Duration::from_secs(10)).await;
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        auth: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        if let Some(key) = auth {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-            request = request.header(header::AUTHORIZATION, format!("Basic {encoded}"));
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(Bytes::from(body))).unwrap();
-        let response = tokio::time::timeout(WAIT, self.client.request(request))
-            .await
-            .expect("in time")
-            .expect("answered");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        match body {
-            Some(body) => {
-                self.send(
-                    method,
-                    path,
-                    Some(GUEST_KEY),
-                    &[("content-type", "application/json")],
-                    serde_json::to_vec(&body).unwrap(),
-                )
-                .await
-            }
-            None => {
-                self.send(method, path, Some(GUEST_KEY), &[], Vec::new())
-                    .await
-            }
-        }
-    }
-}
-
-fn wasm_base64(name: &str) -> String {
-    let path = ow_action::artifacts::wasm_module(name).expect("example action builds");
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
-}
+use standalone::{Node, Reply, WAIT, assert_error, wasm_base64, wasm_factory};
 
 fn zipped(name: &str) -> Vec<u8> {
     let path = ow_action::artifacts::wasm_module(name).expect("example action builds");
@@ -147,15 +38,6 @@ async fn create(node: &Node, name: &str, body: Value) -> Reply {
         Some(body),
     )
     .await
-}
-
-fn assert_error(reply: &Reply, status: StatusCode, message: &str) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    assert_eq!(reply.body["error"], message, "{}", reply.text);
-    let code = reply.body["code"]
-        .as_str()
-        .expect("error bodies carry the transaction id");
-    assert_eq!(reply.headers["x-request-id"], code);
 }
 
 async fn wait_for_activation(node: &Node, id: &str) -> Value {

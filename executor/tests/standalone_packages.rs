@@ -3,6 +3,10 @@
 //! error with the controller's status and text, for the caller's own namespace and for another's.
 
 #[path = "support/standalone.rs"]
+#[allow(
+    dead_code,
+    reason = "the shared support module has more than these cases use"
+)]
 mod standalone;
 
 use std::time::{Duration, Instant};
@@ -23,7 +27,7 @@ async fn start(dir: &std::path::Path) -> Node {
         (OTHER_KEY.to_string(), "other".to_string()),
     ])
     .unwrap();
-    Node::start(dir, subjects).await
+    Node::start_with(dir, subjects).await
 }
 
 async fn guest(node: &Node, method: Method, path: &str, body: Option<Value>) -> Reply {

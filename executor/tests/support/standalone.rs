@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use executor::pool::{PoolConfig, PoolFactory};
-use executor::standalone::auth::Subjects;
+use executor::standalone::auth::{GUEST_KEY, Subjects};
 use executor::standalone::{Standalone, StandaloneConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderMap};
@@ -35,15 +35,21 @@ pub struct Reply {
     pub text: String,
 }
 
-fn wasm_factory() -> PoolFactory {
+/// The real wasm factory, as the pool of a test node gets it.
+pub fn wasm_factory() -> PoolFactory {
     let wasm = factory::wasm::WasmFactory::new(factory::wasm::WasmConfig::default())
         .expect("wasmtime starts");
     PoolFactory::in_process(Arc::new(wasm))
 }
 
 impl Node {
+    /// Starts a node storing under `dir` with the default subjects (the guest key).
+    pub async fn start(dir: &std::path::Path) -> Node {
+        Self::start_with(dir, StandaloneConfig::new(dir).subjects).await
+    }
+
     /// Starts a node storing under `dir` that accepts `subjects`.
-    pub async fn start(dir: &std::path::Path, subjects: Subjects) -> Node {
+    pub async fn start_with(dir: &std::path::Path, subjects: Subjects) -> Node {
         let mut config = StandaloneConfig::new(dir);
         config.addr = "127.0.0.1:0".parse().unwrap();
         config.subjects = subjects;
@@ -70,27 +76,26 @@ impl Node {
         }
     }
 
-    /// Sends `body` (JSON when given) as the holder of `key`.
-    pub async fn call_as(
+    /// Sends one request: `auth` as basic credentials when given, `headers`, and `body` as is.
+    pub async fn send(
         &self,
-        key: &str,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        auth: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
     ) -> Reply {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(key);
         let mut request = Request::builder()
             .method(method)
-            .uri(format!("{}{}", self.base, path))
-            .header(header::AUTHORIZATION, format!("Basic {encoded}"));
-        let bytes = match body {
-            Some(body) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                serde_json::to_vec(&body).unwrap()
-            }
-            None => Vec::new(),
-        };
-        let request = request.body(Full::new(Bytes::from(bytes))).unwrap();
+            .uri(format!("{}{}", self.base, path));
+        if let Some(key) = auth {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+            request = request.header(header::AUTHORIZATION, format!("Basic {encoded}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = tokio::time::timeout(WAIT, self.client.request(request))
             .await
             .expect("in time")
@@ -106,6 +111,34 @@ impl Node {
             body,
             text,
         }
+    }
+
+    /// Sends `body` (JSON when given) as the holder of `key`.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        match body {
+            Some(body) => {
+                self.send(
+                    method,
+                    path,
+                    Some(key),
+                    &[("content-type", "application/json")],
+                    serde_json::to_vec(&body).unwrap(),
+                )
+                .await
+            }
+            None => self.send(method, path, Some(key), &[], Vec::new()).await,
+        }
+    }
+
+    /// Sends `body` (JSON when given) as the guest.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(GUEST_KEY, method, path, body).await
     }
 }
 
