@@ -47,7 +47,7 @@ use super::message::{
     SchedulerEndpoints,
 };
 use super::pool::{Creation, Phase, Shared, fqn_text};
-use crate::message::{ActivationMessage, FullyQualifiedEntityName, InvokerInstanceId};
+use crate::message::{ActivationMessage, InvokerInstanceId};
 use crate::pool::ProvisionError;
 
 /// The shortest time between two polls of one container when the scheduler answers "no
@@ -72,8 +72,11 @@ pub(super) struct Slot {
     pub(super) invocation_namespace: String,
     /// The action's document id (`ns[/pkg]/name`).
     pub(super) doc_id: String,
-    /// The action as the order named it (with version and binding), echoed in every poll.
-    action: FullyQualifiedEntityName,
+    /// The action as the order named it (with version and binding), as the JSON text every poll
+    /// echoes.
+    fqn_json: String,
+    /// The revision as the polls carry it: JSON text, quotes included (`null` when none).
+    rev_json: String,
     /// The action's revision.
     pub(super) revision: Option<String>,
     /// The action's kind, for `/pool`.
@@ -101,7 +104,8 @@ impl Slot {
             ),
             invocation_namespace: order.invocation_namespace.clone(),
             doc_id: order.action.doc_id(),
-            action: order.action.clone(),
+            fqn_json: serde_json::to_string(&order.action).unwrap_or_default(),
+            rev_json: serde_json::to_string(&order.revision).unwrap_or_else(|_| "null".into()),
             revision: order.revision.clone(),
             kind: order.kind().unwrap_or("unknown").to_string(),
             memory_mb,
@@ -125,8 +129,8 @@ impl Slot {
     fn poll(&self, warmed: bool, last_duration_ms: Option<i64>, alive: bool) -> PollRequest {
         PollRequest {
             invocation_namespace: self.invocation_namespace.clone(),
-            fqn_json: serde_json::to_string(&self.action).unwrap_or_default(),
-            rev_json: serde_json::to_string(&self.revision).unwrap_or_else(|_| "null".into()),
+            fqn_json: self.fqn_json.clone(),
+            rev_json: self.rev_json.clone(),
             container_id: self.id.clone(),
             warmed,
             last_duration_ms,

@@ -215,11 +215,6 @@ impl HealthManager {
         }
     }
 
-    /// Re-publishes the current value (the periodic memory sync; a no-op put when unchanged).
-    pub async fn refresh(&self) {
-        self.publish().await;
-    }
-
     /// One activation's health: `ok` unless it ended in a whisk error.
     pub async fn sample(self: &Arc<Self>, ok: bool) {
         let (changed, token) = {

@@ -418,11 +418,6 @@ impl FpcPool {
         self.shared.disabled.swap(false, Ordering::SeqCst)
     }
 
-    /// Whether `/disable` is in force.
-    pub fn is_disabled(&self) -> bool {
-        self.shared.disabled.load(Ordering::SeqCst)
-    }
-
     /// Drains up to `batch` containers not draining yet, busy ones first; returns how many
     /// containers are left in the books.
     fn drain_batch(&self, batch: usize) -> usize {

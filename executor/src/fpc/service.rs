@@ -162,10 +162,9 @@ pub async fn run(
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(every) => {
-                        health.memory(pool.memory()).await;
-                        health.refresh().await;
-                    }
+                    // Phase changes publish at once; this recomputes the books every
+                    // memory-sync-interval, as OpenWhisk's pool reports them.
+                    () = tokio::time::sleep(every) => health.memory(pool.memory()).await,
                 }
             }
         }

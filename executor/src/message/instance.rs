@@ -8,8 +8,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bytesize::ByteSize;
 
-/// Longest controller instance id OpenWhisk accepts (`ControllerInstanceId`).
-const MAX_CONTROLLER_ID_LEN: usize = 128;
+/// Longest instance id OpenWhisk accepts (`InstanceId.MAX_NAME_LENGTH`).
+const MAX_INSTANCE_ID_LEN: usize = 128;
+
+/// Whether `text` is a valid OpenWhisk instance id (controllers', schedulers'):
+/// `[a-zA-Z0-9._-]+`, at most 128 characters.
+pub(crate) fn is_valid_instance_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_INSTANCE_ID_LEN
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
 
 /// A controller's identity (`{"asString":"0","instanceType":"controller"}`); selects the
 /// `completed{asString}` topic.
@@ -23,12 +33,7 @@ impl ControllerInstanceId {
     /// A controller id, checked like OpenWhisk's reader.
     pub fn new(as_string: impl Into<String>) -> Result<Self, String> {
         let as_string = as_string.into();
-        let valid = !as_string.is_empty()
-            && as_string.len() <= MAX_CONTROLLER_ID_LEN
-            && as_string
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if valid {
+        if is_valid_instance_id(&as_string) {
             Ok(Self { as_string })
         } else {
             Err(format!("invalid controller instance id {as_string:?}"))

@@ -30,6 +30,7 @@ pub use ack::{AckResponse, AcknowledgementMessage};
 pub use activation::{Activation, ActivationMessage};
 pub use event::{ActivationEvent, EventBody, EventMessage, MetricEvent};
 pub use identity::{Identity, Namespace, UserLimits};
+pub(crate) use instance::is_valid_instance_id;
 pub use instance::{ControllerInstanceId, InvokerInstanceId};
 pub use names::{ActivationId, FullyQualifiedEntityName};
 pub use ping::PingMessage;

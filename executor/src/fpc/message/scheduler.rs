@@ -7,8 +7,7 @@ use std::fmt;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Longest instance id OpenWhisk accepts (`InstanceId.MAX_NAME_LENGTH`).
-const MAX_SCHEDULER_ID_LEN: usize = 128;
+use crate::message::is_valid_instance_id;
 
 /// A scheduler's identity, `{"asString":"0"}` (no `instanceType` is written, as upstream). Names the
 /// `creationAck{asString}` topic, so it is checked like every OpenWhisk instance id:
@@ -23,12 +22,7 @@ impl SchedulerInstanceId {
     /// A scheduler id, checked like OpenWhisk's reader.
     pub fn new(as_string: impl Into<String>) -> Result<Self, String> {
         let as_string = as_string.into();
-        let valid = !as_string.is_empty()
-            && as_string.len() <= MAX_SCHEDULER_ID_LEN
-            && as_string
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if valid {
+        if is_valid_instance_id(&as_string) {
             Ok(Self { as_string })
         } else {
             Err(format!(
