@@ -47,14 +47,7 @@ pub(super) async fn route(
                 _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
             }
         }
-        [package, name] => {
-            // Packages are not supported: the package lookup fails as for a missing package.
-            let namespace = validate::namespace(ns, &user.namespace.name)?;
-            validate::entity_name(package)?;
-            validate::entity_name(name)?;
-            own_namespace(user, &namespace, Some(&format!("{package}/{name}")))?;
-            Err(ApiError::not_found())
-        }
+        // `{package}/{name}` is routed to `package_actions` before this.
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             messages::ROUTE_NOT_FOUND,
