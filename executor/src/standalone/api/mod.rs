@@ -8,6 +8,8 @@
 //! - `.../activations[/{id}[/logs|/result]]` in [`activations`];
 //! - `.../packages[/{name}]` (list, get, put, delete, bindings) in [`packages`], actions in packages
 //!   (`.../actions/{pkg}/{name}`) in [`package_actions`];
+//! - `.../triggers[/{name}]` (list, get, put, delete, fire) in [`triggers`];
+//! - `.../rules[/{name}]` (list, get, put, delete, enable and disable) in [`rules`];
 //! - `/api/v1/web/...` in [`web_actions`].
 //!
 //! What the routes share: [`State`], the accepted kinds ([`KindSet`]), the request as read and its
@@ -24,6 +26,8 @@ mod kinds;
 mod package_actions;
 mod packages;
 mod request;
+mod rules;
+mod triggers;
 mod web_actions;
 
 use std::sync::Arc;
@@ -156,6 +160,8 @@ where
         [ns, "actions", rest @ ..] => actions::route(state, &call, &user, ns, rest, tid).await,
         [ns, "activations", rest @ ..] => activations::route(state, &call, &user, ns, rest).await,
         [ns, "packages", rest @ ..] => packages::route(state, &call, &user, ns, rest).await,
+        [ns, "triggers", rest @ ..] => triggers::route(state, &call, &user, ns, rest, tid).await,
+        [ns, "rules", rest @ ..] => rules::route(state, &call, &user, ns, rest, tid).await,
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             messages::ROUTE_NOT_FOUND,
