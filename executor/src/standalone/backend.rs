@@ -80,6 +80,10 @@ pub trait Backend: Send + Sync + 'static {
         query: &ActivationQuery,
     ) -> Result<Vec<WhiskActivation>, BackendError>;
 
+    /// Stores an activation record no action run produced: a sequence's or a trigger's (the
+    /// records of runs are stored by the processor, through [`Backend::activate`]).
+    async fn store_activation(&self, record: &WhiskActivation) -> Result<(), BackendError>;
+
     /// The document `doc_id` of any entity type (packages; an action's document too, so that a
     /// caller can tell a name taken by another collection), `_rev` and `entityType` included, or
     /// `None` when there is no such document.
@@ -262,6 +266,13 @@ impl Backend for StoreBackend {
         query: &ActivationQuery,
     ) -> Result<Vec<WhiskActivation>, BackendError> {
         self.activations().list(query).await.map_err(backend_error)
+    }
+
+    async fn store_activation(&self, record: &WhiskActivation) -> Result<(), BackendError> {
+        self.activations()
+            .store(record)
+            .await
+            .map_err(backend_error)
     }
 
     async fn get_entity(&self, doc_id: &str) -> Result<Option<Value>, BackendError> {
