@@ -756,6 +756,9 @@ async fn test_docker_daemon_away_and_back() {
     let config = DockerConfig {
         host: Some(format!("unix://{}", socket.display())),
         name_prefix: prefix("away"),
+        // The API reader: the one that loses the logs while the daemon is away (the json-file reader
+        // does not need the daemon; test_docker_logs_from_the_file_or_through_the_api).
+        log_files: false,
         ..DockerConfig::default()
     };
     let (factory, _cleanup) = factory_with(config);
@@ -872,4 +875,87 @@ async fn test_docker_unreachable_after_resume_is_rescheduled() {
             || error == json!("The action exceeded its time limits of 3000 milliseconds."),
         "{error}"
     );
+}
+
+/// Runs the `logs` example on a container of `factory`, then again after the daemon went away (the
+/// socket `proxy` stopped): the logs of both runs.
+async fn logs_before_and_after_the_daemon_left(
+    factory: &DockerFactory,
+    proxy: &mut SocketProxy,
+) -> (Outcome, Outcome, Arc<dyn Container>) {
+    let limits = limits(10_000, 128, 10);
+    let container = warm(factory, "logs", limits).await;
+    let before = container.run(run_request(json!({"n": 2}), limits)).await;
+    proxy.stop();
+    let after = container.run(run_request(json!({"n": 3}), limits)).await;
+    (before, after, container)
+}
+
+#[tokio::test]
+async fn test_docker_logs_from_the_file_or_through_the_api() {
+    // The direct factory of this prefix removes the containers at the end.
+    let (_docker, _direct, _cleanup) = setup("logfile").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let through_proxy = |socket: &Path, containers_dir: Option<PathBuf>| {
+        DockerFactory::new(
+            DockerConfig {
+                host: Some(format!("unix://{}", socket.display())),
+                name_prefix: prefix("logfile"),
+                containers_dir,
+                ..DockerConfig::default()
+            },
+            Manifest::from_file(&manifest_path()).expect("the test manifest"),
+        )
+    };
+
+    // The containers directory is readable: the logs come from the json-file, which needs no daemon.
+    let socket = dir.path().join("file.sock");
+    let mut proxy = SocketProxy::start(&socket);
+    let files = through_proxy(&socket, None);
+    let (before, after, _container) =
+        logs_before_and_after_the_daemon_left(&files, &mut proxy).await;
+    let expected = |n: usize, stream: &str| -> Vec<String> {
+        (0..n).map(|i| format!("{stream} line {i}")).collect()
+    };
+    for (outcome, n) in [(&before, 2), (&after, 3)] {
+        assert_eq!(outcome.status, Status::Success, "{outcome:?}");
+        assert_eq!(outcome.fault, None, "{:?}", outcome.logs);
+        assert_eq!(stream_lines(&outcome.logs, "stdout"), expected(n, "stdout"));
+        assert_eq!(stream_lines(&outcome.logs, "stderr"), expected(n, "stderr"));
+        assert_eq!(outcome.logs.len(), 2 * n, "{:?}", outcome.logs);
+        for line in &outcome.logs {
+            assert_eq!(line.as_bytes()[30], b' ', "{line}");
+            assert!(line[..30].ends_with('Z'), "{line}");
+        }
+    }
+
+    // A containers directory without the container's log: the API, which needs the daemon.
+    let socket = dir.path().join("api.sock");
+    let mut proxy = SocketProxy::start(&socket);
+    let empty = tempfile::tempdir().expect("tempdir");
+    let api = through_proxy(&socket, Some(empty.path().to_path_buf()));
+    let (api_before, api_after, container) =
+        logs_before_and_after_the_daemon_left(&api, &mut proxy).await;
+    // The same lines as from the file...
+    assert_eq!(api_before.fault, None);
+    assert_eq!(
+        stream_lines(&api_before.logs, "stdout"),
+        stream_lines(&before.logs, "stdout")
+    );
+    assert_eq!(
+        stream_lines(&api_before.logs, "stderr"),
+        stream_lines(&before.logs, "stderr")
+    );
+    assert_eq!(api_before.logs.len(), before.logs.len());
+    // ...and without the daemon, none.
+    assert_eq!(api_after.status, Status::Success);
+    assert_eq!(api_after.fault, Some(ContainerFault::LogsLost));
+    assert!(
+        api_after
+            .logs
+            .last()
+            .expect("notice")
+            .ends_with(docker_logs::LOG_COLLECTION_ERROR)
+    );
+    assert!(!container.health().await.is_healthy());
 }

@@ -2,7 +2,14 @@
 //! `whisk.container-factory.container-args`, `whisk.docker.*`, the invoker's user memory) and where the
 //! daemon is.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
+
+/// Where OpenWhisk's deployment mounts the Docker root's `containers/` directory in the invoker.
+pub const OPENWHISK_CONTAINERS_DIR: &str = "/containers";
+/// The Docker root's `containers/` directory on a default install.
+pub const DOCKER_CONTAINERS_DIR: &str = "/var/lib/docker/containers";
 
 /// How the Docker factory reaches the daemon and creates containers. Every field has a default
 /// (`DockerConfig::default()`), so a config file names only what differs.
@@ -47,6 +54,16 @@ pub struct DockerConfig {
     /// Publish each container's port 8080 on an ephemeral 127.0.0.1 port and talk to that instead of
     /// the container's IP on `network`, for hosts that cannot reach the bridge network. Default false.
     pub publish_on_loopback: bool,
+    /// Read each activation's logs straight from the container's json-file log
+    /// (`<containers_dir>/<id>/<id>-json.log`), as OpenWhisk's invoker does, instead of through the
+    /// Engine API's `logs` endpoint: a warm run then costs about the runtime's own answer instead of
+    /// several API round trips. A container whose log file cannot be opened (remote daemon, directory
+    /// not mounted or not readable, another log driver) uses the API. Default true.
+    pub log_files: bool,
+    /// The Docker root's `containers/` directory as this process sees it. Default none: `/containers`
+    /// when that is a directory (where OpenWhisk's deployment mounts it), else
+    /// `/var/lib/docker/containers`.
+    pub containers_dir: Option<PathBuf>,
 }
 
 impl Default for DockerConfig {
@@ -67,6 +84,8 @@ impl Default for DockerConfig {
             parallel_runs: 10,
             max_result_bytes: crate::limits::DEFAULT_MAX_RESULT_BYTES,
             publish_on_loopback: false,
+            log_files: true,
+            containers_dir: None,
         }
     }
 }
@@ -97,6 +116,22 @@ impl DockerConfig {
         Some((share.max(0.01) * 1e9) as i64)
     }
 
+    /// The directory holding the containers' json-file logs, when [`DockerConfig::log_files`] is on:
+    /// [`DockerConfig::containers_dir`], else [`OPENWHISK_CONTAINERS_DIR`] when it is a directory, else
+    /// [`DOCKER_CONTAINERS_DIR`].
+    pub fn log_files_dir(&self) -> Option<PathBuf> {
+        if !self.log_files {
+            return None;
+        }
+        Some(match &self.containers_dir {
+            Some(dir) => dir.clone(),
+            None if Path::new(OPENWHISK_CONTAINERS_DIR).is_dir() => {
+                PathBuf::from(OPENWHISK_CONTAINERS_DIR)
+            }
+            None => PathBuf::from(DOCKER_CONTAINERS_DIR),
+        })
+    }
+
     /// The environment every container starts with: `__OW_API_HOST` then the extra variables.
     pub fn container_env(&self) -> Vec<String> {
         let mut env = vec![format!("__OW_API_HOST={}", self.api_host)];
@@ -122,6 +157,11 @@ mod tests {
         assert_eq!(config.name_prefix, "wsk0");
         assert_eq!(config.parallel_runs, 10);
         assert!(serde_json::from_str::<DockerConfig>(r#"{"netwrk":"x"}"#).is_err());
+        let dir: DockerConfig = serde_json::from_str(r#"{"containers_dir":"/mnt/c"}"#).unwrap();
+        assert_eq!(dir.log_files_dir(), Some(PathBuf::from("/mnt/c")));
+        let off: DockerConfig = serde_json::from_str(r#"{"log_files":false}"#).unwrap();
+        assert_eq!(off.log_files_dir(), None);
+        assert!(config.log_files_dir().is_some());
     }
 
     #[test]

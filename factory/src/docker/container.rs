@@ -1,5 +1,6 @@
-//! One action container: `/init`, `/run` (with logs and OOM detection), pause, resume, destroy and a TCP
-//! health probe, as OpenWhisk's `DockerContainer` does them.
+//! One action container: `/init`, `/run` (with logs, from its json-file or through the API, and OOM
+//! detection), pause, resume, destroy and a TCP health probe, as OpenWhisk's `DockerContainer` does
+//! them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use crate::container::{Container, Health, InitDone, InitRequest, RunRequest};
 use crate::docker::client::{self, Answer, CallError, MAX_INIT_RESPONSE_BYTES, Mapped, Retry};
 use crate::docker::engine::{Engine, EngineError};
+use crate::docker::log_file::LogFile;
 use crate::docker::logs::{self, CollectedLogs, LogCursor, LogRequest};
 use crate::docker::wire;
 use crate::error::FactoryError;
@@ -54,7 +56,15 @@ pub struct DockerContainer {
     behind_userland_proxy: bool,
     engine: Arc<Engine>,
     lifecycle: Mutex<Lifecycle>,
-    cursor: tokio::sync::Mutex<LogCursor>,
+    logs: tokio::sync::Mutex<LogPosition>,
+}
+
+/// Where the previous activation's logs ended: in the json-file itself when it is read directly, and
+/// always for the API reader (moved along by the file reader, so either can take over).
+#[derive(Debug, Default)]
+struct LogPosition {
+    cursor: LogCursor,
+    file: Option<LogFile>,
 }
 
 impl DockerContainer {
@@ -71,6 +81,7 @@ impl DockerContainer {
         max_result_bytes: usize,
         behind_userland_proxy: bool,
         engine: Arc<Engine>,
+        log_file: Option<LogFile>,
     ) -> Self {
         Self {
             id,
@@ -85,8 +96,17 @@ impl DockerContainer {
                 concurrency: 1,
                 ..Lifecycle::default()
             }),
-            cursor: tokio::sync::Mutex::new(LogCursor::default()),
+            logs: tokio::sync::Mutex::new(LogPosition {
+                cursor: LogCursor::default(),
+                file: log_file,
+            }),
         }
+    }
+
+    /// The json-file log read directly, when this container's logs do not go through the API.
+    pub async fn log_file(&self) -> Option<std::path::PathBuf> {
+        let position = self.logs.lock().await;
+        position.file.as_ref().map(|f| f.path().to_path_buf())
     }
 
     /// The container's name (`wsk0_3_guest_hello`).
@@ -157,21 +177,24 @@ impl DockerContainer {
         limit_mb: u32,
         developer_error: bool,
     ) -> (Vec<String>, Option<ContainerFault>) {
-        let collected = match self.engine.docker().await {
-            Ok(docker) => {
-                let mut cursor = self.cursor.lock().await;
-                let request = LogRequest {
-                    limit_mb,
-                    wait_for_sentinels: self.sentinelled,
-                    developer_error,
-                };
-                logs::collect(&docker, &self.id, &mut cursor, request).await
-            }
-            Err(e) => {
-                tracing::warn!(container = %self.id, error = %e, "cannot read logs");
-                CollectedLogs::unreadable(developer_error)
-            }
+        let request = LogRequest {
+            limit_mb,
+            wait_for_sentinels: self.sentinelled,
+            developer_error,
         };
+        let mut position = self.logs.lock().await;
+        let LogPosition { cursor, file } = &mut *position;
+        let collected = match file {
+            Some(file) => file.collect(cursor, request).await,
+            None => match self.engine.docker().await {
+                Ok(docker) => logs::collect(&docker, &self.id, cursor, request).await,
+                Err(e) => {
+                    tracing::warn!(container = %self.id, error = %e, "cannot read logs");
+                    CollectedLogs::unreadable(developer_error)
+                }
+            },
+        };
+        drop(position);
         if collected.failed {
             self.lifecycle().logs_broken = true;
         }

@@ -90,6 +90,21 @@ impl StreamCursor {
 }
 
 impl LogCursor {
+    /// Moves the position of `stream` past a line stamped `at` that was read another way (from the
+    /// json-file itself), so that a later read through the API starts after it.
+    pub(crate) fn advance(&mut self, stream: Stream, at: &str) {
+        let cursor = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        if cursor.last.as_deref() == Some(at) {
+            cursor.at_last += 1;
+        } else {
+            cursor.last = Some(at.to_string());
+            cursor.at_last = 1;
+        }
+    }
+
     /// The API's `since`: whole seconds of the older stream position, less a second for the skew
     /// between the streams; 0 at the start.
     fn since(&self) -> i32 {
@@ -175,7 +190,7 @@ pub struct CollectedLogs {
 impl CollectedLogs {
     /// The lines of `buffer` with OpenWhisk's notices: the collection failure notice when `failed`,
     /// then the developer-error notice when the activation ended in one.
-    fn finish(mut buffer: LogBuffer, failed: bool, developer_error: bool) -> Self {
+    pub(crate) fn finish(mut buffer: LogBuffer, failed: bool, developer_error: bool) -> Self {
         if failed {
             buffer.push_notice(Stream::Stderr, LOG_COLLECTION_ERROR);
         }

@@ -7,7 +7,9 @@
 //! - Containers are named `{prefix}_{n}_{namespace}_{action}` / `{prefix}_{n}_prewarm_{kind}` and
 //!   labelled [`INSTANCE_LABEL`]`=<prefix>`; [`Factory::cleanup`] removes exactly those.
 //! - [`DockerContainer`] speaks `/init` and `/run` (bodies in [`wire`]) over a new HTTP connection
-//!   each ([`client`]), reads each activation's logs through the API ([`logs`]) and detects OOM kills.
+//!   each ([`client`]), reads each activation's logs from the container's json-file when
+//!   [`DockerConfig::log_files_dir`] holds it ([`log_file`], woken by inotify) or else through the API
+//!   ([`logs`]), and detects OOM kills.
 //! - A container that must not take the activation after all (HTTP 503, or unreachable right after a
 //!   resume) answers an outcome with [`crate::ContainerFault::Refused`]: the pool re-queues the
 //!   activation instead of recording it (OpenWhisk's `ContainerHealthError`). Logs that could not be
@@ -22,14 +24,16 @@ pub mod config;
 mod container;
 pub mod engine;
 pub mod error;
+pub mod log_file;
 pub mod logs;
 pub mod manifest;
+mod watch;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,6 +57,8 @@ pub use error::DockerError;
 pub use manifest::{BLACKBOX_KIND, Manifest, ManifestError};
 
 use engine::EngineError;
+use log_file::LogFile;
+use watch::Watcher;
 
 /// The label that marks a container as this invoker's; its value is the name prefix.
 pub const INSTANCE_LABEL: &str = "wasm-invoker.instance";
@@ -114,6 +120,9 @@ pub struct DockerFactory {
     engine: Arc<Engine>,
     creations: Option<Semaphore>,
     pulls: Mutex<HashMap<String, PullInFlight>>,
+    /// Wakes the json-file log readers; made on the first creation (it needs the tokio runtime), none
+    /// when inotify is not available (the readers poll).
+    watcher: OnceLock<Option<Arc<Watcher>>>,
 }
 
 impl std::fmt::Debug for DockerFactory {
@@ -136,6 +145,7 @@ impl DockerFactory {
             engine,
             creations,
             pulls: Mutex::new(HashMap::new()),
+            watcher: OnceLock::new(),
         })
     }
 
@@ -366,16 +376,20 @@ impl DockerFactory {
             });
         }
         match self.locate(&id).await {
-            Ok(address) => Ok(DockerContainer::new(
-                id,
-                name,
-                plan.image.clone(),
-                address,
-                plan.sentinelled,
-                self.config.max_result_bytes,
-                self.config.publish_on_loopback,
-                self.engine.clone(),
-            )),
+            Ok((address, log_driver)) => {
+                let log_file = self.open_log_file(&id, log_driver.as_deref());
+                Ok(DockerContainer::new(
+                    id,
+                    name,
+                    plan.image.clone(),
+                    address,
+                    plan.sentinelled,
+                    self.config.max_result_bytes,
+                    self.config.publish_on_loopback,
+                    self.engine.clone(),
+                    log_file,
+                ))
+            }
             Err(e) => {
                 let _ = container::remove(&self.engine, &id).await;
                 Err(e)
@@ -383,8 +397,40 @@ impl DockerFactory {
         }
     }
 
-    /// The runtime's address: the IP on the configured network (or the published loopback port).
-    async fn locate(&self, id: &str) -> Result<SocketAddr, FactoryError> {
+    /// The container's json-file log, when the config reads log files, the container logs to a
+    /// json-file and its file can be opened here; otherwise its logs are read through the API.
+    fn open_log_file(&self, id: &str, log_driver: Option<&str>) -> Option<LogFile> {
+        let dir = self.config.log_files_dir()?;
+        if log_driver != Some("json-file") {
+            tracing::debug!(
+                id,
+                ?log_driver,
+                "not a json-file log: logs are read through the API"
+            );
+            return None;
+        }
+        let watcher = self
+            .watcher
+            .get_or_init(|| match Watcher::start() {
+                Ok(watcher) => Some(Arc::new(watcher)),
+                Err(e) => {
+                    tracing::info!(error = %e, "no inotify: container log files are polled");
+                    None
+                }
+            })
+            .clone();
+        match LogFile::open(&dir, id, watcher) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::debug!(id, error = %e, "cannot open the log file: logs are read through the API");
+                None
+            }
+        }
+    }
+
+    /// The runtime's address: the IP on the configured network (or the published loopback port), and
+    /// the container's log driver.
+    async fn locate(&self, id: &str) -> Result<(SocketAddr, Option<String>), FactoryError> {
         let owned = id.to_string();
         let info = self
             .engine
@@ -398,8 +444,12 @@ impl DockerFactory {
                     reason: format!("inspecting {id}: {e}"),
                 },
             })?;
+        let log_driver = info
+            .host_config
+            .and_then(|h| h.log_config)
+            .and_then(|l| l.typ);
         let settings = info.network_settings.unwrap_or_default();
-        if self.config.publish_on_loopback {
+        let address = if self.config.publish_on_loopback {
             let port = settings
                 .ports
                 .as_ref()
@@ -410,12 +460,22 @@ impl DockerFactory {
                         .iter()
                         .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
                 });
-            return port
-                .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            port.map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
                 .ok_or_else(|| FactoryError::Provision {
                     reason: format!("{id} has no published port {RUNTIME_PORT}"),
-                });
-        }
+                })?
+        } else {
+            self.bridge_address(id, &settings)?
+        };
+        Ok((address, log_driver))
+    }
+
+    /// The runtime's address on the configured network.
+    fn bridge_address(
+        &self,
+        id: &str,
+        settings: &bollard::models::NetworkSettings,
+    ) -> Result<SocketAddr, FactoryError> {
         let ip = settings
             .networks
             .as_ref()
