@@ -41,9 +41,17 @@
 //! the file into memory before checking; it gave no stronger guarantee against those users (they
 //! can forge the tag) and cost a read, a copy and wasmtime's copy per load.
 //!
-//! The tag is still checked on every load, not once per file: remembering verified files by
-//! (inode, size, times) would accept a file changed in place within the file system's timestamp
-//! granularity, and a load from disk is rare (a restart, or an eviction from memory).
+//! **Checked once per file, not per load.** The same argument makes a second check of an inode
+//! already checked by this process worthless: nobody who cannot forge the tag can have changed it.
+//! So the cache remembers the files it has checked by their identity on the open file (device,
+//! inode, size, modification and change times; [`FileIdentity`]) and loads a remembered file
+//! without hashing it again (the tag was a third of a load). The ownership and mode checks still
+//! run on every open file. What the times add is not security but a guard against accidents: an
+//! owner's tool writing a file in place changes its change time (which no user can set back), so
+//! the file is checked again. A new file (the cache only ever replaces files by rename) is a new
+//! inode, and an inode number reused for a later file comes with new times. The set lives in
+//! memory only, so every file is checked again after a restart, and is bounded
+//! ([`MAX_REMEMBERED_FILES`]): when full it is emptied, which only costs checks.
 //!
 //! Why a keyed MAC rather than, say, a manifest of plain digests: a manifest would itself be a file
 //! in the directory that an attacker able to plant artifacts could rewrite; a tag made with a key
@@ -54,7 +62,7 @@
 //! never sees a partial file; after a crash a leftover temporary file is just garbage, and a
 //! renamed file whose data did not reach the disk fails its tag and is recompiled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -90,6 +98,8 @@ const ARTIFACT_EXTENSION: &str = "cwasm";
 /// before its tag can be checked. Compiled code is a few times the module size, and modules are
 /// capped at 128 MiB.
 pub const MAX_ARTIFACT_BYTES: u64 = 1024 * 1024 * 1024;
+/// Most checked files remembered (see the module docs); a few hundred bytes each at most.
+const MAX_REMEMBERED_FILES: usize = 16 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -443,6 +453,13 @@ impl ModuleCache {
         memory.bytes = 0;
     }
 
+    /// Forgets which disk files were authenticated (see [`DiskCache::forget_checked_files`]).
+    pub(crate) fn forget_checked_files(&self) {
+        if let Some(disk) = &self.disk {
+            disk.forget_checked_files();
+        }
+    }
+
     /// Current counters and sizes.
     pub(crate) fn metrics(&self) -> CacheMetrics {
         let (entries, bytes) = {
@@ -473,6 +490,31 @@ pub(crate) struct DiskCache {
     /// The user owning the directory (checked to be this process's user when there is a procfs):
     /// artifact files must be owned by it.
     owner: u32,
+    /// The files whose tag this process has checked (see the module docs).
+    checked: Mutex<HashSet<FileIdentity>>,
+}
+
+/// What identifies one version of one file: its inode, and the size and times any change to its
+/// contents or metadata moves (the change time cannot be set by any user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(metadata: &fs::Metadata) -> Self {
+        Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 impl DiskCache {
@@ -491,6 +533,7 @@ impl DiskCache {
             key,
             compatibility: *compatibility,
             owner: metadata.uid(),
+            checked: Mutex::new(HashSet::new()),
         })
     }
 
@@ -538,6 +581,14 @@ impl DiskCache {
         {
             return Err(rejected());
         }
+        let identity = FileIdentity::of(&metadata);
+        if lock(&self.checked).contains(&identity) {
+            return Ok(Some(VerifiedArtifact {
+                file,
+                #[cfg(test)]
+                rechecked: false,
+            }));
+        }
         let len = usize::try_from(metadata.len()).map_err(|_| rejected())?;
         let mapping = Mapping::of(&file, len).map_err(|error| io_error(&path)(error.into()))?;
         let artifact_len = len - TAG_BYTES - MAGIC.len();
@@ -546,13 +597,22 @@ impl DiskCache {
         if magic != MAGIC || self.tag(digest, artifact).verify_slice(tag).is_err() {
             return Err(rejected());
         }
+        drop(mapping);
+        let mut checked = lock(&self.checked);
+        if checked.len() >= MAX_REMEMBERED_FILES {
+            checked.clear();
+        }
+        checked.insert(identity);
         Ok(Some(VerifiedArtifact {
             file,
             #[cfg(test)]
-            mapping,
-            #[cfg(test)]
-            artifact_len,
+            rechecked: true,
         }))
+    }
+
+    /// Forgets every checked file, so each is checked again on its next load (as after a restart).
+    pub(crate) fn forget_checked_files(&self) {
+        lock(&self.checked).clear();
     }
 
     /// Stores `artifact` for `digest`, atomically replacing any previous file.
@@ -576,22 +636,27 @@ impl DiskCache {
     }
 }
 
-/// A cache file whose tag matched: the open file (the mapping the tag was checked over is
-/// released before wasmtime maps the file; tests keep it to look at the bytes).
+/// A cache file whose tag matched, now or on an earlier load of the same file: the open file (the
+/// mapping the tag was checked over is released before wasmtime maps the file).
 #[derive(Debug)]
 pub(crate) struct VerifiedArtifact {
     file: fs::File,
+    /// Whether this load checked the tag (false: the file was checked before, see the module docs).
     #[cfg(test)]
-    mapping: Mapping,
-    #[cfg(test)]
-    artifact_len: usize,
+    rechecked: bool,
 }
 
 impl VerifiedArtifact {
-    /// The artifact's bytes (the file without its tag and magic), as checked.
+    /// The artifact's bytes (the file without its tag and magic), read again for a test.
     #[cfg(test)]
-    fn bytes(&self) -> &[u8] {
-        &self.mapping.bytes()[..self.artifact_len]
+    fn bytes(&self) -> Vec<u8> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        (&self.file)
+            .read_to_end(&mut bytes)
+            .expect("a cache file reads");
+        bytes.truncate(bytes.len() - TAG_BYTES - MAGIC.len());
+        bytes
     }
 
     /// The open file, for wasmtime to map.
@@ -751,13 +816,26 @@ mod tests {
             b"artifact bytes"
         );
 
-        // Flip one byte of the artifact (it comes first in the file), in place.
+        // A file with one byte of the artifact flipped (it comes first in the file), put in place
+        // by rename as anyone able to plant a file would: a new inode, checked again.
         let path = cache.path(&digest);
         let mut bytes = fs::read(&path).unwrap();
         bytes[0] ^= 1;
-        fs::write(&path, &bytes).unwrap();
+        let planted = dir.path().join("planted");
+        fs::write(&planted, &bytes).unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::rename(&planted, &path).unwrap();
         assert!(matches!(
             cache.load(&digest),
+            Err(CacheError::Rejected { .. })
+        ));
+
+        // The same bytes written in place, seen by a cache that has not checked this file (after
+        // a restart): rejected.
+        fs::write(&path, &bytes).unwrap();
+        let restarted = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        assert!(matches!(
+            restarted.load(&digest),
             Err(CacheError::Rejected { .. })
         ));
 
@@ -770,6 +848,44 @@ mod tests {
             cache.load(&digest),
             Err(CacheError::Rejected { .. })
         ));
+    }
+
+    #[test]
+    fn test_a_file_is_checked_once_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        let digest = digest_of(b"module");
+        cache.store(&digest, b"artifact bytes").unwrap();
+        assert!(cache.load(&digest).unwrap().unwrap().rechecked);
+        let again = cache.load(&digest).unwrap().unwrap();
+        assert!(
+            !again.rechecked,
+            "a file already checked is not hashed again"
+        );
+        assert_eq!(again.bytes(), b"artifact bytes");
+
+        // Stored again (a new file renamed over the name): checked again.
+        cache.store(&digest, b"artifact bytes").unwrap();
+        assert!(cache.load(&digest).unwrap().unwrap().rechecked);
+
+        // The ownership and mode checks still run on every load of a remembered file.
+        let path = cache.path(&digest);
+        assert!(!cache.load(&digest).unwrap().unwrap().rechecked);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(rejected(&cache, &digest));
+
+        // A remembered file whose change time moved is checked again. The mode change back is
+        // made well past the coarse clock's tick (at most 10 ms) that file times are taken from.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cache.load(&digest).unwrap().is_some());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cache.load(&digest).unwrap().unwrap().rechecked);
+        assert!(!cache.load(&digest).unwrap().unwrap().rechecked);
+
+        // Another cache (a restart) checks every file once more.
+        let restarted = DiskCache::open(dir.path(), &COMPAT).unwrap();
+        assert!(restarted.load(&digest).unwrap().unwrap().rechecked);
     }
 
     #[test]

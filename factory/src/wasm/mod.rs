@@ -293,6 +293,12 @@ impl WasmFactory {
     pub fn clear_memory_cache(&self) {
         self.shared.cache.clear_memory();
     }
+
+    /// Forgets which disk cache files this process has authenticated, as a restart does, so the
+    /// next load of each checks its tag again. For benches comparing a first load with later ones.
+    pub fn forget_checked_files(&self) {
+        self.shared.cache.forget_checked_files();
+    }
 }
 
 #[async_trait]
