@@ -21,8 +21,29 @@ use std::sync::OnceLock;
 
 /// Every example action, one `src/bin/<name>.rs` each (a test checks the two lists agree).
 const EXAMPLES: &[&str] = &[
-    "bigout", "echo", "env", "escape", "exit", "flood", "garbage", "hello", "hog", "logs", "panic",
-    "prime", "scratch", "sleep", "spin",
+    "bigout",
+    "echo",
+    "env",
+    "escape",
+    "exit",
+    "flood",
+    "garbage",
+    "hello",
+    "hog",
+    "logs",
+    "panic",
+    "prime",
+    "scratch",
+    "sleep",
+    "spin",
+    // The catalog's `/whisk.system/utils` actions (the executor embeds their wasm builds).
+    "utils_cat",
+    "utils_date",
+    "utils_echo",
+    "utils_head",
+    "utils_namespace",
+    "utils_sort",
+    "utils_split",
 ];
 
 /// The target wasm modules are built for.

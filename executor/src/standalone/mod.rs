@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod backend;
+pub mod catalog;
 pub mod http;
 pub mod validate;
 pub mod web;
@@ -135,6 +136,9 @@ pub enum StandaloneError {
         /// Why.
         source: std::io::Error,
     },
+    /// The catalog (`/whisk.system/utils`) could not be installed in the store.
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
     /// The port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -221,6 +225,10 @@ impl Standalone {
             non_blocking_level: StoreLevel::default(),
         });
         let backend = Arc::new(backend::StoreBackend::new(processor));
+        let installed = catalog::install(backend.as_ref()).await?;
+        if !installed.written.is_empty() {
+            tracing::info!(written = ?installed.written, "catalog installed");
+        }
         let state = Arc::new(State {
             subjects: config.subjects,
             kinds: config.kinds,
