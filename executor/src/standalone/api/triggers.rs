@@ -1,21 +1,243 @@
-//! `.../triggers[/{name}]`: placeholder until the triggers routes land (answers the route-not-found 404
-//! every unknown path gets).
+//! The trigger routes, `/api/v1/namespaces/{ns}/triggers[/{name}]`: list, get, create or update
+//! (PUT), delete, and fire (POST, in [`fire`]), with the controller's statuses and texts. The
+//! document and the rules it carries are in [`document`], the fully qualified names rules use in
+//! [`fqn`]. A trigger's rules are its own business: deleting a trigger leaves its rules, which then
+//! read as inactive (`Triggers.remove` confirms nothing).
+
+pub(super) mod document;
+mod fire;
+pub(super) mod fqn;
+
+use std::time::SystemTime;
 
 use hyper::{Response, StatusCode};
+use serde_json::{Map, Value, json};
 
+use self::document::{TRIGGER_ENTITY_TYPE, TriggerDocument, existing, put_trigger};
 use super::State;
-use super::request::Call;
+use super::action_put::{ActionPut, parse_action_put, up_patch};
+use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
+use crate::document::{DEFAULT_VERSION, Parameter};
 use crate::message::Identity;
-use crate::standalone::http::{ApiError, ResponseBody, messages};
+use crate::record::epoch_millis;
+use crate::standalone::http::{ApiError, ResponseBody, json_object_body, json_response, messages};
+use crate::standalone::validate::{self, ListQuery};
 
-/// Routes `.../triggers[/{name}]`.
+/// The controller's text for a `feed` annotation that is not an entity path.
+const FEED_NOT_VALID: &str = "Feed name is not valid";
+/// The annotation naming a trigger's feed action (`Parameters.Feed`).
+const FEED_ANNOTATION: &str = "feed";
+
+/// Routes `/api/v1/namespaces/{ns}/triggers/{rest}` (`rest` = what follows `triggers`).
 pub(super) async fn route(
-    _state: &State,
-    _call: &Call,
-    _user: &Identity,
-    _ns: &str,
-    _rest: &[&str],
-    _tid: &str,
+    state: &State,
+    call: &Call,
+    user: &Identity,
+    ns: &str,
+    rest: &[&str],
+    tid: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    Err(ApiError::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND))
+    match rest {
+        [] => {
+            let ns = own_namespace(user, ns, None)?;
+            only(&call.method, &["GET"])?;
+            list_triggers(state, call, &ns).await
+        }
+        [name] => {
+            let namespace = validate::namespace(ns, &user.namespace.name)?;
+            let name = validate::entity_name(name)?;
+            let ns = own_namespace(user, &namespace, Some(&name))?;
+            let doc_id = format!("{ns}/{name}");
+            match call.method.as_str() {
+                "GET" => {
+                    let trigger = read_trigger(state, &doc_id).await?;
+                    Ok(json_response(StatusCode::OK, &trigger.to_json()))
+                }
+                "PUT" => put(state, call, &ns, &name).await,
+                "DELETE" => delete(state, &doc_id).await,
+                "POST" => fire::fire(state, call, user, &doc_id, tid).await,
+                _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
+            }
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            messages::ROUTE_NOT_FOUND,
+        )),
+    }
+}
+
+/// The trigger `doc_id`: 404 when missing, 409 when the name is another collection's.
+async fn read_trigger(state: &State, doc_id: &str) -> Result<TriggerDocument, ApiError> {
+    existing(state, doc_id, TRIGGER_ENTITY_TYPE)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn list_triggers(
+    state: &State,
+    call: &Call,
+    ns: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let query = ListQuery::parse(&call.query, "triggers")?;
+    let values = state
+        .backend
+        .list_entities(TRIGGER_ENTITY_TYPE, ns)
+        .await
+        .map_err(store_error)?;
+    let mut triggers: Vec<TriggerDocument> = values
+        .into_iter()
+        .filter_map(|value| serde_json::from_value(value).ok())
+        .collect();
+    if query.count {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"triggers": triggers.len().saturating_sub(query.skip)}),
+        ));
+    }
+    // The view's order: most recently updated first.
+    triggers.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
+    let list: Vec<Value> = triggers
+        .iter()
+        .skip(query.skip)
+        .take(query.limit)
+        .map(TriggerDocument::summary)
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
+
+/// Reads the fields a trigger or rule PUT shares with an action's (parameters, annotations,
+/// version, publish), checked and sized as for an action (`LimitedWhiskEntityPut` first, 413), and
+/// returns them with the whole body. `limits` is left to the caller: a trigger's are
+/// `TriggerLimits` (any object), a rule has none.
+pub(super) fn parse_entity_put(
+    state: &State,
+    call: &Call,
+) -> Result<(ActionPut, Map<String, Value>), ApiError> {
+    let Some(mut body) = json_object_body(&call.headers, &call.body)? else {
+        return Err(ApiError::bad_request(messages::malformed_content(
+            "Object expected",
+        )));
+    };
+    let limits = body.remove("limits");
+    let without_limits = Call {
+        method: call.method.clone(),
+        headers: call.headers.clone(),
+        segments: Vec::new(),
+        raw_query: String::new(),
+        query: Vec::new(),
+        body: serde_json::to_vec(&body)
+            .map_err(|_| ApiError::internal())?
+            .into(),
+    };
+    let put = parse_action_put(&state.kinds, &state.limits, &without_limits)?;
+    if let Some(limits) = limits {
+        body.insert("limits".into(), limits);
+    }
+    Ok((put, body))
+}
+
+async fn put(
+    state: &State,
+    call: &Call,
+    ns: &str,
+    name: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let overwrite = call.flag("overwrite")?;
+    let (put, body) = parse_entity_put(state, call)?;
+    // `TriggerLimits` has no fields: any object reads, anything else does not.
+    if let Some(limits) = body.get("limits")
+        && !limits.is_null()
+        && !limits.is_object()
+    {
+        return Err(ApiError::bad_request(messages::malformed_content(
+            "Object expected",
+        )));
+    }
+    let doc_id = format!("{ns}/{name}");
+    let old = existing::<TriggerDocument>(state, &doc_id, TRIGGER_ENTITY_TYPE).await?;
+    let annotations = put.annotations.map(|list| {
+        list.into_iter()
+            .map(|(key, value)| Parameter::new(key, value))
+            .collect::<Vec<_>>()
+    });
+    let trigger = match old {
+        Some(_) if !overwrite => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                messages::RESOURCE_EXISTS,
+            ));
+        }
+        // An update keeps the rules; only a new trigger's feed annotation is checked.
+        Some(old) => TriggerDocument {
+            parameters: put.parameters.unwrap_or(old.parameters),
+            version: put.version.unwrap_or_else(|| up_patch(&old.version)),
+            publish: put.publish.unwrap_or(old.publish),
+            annotations: annotations.unwrap_or(old.annotations),
+            updated: epoch_millis(SystemTime::now()),
+            ..old
+        },
+        None => {
+            let annotations = annotations.unwrap_or_default();
+            check_feed(&annotations)?;
+            TriggerDocument {
+                rev: None,
+                entity_type: TRIGGER_ENTITY_TYPE.into(),
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                parameters: put.parameters.unwrap_or_default(),
+                version: put.version.unwrap_or_else(|| DEFAULT_VERSION.to_string()),
+                publish: put.publish.unwrap_or(false),
+                annotations,
+                rules: None,
+                updated: epoch_millis(SystemTime::now()),
+            }
+        }
+    };
+    let stored = put_trigger(state, &trigger).await?;
+    Ok(json_response(StatusCode::OK, &stored.to_json()))
+}
+
+/// `validateTriggerFeed`: a `feed` annotation must be an entity path (`ns/pkg/name`, `ns/name` or
+/// `name`).
+fn check_feed(annotations: &[Parameter]) -> Result<(), ApiError> {
+    let Some(feed) = annotations.iter().find(|a| a.key == FEED_ANNOTATION) else {
+        return Ok(());
+    };
+    let valid = feed.value.as_str().is_some_and(|path| {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        !parts.is_empty() && parts.iter().all(|p| validate::is_entity_name(p))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(FEED_NOT_VALID))
+    }
+}
+
+async fn delete(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, ApiError> {
+    let trigger = read_trigger(state, doc_id).await?;
+    state
+        .backend
+        .delete_entity(doc_id, trigger.rev.as_deref())
+        .await
+        .map_err(store_error)?;
+    Ok(json_response(StatusCode::OK, &trigger.to_json()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_feed_annotations_must_be_entity_paths() {
+        let feed = |value: Value| vec![Parameter::new(FEED_ANNOTATION, value)];
+        assert!(check_feed(&[]).is_ok());
+        assert!(check_feed(&feed(json!("/whisk.system/alarms/alarm"))).is_ok());
+        assert!(check_feed(&feed(json!("alarm"))).is_ok());
+        assert_eq!(
+            check_feed(&feed(json!("a%b"))).unwrap_err().message,
+            FEED_NOT_VALID
+        );
+        assert!(check_feed(&feed(json!(1))).is_err());
+    }
 }
