@@ -866,18 +866,53 @@ async fn test_other_namespaces_packages() {
 async fn test_package_names_and_sizes_obeyed_and_violated() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(dir.path()).await;
-    // 256 characters is the controller's limit; the local store's file names (`guest%2F<name>.json`,
-    // 255 bytes at most) hold names up to 242 characters, for actions as for packages.
+    // 256 characters is the controller's limit, for packages, actions in them and top-level
+    // actions alike (the local store shortens file names too long for the file system).
     let longest = format!("p{}", "x".repeat(255));
-    let long = "p".repeat(240);
     let stored = guest(
         &node,
         Method::PUT,
-        &format!("/api/v1/namespaces/_/packages/{long}"),
+        &format!("/api/v1/namespaces/_/packages/{longest}"),
         Some(json!({})),
     )
     .await;
     ok(&stored);
+    let action = echo(json!([]));
+    for path in [
+        format!("/api/v1/namespaces/_/actions/{longest}/{longest}"),
+        format!("/api/v1/namespaces/_/actions/a{}", &longest[1..]),
+    ] {
+        ok(&guest(&node, Method::PUT, &path, Some(action.clone())).await);
+        let read = guest(&node, Method::GET, &path, None).await;
+        ok(&read);
+        assert_eq!(read.body["name"].as_str().map(str::len), Some(256));
+    }
+    // A top-level action cannot take a package's name, nor be read or deleted through it.
+    let taken = format!("/api/v1/namespaces/_/actions/{longest}");
+    for (method, body) in [
+        (Method::PUT, Some(action.clone())),
+        (Method::GET, None),
+        (Method::DELETE, None),
+    ] {
+        assert_error(
+            &guest(&node, method, &taken, body).await,
+            StatusCode::CONFLICT,
+            "Resource by this name exists but is not in this collection.",
+        );
+    }
+    let listed = guest(
+        &node,
+        Method::GET,
+        &format!("/api/v1/namespaces/_/packages/{longest}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed.body["actions"][0]["name"],
+        json!(longest),
+        "{:?}",
+        listed.body
+    );
     let too_long = guest(
         &node,
         Method::PUT,

@@ -23,6 +23,9 @@ pub enum BackendError {
     /// The document changed since it was read (a concurrent update won).
     #[error("document update conflict")]
     Conflict,
+    /// The name belongs to an entity of another collection (an action's name taken by a package).
+    #[error("the document is not in this collection")]
+    OtherCollection,
     /// The store failed; the text is logged, not shown to the caller.
     #[error("store failure: {0}")]
     Store(String),
@@ -140,6 +143,18 @@ impl StoreBackend {
         &self.processor.activations
     }
 
+    /// Why `doc_id` could not be read as an action: [`BackendError::OtherCollection`] when it is
+    /// another entity's document (a package, trigger or rule of that name), else `error`.
+    async fn not_an_action(&self, doc_id: &str, error: StoreError) -> BackendError {
+        if let Ok(document) = self.entities().get_document(doc_id).await
+            && let Some(entity_type) = document.get("entityType").and_then(Value::as_str)
+            && entity_type != "action"
+        {
+            return BackendError::OtherCollection;
+        }
+        backend_error(error)
+    }
+
     fn cached(&self, doc_id: &str) -> Option<ActionDocument> {
         self.documents
             .lock()
@@ -190,7 +205,7 @@ impl Backend for StoreBackend {
         let document = match self.entities().get_action(doc_id, None).await {
             Ok(document) => document,
             Err(StoreError::NotFound) => return Ok(None),
-            Err(error) => return Err(backend_error(error)),
+            Err(error) => return Err(self.not_an_action(doc_id, error).await),
         };
         self.remember(&document);
         if !with_code {

@@ -1,7 +1,8 @@
 //! The local directory store: the same documents as CouchDB, as JSON files, for a node without
 //! CouchDB and for the standalone server.
 //!
-//! Layout under the root directory (names percent-encoded, so `guest/hello` is `guest%2Fhello`):
+//! Layout under the root directory (names percent-encoded, so `guest/hello` is `guest%2Fhello`;
+//! an encoded name too long for one file name is shortened, see [`file_stem`]):
 //!
 //! ```text
 //! entities/<id>.json                   action documents, with `_id` and `_rev` (`N-<32 hex>`)
@@ -40,6 +41,35 @@ pub const MAX_SCAN_FILES: usize = 10_000;
 const ENTITIES: &str = "entities";
 const ACTIVATIONS: &str = "activations";
 const BLOCKED: &str = "blocked-namespaces.json";
+
+/// Longest encoded name used as it is. Longer ones (entity names may have 256 characters, and
+/// each byte outside `[A-Za-z0-9_-]` takes three) are shortened by [`file_stem`] so that the name
+/// plus `.json` or `.attachments` stays within the usual 255-byte limit of a file name. Names up
+/// to this length fitted before shortening existed, so their files keep their names.
+const MAX_PLAIN_STEM: usize = 240;
+/// How much of a shortened name's encoding is kept before its digest.
+const SHORTENED_PREFIX: usize = 160;
+/// Separates a shortened name's prefix from its digest; `encode_name` never emits it.
+const SHORTENED_MARK: char = '~';
+
+/// The file name stem for `name`: [`encode_name`] when that fits ([`MAX_PLAIN_STEM`]), else its
+/// first [`SHORTENED_PREFIX`] bytes, `~` and the SHA-256 of the whole name in hex. The prefix keeps
+/// listings by namespace working; the digest keeps distinct names apart.
+pub fn file_stem(name: &str) -> String {
+    let encoded = encode_name(name);
+    if encoded.len() <= MAX_PLAIN_STEM {
+        return encoded;
+    }
+    // The encoding is ASCII, so any byte index is a character boundary.
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    format!("{}{SHORTENED_MARK}{digest}", &encoded[..SHORTENED_PREFIX])
+}
+
+/// Whether the file `name` may hold a document whose id starts with the encoded `prefix`: its name
+/// starts with it, or it is a shortened name (whose prefix may have been cut).
+fn may_start_with(name: &str, prefix: &str) -> bool {
+    name.starts_with(prefix) || name.contains(SHORTENED_MARK)
+}
 
 /// Encodes a name into one safe file name: everything but ASCII letters, digits, `-`, `_` and a
 /// non-leading `.` becomes `%XX`.
@@ -141,20 +171,19 @@ impl LocalStore {
     }
 
     fn entity_path(root: &Path, id: &str) -> PathBuf {
-        root.join(ENTITIES)
-            .join(format!("{}.json", encode_name(id)))
+        root.join(ENTITIES).join(format!("{}.json", file_stem(id)))
     }
 
     fn attachment_path(root: &Path, id: &str, name: &str) -> PathBuf {
         root.join(ENTITIES)
-            .join(format!("{}.attachments", encode_name(id)))
+            .join(format!("{}.attachments", file_stem(id)))
             .join(encode_name(name))
     }
 
     fn activation_path(root: &Path, namespace: &str, activation_id: &str) -> PathBuf {
         root.join(ACTIVATIONS)
-            .join(encode_name(namespace))
-            .join(format!("{}.json", encode_name(activation_id)))
+            .join(file_stem(namespace))
+            .join(format!("{}.json", file_stem(activation_id)))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -259,7 +288,7 @@ impl EntityStore for LocalStore {
             }
             let attachments_dir = root
                 .join(ENTITIES)
-                .join(format!("{}.attachments", encode_name(&id)));
+                .join(format!("{}.attachments", file_stem(&id)));
             if attachments_dir.exists() {
                 fs::remove_dir_all(&attachments_dir)?;
             }
@@ -290,7 +319,7 @@ impl EntityStore for LocalStore {
             fs::remove_file(LocalStore::entity_path(root, &id))?;
             let attachments_dir = root
                 .join(ENTITIES)
-                .join(format!("{}.attachments", encode_name(&id)));
+                .join(format!("{}.attachments", file_stem(&id)));
             if attachments_dir.exists() {
                 fs::remove_dir_all(attachments_dir)?;
             }
@@ -313,7 +342,7 @@ impl EntityStore for LocalStore {
                 let is_candidate = path
                     .file_name()
                     .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with(&prefix));
+                    .is_some_and(|name| may_start_with(name, &prefix));
                 if !is_candidate {
                     continue;
                 }
@@ -394,7 +423,7 @@ impl EntityStore for LocalStore {
                 let is_candidate = path
                     .file_name()
                     .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with(&prefix));
+                    .is_some_and(|name| may_start_with(name, &prefix));
                 if !is_candidate {
                     continue;
                 }
@@ -461,7 +490,7 @@ impl ActivationStore for LocalStore {
         let dir = self
             .root
             .join(ACTIVATIONS)
-            .join(encode_name(&query.namespace));
+            .join(file_stem(&query.namespace));
         let activations = self
             .blocking(move |_| {
                 let mut activations = Vec::new();
@@ -490,6 +519,47 @@ mod tests {
         assert_eq!(encode_name("whisk.system/x"), "whisk.system%2Fx");
         assert_eq!(encode_name(".."), "%2E.");
         assert_eq!(encode_name("a b"), "a%20b");
+    }
+
+    #[test]
+    fn test_long_names_get_short_distinct_file_names() {
+        let short = format!("guest/{}", "a".repeat(200));
+        assert_eq!(file_stem(&short), encode_name(&short));
+        let long = format!("guest/{}", "é".repeat(128));
+        let other = format!("guest/{}b", "é".repeat(127));
+        let (stem, other_stem) = (file_stem(&long), file_stem(&other));
+        assert!(stem.len() + ".attachments".len() <= 255, "{}", stem.len());
+        assert_ne!(stem, other_stem);
+        assert!(may_start_with(&stem, &encode_name("guest/")));
+        assert!(!may_start_with(
+            &encode_name("other/x"),
+            &encode_name("guest/")
+        ));
+    }
+
+    #[tokio::test]
+    async fn test_documents_with_the_longest_names_are_stored_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        // The controller's longest names: 256 characters, here each encoded in 6 bytes or more.
+        let namespace = "ü".repeat(128);
+        let id = format!("{namespace}/{}", "ö".repeat(128));
+        let document = serde_json::json!({
+            "entityType": "package", "namespace": namespace, "name": "ö".repeat(128)
+        });
+        let stored = store.put_document(&id, document).await.unwrap();
+        assert_eq!(store.get_document(&id).await.unwrap(), stored);
+        let listed = store.list_documents("package", &namespace).await.unwrap();
+        assert_eq!(listed, vec![stored.clone()]);
+        let rev = stored
+            .get("_rev")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        store.delete_document(&id, rev.as_deref()).await.unwrap();
+        assert!(matches!(
+            store.get_document(&id).await,
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[test]

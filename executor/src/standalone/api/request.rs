@@ -131,6 +131,9 @@ pub(super) async fn existing_action(
 pub(super) fn store_error(error: BackendError) -> ApiError {
     match error {
         BackendError::Conflict => ApiError::new(StatusCode::CONFLICT, messages::CONFLICT),
+        BackendError::OtherCollection => {
+            ApiError::new(StatusCode::CONFLICT, messages::OTHER_COLLECTION)
+        }
         BackendError::Store(reason) => {
             tracing::error!(%reason, "store failure");
             ApiError::internal()
