@@ -595,3 +595,75 @@ async fn test_firing_without_active_rules_and_with_a_missing_action() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_rules_fire_actions_in_packages_and_through_bindings() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    let package = json!({"parameters": [{"key": "from", "value": "package"}]});
+    ok(&node
+        .call(
+            Method::PUT,
+            "/api/v1/namespaces/_/packages/pkg",
+            Some(package),
+        )
+        .await);
+    let binding = json!({"binding": {"namespace": "_", "name": "pkg"},
+                         "parameters": [{"key": "from", "value": "binding"}]});
+    ok(&node
+        .call(
+            Method::PUT,
+            "/api/v1/namespaces/_/packages/bound",
+            Some(binding),
+        )
+        .await);
+    create_action(&node, "pkg/echo", json!([])).await;
+    create_trigger(&node, "t", json!({})).await;
+    create_rule(&node, "via-pkg", "t", "pkg/echo").await;
+    create_rule(&node, "via-binding", "t", "bound/echo").await;
+    // Rules share the namespace's names with packages, actions and triggers.
+    let taken = node
+        .call(
+            Method::PUT,
+            &format!("{RULES}/pkg"),
+            Some(json!({"trigger": "/_/t", "action": "/_/pkg/echo"})),
+        )
+        .await;
+    assert_error(&taken, StatusCode::CONFLICT, CONFORMANCE);
+    let missing = node
+        .call(
+            Method::PUT,
+            &format!("{RULES}/nope"),
+            Some(json!({"trigger": "/_/t", "action": "/_/nopkg/echo"})),
+        )
+        .await;
+    assert_error(
+        &missing,
+        StatusCode::BAD_REQUEST,
+        "action /guest/nopkg/echo does not exist",
+    );
+
+    let fired = node
+        .call(
+            Method::POST,
+            &format!("{TRIGGERS}/t"),
+            Some(json!({"n": 1})),
+        )
+        .await;
+    assert_eq!(fired.status, StatusCode::ACCEPTED, "{}", fired.text);
+    let record = wait_activation(&node, fired.body["activationId"].as_str().unwrap()).await;
+    let logs = rule_logs(&record);
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for (entry, (rule, action, from)) in logs.iter().zip([
+        ("guest/via-binding", "guest/bound/echo", "binding"),
+        ("guest/via-pkg", "guest/pkg/echo", "package"),
+    ]) {
+        assert_eq!(entry["rule"], rule);
+        assert_eq!(entry["action"], action);
+        assert_eq!(entry["success"], true, "{entry}");
+        let run = wait_activation(&node, entry["activationId"].as_str().unwrap()).await;
+        assert_eq!(run["response"]["result"]["from"], from, "{run}");
+        assert_eq!(run["response"]["result"]["n"], 1);
+    }
+    node.stop().await;
+}
