@@ -4,74 +4,13 @@
 //!
 //! Needs node and npm; installs tests/npm's dependencies (`npm ci`) when node_modules is missing.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+#[path = "support/standalone_npm.rs"]
+mod standalone_npm;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-/// Bound of the server's start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The guest key the server accepts by default.
-const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `wasm-invoker standalone --port 0` and returns it with its base URL.
-fn start_server(data_dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"))
-        .args(["standalone", "--port", "0", "--no-docker", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the wasm-invoker binary starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[server] {line}");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let server = Server(child);
-    let url = rx
-        .recv_timeout(START_TIMEOUT)
-        .expect("the server says where it listens");
-    (server, url)
-}
-
-fn npm_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("npm")
-}
-
-/// `npm ci` in tests/npm unless its node_modules is there.
-fn install_npm_packages() {
-    let dir = npm_dir();
-    if dir.join("node_modules").join("openwhisk").is_dir() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (node and npm are required by this test)");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-}
+use standalone_npm::{install_npm_packages, run_script, start_server};
 
 fn hello_zip(dir: &Path) -> PathBuf {
     let wasm = ow_action::artifacts::wasm_module("hello").expect("the hello example builds");
@@ -90,21 +29,6 @@ fn test_openwhisk_npm_client_drives_the_standalone_server() {
     let work = tempfile::tempdir().unwrap();
     let zip = hello_zip(work.path());
     let (server, url) = start_server(&work.path().join("data"));
-    let output = Command::new("node")
-        .arg(npm_dir().join("standalone.js"))
-        .env("OW_APIHOST", &url)
-        .env("OW_API_KEY", GUEST_KEY)
-        .env("HELLO_ZIP", &zip)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
+    run_script("standalone.js", &url, &[("HELLO_ZIP", &zip)]);
     drop(server);
-    assert!(
-        output.status.success(),
-        "the npm client script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("passed, 0 failed"), "{stdout}");
 }

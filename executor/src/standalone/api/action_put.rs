@@ -1,10 +1,12 @@
 //! The body of an action PUT (`WhiskActionPut`), read and checked in the controller's order: the
-//! exec (kind, code, entry point), parameters, annotations, version, publish, deleted annotations
-//! and limits, each with OpenWhisk's status and message when it is malformed or too large.
+//! exec (kind, code, entry point; a sequence's components), parameters, annotations, version,
+//! publish, deleted annotations and limits, each with OpenWhisk's status and message when it is
+//! malformed or too large.
 
 use factory::Code;
 use serde_json::Value;
 
+use super::invoke::resolve::ActionPath;
 use super::kinds::KindSet;
 use super::request::Call;
 use crate::document::{self, CodeSource, Exec, KindResolver, Parameter};
@@ -137,9 +139,24 @@ fn parse_exec(kinds: &KindSet, value: &Value) -> Result<(Exec, Option<Code>), Ap
         }
     };
     match kind.as_str() {
-        "sequence" => Err(ApiError::bad_request(
-            "Sequences are not supported by the standalone server.",
-        )),
+        "sequence" => {
+            let components = match map.get("components") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(text) => ActionPath::parse(text)
+                            .map(|path| path.to_string())
+                            .map_err(malformed),
+                        _ => Err(malformed("fully qualified name malformed")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(_) => return Err(malformed("'components' must be an array")),
+                None => {
+                    return Err(malformed("'components' must be defined for sequence kind"));
+                }
+            };
+            Ok((Exec::Sequence { components }, None))
+        }
         "blackbox" => {
             let image = match map.get("image") {
                 Some(Value::String(image)) if !image.trim().is_empty() => image.trim().to_string(),

@@ -12,8 +12,10 @@ use serde_json::{Map, Value, json};
 use super::State;
 use super::action_put::{ActionPut, parse_action_put, up_patch};
 use super::invoke::invoke;
+use super::invoke::resolve::ActionPath;
+use super::invoke::sequences;
 use super::request::{Call, existing_action, method_not_allowed, only, own_namespace, store_error};
-use crate::document::{self, ActionDocument, Exec};
+use crate::document::{self, ActionDocument, Exec, Parameter};
 use crate::message::Identity;
 use crate::record::{Annotations, epoch_millis};
 use crate::standalone::backend::StoredAction;
@@ -206,20 +208,49 @@ async fn put_action(
     name: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let overwrite = call.flag("overwrite")?;
-    let put = parse_action_put(&state.kinds, &state.limits, call)?;
+    let mut put = parse_action_put(&state.kinds, &state.limits, call)?;
+    // A sequence's components are stored with `_` resolved (`WhiskActionPut.resolve`), and must
+    // be readable by the caller before anything else is looked at.
+    let components = match &mut put.exec {
+        Some((Exec::Sequence { components }, _)) => {
+            let resolved: Vec<ActionPath> = components
+                .iter()
+                .filter_map(|c| ActionPath::parse(c).ok())
+                .map(|c| c.resolve_namespace(ns))
+                .collect();
+            *components = resolved.iter().map(ActionPath::to_string).collect();
+            sequences::entitle(state, ns, &resolved).await?;
+            Some(resolved)
+        }
+        _ => None,
+    };
     let doc_id = format!("{ns}/{name}");
     let existing = state
         .backend
         .get_action(&doc_id, true)
         .await
         .map_err(store_error)?;
+    if existing.is_some() && !overwrite {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            messages::RESOURCE_EXISTS,
+        ));
+    }
+    if let Some(components) = &components {
+        // The package view puts `.../actions/{pkg}/{name}` here as `{ns}/{name}`; the cycle check
+        // needs the real path, which the request's own path gives.
+        let package = match call.segments.as_slice() {
+            [_, _, _, _, _, package, _] => Some(package.clone()),
+            _ => None,
+        };
+        let sequence = ActionPath {
+            namespace: ns.to_string(),
+            package,
+            name: name.to_string(),
+        };
+        sequences::check_limits(state, ns, &sequence, components).await?;
+    }
     let action = match existing {
-        Some(_) if !overwrite => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                messages::RESOURCE_EXISTS,
-            ));
-        }
         Some(old) => update_action(put, old),
         None => create_action(put, ns, name)?,
     };
@@ -236,7 +267,11 @@ fn create_action(put: ActionPut, ns: &str, name: &str) -> Result<StoredAction, A
         return Err(ApiError::bad_request("exec undefined"));
     };
     let mut document = ActionDocument::new(ns, name, exec);
-    document.parameters = put.parameters.unwrap_or_default();
+    // A sequence's only parameter is its components (`makeWhiskAction`).
+    document.parameters = match sequence_parameters(&document.exec) {
+        Some(parameters) => parameters,
+        None => put.parameters.unwrap_or_default(),
+    };
     document.limits = put.limits.unwrap_or_default().create();
     document.version = put
         .version
@@ -252,21 +287,40 @@ fn create_action(put: ActionPut, ns: &str, name: &str) -> Result<StoredAction, A
     Ok(StoredAction { document, code })
 }
 
+/// The parameters a sequence is stored with: `_actions`, its components (`makeWhiskAction`).
+fn sequence_parameters(exec: &Exec) -> Option<Vec<Parameter>> {
+    let Exec::Sequence { components } = exec else {
+        return None;
+    };
+    Some(vec![Parameter::new("_actions", json!(components))])
+}
+
 fn update_action(put: ActionPut, old: StoredAction) -> StoredAction {
     let StoredAction {
         mut document,
         code: old_code,
     } = old;
+    // A sequence's parameters are its components; parameters do not leak from a sequence to the
+    // action that replaces it, nor are they set on a sequence (`updateWhiskAction`).
+    let was_sequence = matches!(document.exec, Exec::Sequence { .. });
     let code = match put.exec {
         Some((exec, code)) => {
+            document.parameters = match (sequence_parameters(&exec), put.parameters) {
+                (Some(parameters), _) => parameters,
+                (None, Some(parameters)) => parameters,
+                (None, None) if was_sequence => Vec::new(),
+                (None, None) => document.parameters,
+            };
             document.exec = exec;
             code
         }
-        None => old_code,
+        None => {
+            if let Some(parameters) = put.parameters.filter(|_| !was_sequence) {
+                document.parameters = parameters;
+            }
+            old_code
+        }
     };
-    if let Some(parameters) = put.parameters {
-        document.parameters = parameters;
-    }
     if let Some(limits) = put.limits {
         document.limits = limits.update(document.limits);
     }

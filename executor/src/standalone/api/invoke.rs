@@ -1,6 +1,14 @@
-//! Invoking an action (`POST .../actions/{name}`): the activation message the controller would
-//! have put on `invoker{N}`, the blocking wait with its 202 fallback, and the response bodies and
-//! statuses of a finished activation. Web actions build their message here too.
+//! Invoking an action (`POST .../actions/[{pkg}/]{name}`): the activation message the controller
+//! would have put on `invoker{N}`, the blocking wait with its 202 fallback, and the response bodies
+//! and statuses of a finished activation. A sequence is handed to [`super::sequences`] ([`run`]
+//! decides). Web actions build their message here too.
+
+// Declared here rather than in `api/mod.rs` (the routes' module, which these need no change of);
+// they are siblings of the route modules in all but the path.
+#[path = "resolve.rs"]
+pub(super) mod resolve;
+#[path = "sequences.rs"]
+pub(super) mod sequences;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,9 +18,10 @@ use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
+use self::resolve::{ResolvedAction, ResolvedPackage, action_in};
 use super::State;
 use super::request::{Call, existing_action};
-use crate::document::ActionDocument;
+use crate::document::{ActionDocument, Exec};
 use crate::message::{
     ActivationId, ActivationMessage, ControllerInstanceId, FullyQualifiedEntityName, Identity,
     TransactionId,
@@ -115,6 +124,45 @@ pub(super) async fn run_blocking(
     }
 }
 
+/// What an invoke asked for, read in the controller's order (payload size, query, body).
+struct InvokeRequest {
+    blocking: bool,
+    result_only: bool,
+    wait: Duration,
+    payload: Option<Map<String, Value>>,
+}
+
+impl InvokeRequest {
+    fn read(state: &State, call: &Call) -> Result<Self, ApiError> {
+        validate::check_payload_size(
+            content_length(&call.headers).unwrap_or(call.body.len() as u64),
+        )?;
+        let blocking = call.flag("blocking")?;
+        let result_only = call.flag("result")?;
+        let wait = match call.query("timeout") {
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| {
+                    ApiError::bad_request(messages::malformed_query(
+                        "timeout",
+                        &format!("'{text}' is not a valid duration"),
+                    ))
+                })?
+                .min(state.max_blocking_wait),
+            None => state.max_blocking_wait,
+        };
+        let payload = json_object_body(&call.headers, &call.body)?;
+        Ok(Self {
+            blocking,
+            result_only,
+            wait,
+            payload,
+        })
+    }
+}
+
 /// `POST /api/v1/namespaces/{ns}/actions/{name}`: runs the action, blocking or not.
 pub(super) async fn invoke(
     state: &State,
@@ -124,42 +172,86 @@ pub(super) async fn invoke(
     name: &str,
     tid: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    validate::check_payload_size(content_length(&call.headers).unwrap_or(call.body.len() as u64))?;
-    let blocking = call.flag("blocking")?;
-    let result_only = call.flag("result")?;
-    let wait = match call.query("timeout") {
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| {
-                ApiError::bad_request(messages::malformed_query(
-                    "timeout",
-                    &format!("'{text}' is not a valid duration"),
-                ))
-            })?
-            .min(state.max_blocking_wait),
-        None => state.max_blocking_wait,
-    };
-    let payload = json_object_body(&call.headers, &call.body)?;
+    let request = InvokeRequest::read(state, call)?;
     let action = existing_action(state, ns, name, false).await?;
-    if let Some(payload) = &payload {
+    let action = ResolvedAction {
+        document: action.document,
+        binding: None,
+    };
+    respond(state, user, action, request, tid).await
+}
+
+/// `POST .../actions/{pkg}/{name}` once the package (or binding) is resolved and entitled: the
+/// action with the package's (and binding's) parameters under its own.
+pub(super) async fn invoke_in_package(
+    state: &State,
+    call: &Call,
+    user: &Identity,
+    package: &ResolvedPackage,
+    name: &str,
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let request = InvokeRequest::read(state, call)?;
+    let action = action_in(state, package, name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    respond(state, user, action, request, tid).await
+}
+
+async fn respond(
+    state: &State,
+    user: &Identity,
+    action: ResolvedAction,
+    request: InvokeRequest,
+    tid: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    if let Some(payload) = &request.payload {
         check_final(&action.document, payload.keys())?;
     }
-    let message = activation_message(user, &action.document, payload, blocking, tid);
+    let wait = request.blocking.then_some(request.wait);
+    match run(state, user, action, request.payload, wait, tid).await? {
+        Outcome::Done(activation) => Ok(blocking_response(&activation, request.result_only)),
+        Outcome::Running(id) => Ok(accepted(&id)),
+    }
+}
+
+/// How far an invoke got when the caller stops waiting.
+pub(super) enum Outcome {
+    /// The activation ended in time: its record (boxed: the id alone is a tenth of its size).
+    Done(Box<WhiskActivation>),
+    /// Not waited for (non-blocking) or not ended in time: it goes on under this id.
+    Running(ActivationId),
+}
+
+/// Runs a resolved action (a sequence runs its components) with `payload` as `user`, waiting up to
+/// `wait` for its end (`None`: not at all). The only error is a sequence's component entitlement.
+pub(super) async fn run(
+    state: &State,
+    user: &Identity,
+    action: ResolvedAction,
+    payload: Option<Map<String, Value>>,
+    wait: Option<Duration>,
+    tid: &str,
+) -> Result<Outcome, ApiError> {
+    if matches!(action.document.exec, Exec::Sequence { .. }) {
+        return sequences::start(state, user, action, payload, wait, tid).await;
+    }
+    let mut message = activation_message(user, &action.document, payload, wait.is_some(), tid);
+    // An activation through a binding records the binding's path (`binding` annotation).
+    message.action.binding = action.binding;
     let id = message.activation_id.clone();
-    tracing::debug!(activation_id = %id, blocking, "invoke");
-    if !blocking {
+    tracing::debug!(activation_id = %id, blocking = wait.is_some(), "invoke");
+    let Some(wait) = wait else {
         let backend = Arc::clone(&state.backend);
         tokio::spawn(async move {
             backend.activate(message).await;
         });
-        return Ok(accepted(&id));
-    }
-    match run_blocking(state, message, wait).await {
-        Ok(activation) => Ok(blocking_response(&activation, result_only)),
-        Err(id) => Ok(accepted(&id)),
-    }
+        return Ok(Outcome::Running(id));
+    };
+    Ok(match run_blocking(state, message, wait).await {
+        Ok(activation) => Outcome::Done(Box::new(activation)),
+        Err(id) => Outcome::Running(id),
+    })
 }
 
 fn accepted(id: &ActivationId) -> Response<ResponseBody> {

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::State;
 use super::actions;
-use super::invoke::invoke;
+use super::invoke::invoke_in_package;
+use super::invoke::resolve::resolve_binding;
 use super::packages::{Lookup, lookup, merge};
 use super::request::{Call, method_not_allowed};
 use crate::document::{ActionDocument, Parameter};
@@ -73,22 +74,20 @@ pub(super) async fn route(
         return Err(ApiError::bad_request(NOT_ALLOWED_ON_BINDING));
     }
     // Resolve a binding to its package (which, as it was bound, is the caller's or published).
-    let (contents, parameters) = match &found.binding {
-        Some(binding) => {
-            let bound = match lookup(state, &binding.doc_id()).await? {
-                Lookup::Package(bound) if bound.binding.is_none() => bound,
-                _ => return Err(ApiError::not_found()),
-            };
-            if bound.namespace != own && !bound.publish {
-                return Err(forbidden());
-            }
-            let parameters = merge(&bound.parameters, &found.parameters);
-            (bound.doc_id(), parameters)
-        }
-        None => (package_id.clone(), found.parameters.clone()),
-    };
-    // An activation through a binding records the binding's path (`binding` annotation).
-    let binding = found.binding.is_some().then_some(package_id);
+    let resolved = resolve_binding(state, *found)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if resolved.binding.is_some() && resolved.package.namespace != own && !resolved.package.publish
+    {
+        return Err(forbidden());
+    }
+    // An invoke runs the action as a sequence component of this name would run.
+    if method == "POST" {
+        return invoke_in_package(state, call, user, &resolved, &name, tid).await;
+    }
+    let contents = resolved.package.doc_id();
+    let parameters = resolved.parameters;
+    let binding = resolved.binding;
     // The action routes do the work on `{own}/{name}`, which the view maps into the package.
     let view = Arc::new(PackageView {
         inner: Arc::clone(&state.backend),
@@ -106,10 +105,7 @@ pub(super) async fn route(
         backend: view,
         max_blocking_wait: state.max_blocking_wait,
     };
-    match method {
-        "POST" => invoke(&scoped, call, user, own, &name, tid).await,
-        _ => actions::route(&scoped, call, user, "_", &[&name], tid).await,
-    }
+    actions::route(&scoped, call, user, "_", &[&name], tid).await
 }
 
 /// The backend as the action routes see it for one action in a package: the action they ask for
@@ -178,6 +174,10 @@ impl Backend for PackageView {
             message.action.binding = self.binding.clone();
         }
         self.inner.activate(message).await
+    }
+
+    async fn store_activation(&self, record: &WhiskActivation) -> Result<(), BackendError> {
+        self.inner.store_activation(record).await
     }
 
     async fn get_activation(

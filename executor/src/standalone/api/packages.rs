@@ -318,32 +318,39 @@ async fn check_read(
     }
 }
 
+/// The READ entitlement on the package `ns/name` with the controller's answers: 404 for the
+/// caller's missing package, 409 for a name of another collection, 403 (naming the package) for
+/// what the caller may not read, 422 for a binding of itself. Sequence components in packages are
+/// checked with it too.
+pub(super) async fn readable_package(
+    state: &State,
+    own: &str,
+    ns: &str,
+    name: &str,
+) -> Result<PackageDocument, ApiError> {
+    match check_read(state, own, ns, name).await {
+        Ok(package) => Ok(package),
+        Err(ReadDenied::Missing) => Err(ApiError::not_found()),
+        Err(ReadDenied::NotAPackage) => Err(ApiError::new(StatusCode::CONFLICT, text::CONFORMANCE)),
+        Err(ReadDenied::Forbidden) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            messages::not_authorized(&format!("{ns}/{name}")),
+        )),
+        Err(ReadDenied::Circular(id)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            text::circular_reference(&id),
+        )),
+        Err(ReadDenied::Failed(error)) => Err(error),
+    }
+}
+
 async fn get_package(
     state: &State,
     own: &str,
     ns: &str,
     name: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let package = match check_read(state, own, ns, name).await {
-        Ok(package) => package,
-        Err(ReadDenied::Missing) => return Err(ApiError::not_found()),
-        Err(ReadDenied::NotAPackage) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, text::CONFORMANCE));
-        }
-        Err(ReadDenied::Forbidden) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                messages::not_authorized(&format!("{ns}/{name}")),
-            ));
-        }
-        Err(ReadDenied::Circular(id)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                text::circular_reference(&id),
-            ));
-        }
-        Err(ReadDenied::Failed(error)) => return Err(error),
-    };
+    let package = readable_package(state, own, ns, name).await?;
     // A binding shows itself with the bound package's parameters under its own, and the bound
     // package's actions (`mergePackageWithBinding`).
     let (shown, contents) = match &package.binding {
