@@ -147,6 +147,16 @@ async fn test_each_utility_answers_as_the_catalogs_js_action() {
         .await,
         json!({"lines": [1.5, true, null, 1e21, [1, 2]], "payload": "1.5\ntrue\n\n1e+21\n1,2"})
     );
+    // Numbers as `Number.prototype.toString` prints them.
+    assert_eq!(
+        result(
+            &node,
+            "cat",
+            json!({"lines": [0.000001, 1e-7, 1.5e300, 100, -2.5]})
+        )
+        .await["payload"],
+        "0.000001\n1e-7\n1.5e+300\n100\n-2.5"
+    );
     // `Array.prototype.sort` compares strings, so 10 sorts before 9; it is stable.
     assert_eq!(
         result(&node, "sort", json!({"lines": [10, 9, 1, "b", "B", "a"]})).await,

@@ -4,5 +4,5 @@
 //! (`return params || {}`). Logs: none.
 
 fn main() {
-    ow_action::run(|params| Ok::<_, String>(params));
+    ow_action::run(Ok::<_, String>);
 }
