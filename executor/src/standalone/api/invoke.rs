@@ -1,10 +1,10 @@
 //! Invoking an action (`POST .../actions/[{pkg}/]{name}`): the activation message the controller
 //! would have put on `invoker{N}`, the blocking wait with its 202 fallback, and the response bodies
-//! and statuses of a finished activation. A sequence is handed to [`super::sequences`] ([`run`]
-//! decides). Web actions build their message here too.
+//! and statuses of a finished activation. A sequence is handed to [`sequences`] ([`run`] decides).
+//! Web actions build their message here too.
 
-// Declared here rather than in `api/mod.rs` (the routes' module, which these need no change of);
-// they are siblings of the route modules in all but the path.
+// `api/resolve.rs` and `api/sequences.rs` are declared here, not in `api/mod.rs` (which routes
+// requests, and sequences need no route of their own); they name what they use of `api` in full.
 #[path = "resolve.rs"]
 pub(super) mod resolve;
 #[path = "sequences.rs"]

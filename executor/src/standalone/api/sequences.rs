@@ -432,3 +432,73 @@ impl Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn activation(result: Value, duration: u64, memory: u64) -> WhiskActivation {
+        let mut annotations = Annotations::new();
+        annotations.set("limits", json!({"memory": memory}));
+        WhiskActivation {
+            namespace: "guest".into(),
+            name: "a".into(),
+            subject: "guest".into(),
+            activation_id: ActivationId::generate(),
+            start: 0,
+            end: duration,
+            cause: None,
+            response: ActivationResponse {
+                status: Status::Success,
+                result: Some(result),
+                size: None,
+            },
+            logs: Vec::new(),
+            version: "0.0.1".into(),
+            publish: false,
+            annotations,
+            duration: Some(duration),
+        }
+    }
+
+    fn accounting() -> Accounting {
+        Accounting {
+            count: 0,
+            response: ActivationResponse {
+                status: Status::Success,
+                result: None,
+                size: None,
+            },
+            logs: Vec::new(),
+            duration: 0,
+            max_memory: None,
+        }
+    }
+
+    #[test]
+    fn test_components_are_tallied_until_an_error_result() {
+        let mut tally = accounting();
+        assert!(tally.record(activation(json!({"a": 1}), 3, 128), 1));
+        assert!(!tally.record(activation(json!({"error": "no"}), 4, 512), 2));
+        assert_eq!(tally.logs.len(), 2);
+        assert_eq!(tally.duration, 7);
+        assert_eq!(tally.max_memory, Some(512));
+        assert_eq!(tally.count, 2);
+        assert_eq!(tally.response.result, Some(json!({"error": "no"})));
+    }
+
+    #[test]
+    fn test_a_component_past_the_limit_ends_the_sequence_too_long() {
+        let mut tally = accounting();
+        let past = ACTION_SEQUENCE_MAX_LIMIT + 1;
+        assert!(!tally.record(activation(json!({"a": 1}), 1, 256), past));
+        assert_eq!(tally.response.status, Status::ApplicationError);
+        assert_eq!(
+            tally.response.result,
+            Some(json!({"error": text::TOO_LONG}))
+        );
+        assert_eq!(tally.logs.len(), 1);
+    }
+}
