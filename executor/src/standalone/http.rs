@@ -149,6 +149,8 @@ pub mod messages {
     /// `Messages.conformanceMessage`: the name is taken by an entity of another collection.
     pub const OTHER_COLLECTION: &str =
         "Resource by this name exists but is not in this collection.";
+    /// 409 when the name is taken by an entity of another collection (`conformanceMessage`).
+    pub const CONFORMANCE: &str = "Resource by this name exists but is not in this collection.";
     /// 400 for an entity name outside OpenWhisk's pattern.
     pub const ENTITY_NAME_ILLEGAL: &str = "The name of the entity contains illegal characters.";
     /// 400 for a namespace outside OpenWhisk's pattern.

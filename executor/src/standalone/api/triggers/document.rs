@@ -14,14 +14,10 @@ use super::fqn::Fqn;
 use crate::document::Parameter;
 use crate::standalone::api::State;
 use crate::standalone::api::request::store_error;
-use crate::standalone::http::ApiError;
+use crate::standalone::http::{ApiError, messages};
 
 /// The `entityType` of trigger documents.
 pub(in crate::standalone::api) const TRIGGER_ENTITY_TYPE: &str = "trigger";
-
-/// `Messages.conformanceMessage`: the name is taken by an entity of another collection.
-pub(in crate::standalone::api) const CONFORMANCE: &str =
-    "Resource by this name exists but is not in this collection.";
 
 /// A rule's status (`Status`): only these two are ever stored or accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,7 +174,7 @@ pub(in crate::standalone::api) async fn existing<T: DeserializeOwned>(
 ) -> Result<Option<T>, ApiError> {
     match read_typed(state, doc_id, entity_type).await? {
         Typed::Missing => Ok(None),
-        Typed::Other => Err(ApiError::new(StatusCode::CONFLICT, CONFORMANCE)),
+        Typed::Other => Err(ApiError::new(StatusCode::CONFLICT, messages::CONFORMANCE)),
         Typed::Corrupt => Err(ApiError::internal()),
         Typed::Found(entity) => Ok(Some(entity)),
     }
