@@ -229,6 +229,24 @@ async fn test_trigger_lifecycle_and_errors() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "parameters larger than allowed: 1048579 > 1048576 bytes.",
     );
+    let payload = serde_json::to_vec(&json!({ "k": big })).unwrap();
+    let too_big_fire = node
+        .send(
+            Method::POST,
+            &format!("{TRIGGERS}/t"),
+            Some(GUEST_KEY),
+            &[("content-type", "application/json")],
+            payload.clone(),
+        )
+        .await;
+    assert_error(
+        &too_big_fire,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "Request larger than allowed: {} > 1048576 bytes.",
+            payload.len()
+        ),
+    );
     let not_json = node
         .send(
             Method::PUT,
