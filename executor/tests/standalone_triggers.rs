@@ -685,3 +685,40 @@ async fn test_rules_fire_actions_in_packages_and_through_bindings() {
     }
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_rule_fires_a_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    create_action(&node, "first", json!([{"key": "step", "value": "first"}])).await;
+    create_action(&node, "second", json!([])).await;
+    let sequence = json!({"exec": {"kind": "sequence", "components": ["/_/first", "/_/second"]}});
+    ok(&node
+        .call(
+            Method::PUT,
+            "/api/v1/namespaces/_/actions/both",
+            Some(sequence),
+        )
+        .await);
+    create_trigger(&node, "t", json!({})).await;
+    create_rule(&node, "r", "t", "both").await;
+    let fired = node
+        .call(
+            Method::POST,
+            &format!("{TRIGGERS}/t"),
+            Some(json!({"n": 2})),
+        )
+        .await;
+    assert_eq!(fired.status, StatusCode::ACCEPTED, "{}", fired.text);
+    let record = wait_activation(&node, fired.body["activationId"].as_str().unwrap()).await;
+    let logs = rule_logs(&record);
+    assert_eq!(logs[0]["success"], true, "{logs:?}");
+    let run = wait_activation(&node, logs[0]["activationId"].as_str().unwrap()).await;
+    assert_eq!(run["name"], "both");
+    assert!(run.get("cause").is_none(), "{run}");
+    // The sequence record's result is its last component's: the first's output, passed on.
+    assert_eq!(run["response"]["result"]["step"], "first", "{run}");
+    assert_eq!(run["response"]["result"]["n"], 2, "{run}");
+    assert_eq!(run["logs"].as_array().map(Vec::len), Some(2), "{run}");
+    node.stop().await;
+}
