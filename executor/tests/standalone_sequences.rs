@@ -431,6 +431,26 @@ async fn test_three_wasm_steps_pass_results_along() {
     );
     assert_eq!(annotation(&bound.body, "path"), "guest/utils/greet");
     assert_eq!(annotation(&bound.body, "binding"), "guest/mine");
+
+    // A web-exported sequence runs its components too, its last result projected.
+    let mut exported = sequence(&["/_/echo", "/_/hello"]);
+    exported["annotations"] = json!([{"key": "web-export", "value": true}]);
+    ok(&put(&node, GUEST_KEY, "actions/webgreet", exported).await);
+    let web = node
+        .send(
+            Method::GET,
+            "/api/v1/web/guest/default/webgreet.json?name=Web",
+            None,
+            &[],
+            Vec::new(),
+        )
+        .await;
+    ok(&web);
+    assert_eq!(web.body, json!({"greeting": "Hello, Web!"}));
+    let web_id = web.headers["x-openwhisk-activation-id"].to_str().unwrap();
+    let web_record = stored(&node, web_id).await;
+    assert_eq!(annotation(&web_record, "kind"), "sequence");
+    assert_eq!(logs(&web_record).len(), 2);
     node.stop().await;
 }
 

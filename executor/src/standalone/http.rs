@@ -146,9 +146,6 @@ pub mod messages {
     pub const RESOURCE_EXISTS: &str = "resource already exists";
     /// 409 when a concurrent update won.
     pub const CONFLICT: &str = "Concurrent modification to resource detected.";
-    /// `Messages.conformanceMessage`: the name is taken by an entity of another collection.
-    pub const OTHER_COLLECTION: &str =
-        "Resource by this name exists but is not in this collection.";
     /// 409 when the name is taken by an entity of another collection (`conformanceMessage`).
     pub const CONFORMANCE: &str = "Resource by this name exists but is not in this collection.";
     /// 400 for an entity name outside OpenWhisk's pattern.

@@ -6,9 +6,9 @@
 use factory::Code;
 use serde_json::Value;
 
-use super::invoke::resolve::ActionPath;
 use super::kinds::KindSet;
 use super::request::Call;
+use super::resolve::ActionPath;
 use crate::document::{self, CodeSource, Exec, KindResolver, Parameter};
 use crate::limits::LimitRanges;
 use crate::standalone::http::{ApiError, json_object_body, messages};

@@ -5,10 +5,6 @@
 
 // `api/resolve.rs` and `api/sequences.rs` are declared here, not in `api/mod.rs` (which routes
 // requests, and sequences need no route of their own); they name what they use of `api` in full.
-#[path = "resolve.rs"]
-pub(super) mod resolve;
-#[path = "sequences.rs"]
-pub(super) mod sequences;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,9 +14,10 @@ use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use self::resolve::{ResolvedAction, ResolvedPackage, action_in};
 use super::State;
 use super::request::{Call, existing_action};
+use super::resolve::{ResolvedAction, ResolvedPackage, action_in};
+use super::sequences;
 use crate::document::{ActionDocument, Exec};
 use crate::message::{
     ActivationId, ActivationMessage, ControllerInstanceId, FullyQualifiedEntityName, Identity,

@@ -8,6 +8,8 @@
 //! - `.../activations[/{id}[/logs|/result]]` in [`activations`];
 //! - `.../packages[/{name}]` (list, get, put, delete, bindings) in [`packages`], actions in packages
 //!   (`.../actions/{pkg}/{name}`) in [`package_actions`];
+//! - names of actions resolved through their package or binding (`/ns/[pkg/]name`) in
+//!   [`resolve`]; sequences (`exec.kind: sequence`) checked and run in [`sequences`];
 //! - `.../triggers[/{name}]` (list, get, put, delete, fire) in [`triggers`];
 //! - `.../rules[/{name}]` (list, get, put, delete, enable and disable) in [`rules`];
 //! - `/api/v1/web/...` in [`web_actions`].
@@ -26,7 +28,9 @@ mod kinds;
 mod package_actions;
 mod packages;
 mod request;
+mod resolve;
 mod rules;
+mod sequences;
 mod triggers;
 mod web_actions;
 

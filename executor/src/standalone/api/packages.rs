@@ -36,8 +36,6 @@ mod text {
         "Cannot bind to another package binding.";
     pub(super) const REQUESTED_BINDING_IS_NOT_VALID: &str =
         "Cannot bind to a resource that is not a package.";
-    pub(super) const CONFORMANCE: &str =
-        "Resource by this name exists but is not in this collection.";
 
     pub(super) fn package_name_is_reserved(name: &str) -> String {
         format!("Package name '{name}' is reserved.")
@@ -194,7 +192,7 @@ pub(super) async fn read_package(
 ) -> Result<Option<PackageDocument>, ApiError> {
     match lookup(state, doc_id).await? {
         Lookup::Missing => Ok(None),
-        Lookup::Other => Err(ApiError::new(StatusCode::CONFLICT, text::CONFORMANCE)),
+        Lookup::Other => Err(ApiError::new(StatusCode::CONFLICT, messages::CONFORMANCE)),
         Lookup::Package(package) => Ok(Some(*package)),
     }
 }
@@ -331,7 +329,9 @@ pub(super) async fn readable_package(
     match check_read(state, own, ns, name).await {
         Ok(package) => Ok(package),
         Err(ReadDenied::Missing) => Err(ApiError::not_found()),
-        Err(ReadDenied::NotAPackage) => Err(ApiError::new(StatusCode::CONFLICT, text::CONFORMANCE)),
+        Err(ReadDenied::NotAPackage) => {
+            Err(ApiError::new(StatusCode::CONFLICT, messages::CONFORMANCE))
+        }
         Err(ReadDenied::Forbidden) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             messages::not_authorized(&format!("{ns}/{name}")),

@@ -131,9 +131,7 @@ pub(super) async fn existing_action(
 pub(super) fn store_error(error: BackendError) -> ApiError {
     match error {
         BackendError::Conflict => ApiError::new(StatusCode::CONFLICT, messages::CONFLICT),
-        BackendError::OtherCollection => {
-            ApiError::new(StatusCode::CONFLICT, messages::OTHER_COLLECTION)
-        }
+        BackendError::OtherCollection => ApiError::new(StatusCode::CONFLICT, messages::CONFORMANCE),
         BackendError::Store(reason) => {
             tracing::error!(%reason, "store failure");
             ApiError::internal()

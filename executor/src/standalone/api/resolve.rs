@@ -20,20 +20,20 @@ const DEFAULT_NAMESPACE: &str = "_";
 
 /// A fully qualified action name, `/ns/name` or `/ns/pkg/name` (`FullyQualifiedEntityName`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::standalone::api) struct ActionPath {
+pub(super) struct ActionPath {
     /// The namespace (`_` until resolved).
-    pub(in crate::standalone::api) namespace: String,
+    pub(super) namespace: String,
     /// The package, when the action is in one.
-    pub(in crate::standalone::api) package: Option<String>,
+    pub(super) package: Option<String>,
     /// The action's name.
-    pub(in crate::standalone::api) name: String,
+    pub(super) name: String,
 }
 
 impl ActionPath {
     /// Reads `[/]ns/[pkg/]name` as `EntityPath(...).toFullyQualifiedEntityName` does: empty
     /// segments ignored, every segment an entity name, at least a namespace and a name. `Err` is
     /// the reason (as OpenWhisk words it); a deeper path is refused too (no entity lives there).
-    pub(in crate::standalone::api) fn parse(text: &str) -> Result<Self, String> {
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
         if let Some(bad) = parts.iter().find(|p| !validate::is_entity_name(p)) {
             return Err(format!("path contains invalid parts {bad}"));
@@ -58,7 +58,7 @@ impl ActionPath {
     }
 
     /// `_` as the namespace becomes `own` (`EntityPath.resolveNamespace`).
-    pub(in crate::standalone::api) fn resolve_namespace(mut self, own: &str) -> Self {
+    pub(super) fn resolve_namespace(mut self, own: &str) -> Self {
         if self.namespace == DEFAULT_NAMESPACE {
             self.namespace = own.to_string();
         }
@@ -66,7 +66,7 @@ impl ActionPath {
     }
 
     /// The path without the name: `ns` or `ns/pkg`.
-    pub(in crate::standalone::api) fn path(&self) -> String {
+    pub(super) fn path(&self) -> String {
         match &self.package {
             Some(package) => format!("{}/{package}", self.namespace),
             None => self.namespace.clone(),
@@ -74,7 +74,7 @@ impl ActionPath {
     }
 
     /// The document id, `ns/[pkg/]name`.
-    pub(in crate::standalone::api) fn doc_id(&self) -> String {
+    pub(super) fn doc_id(&self) -> String {
         format!("{}/{}", self.path(), self.name)
     }
 }
@@ -88,19 +88,19 @@ impl fmt::Display for ActionPath {
 
 /// A package as an action's path names it, through its binding when it is one.
 #[derive(Debug)]
-pub(in crate::standalone::api) struct ResolvedPackage {
+pub(super) struct ResolvedPackage {
     /// The package that holds the actions (a binding's is the package it binds).
-    pub(in crate::standalone::api) package: PackageDocument,
+    pub(super) package: PackageDocument,
     /// The package's parameters with the binding's on top.
-    pub(in crate::standalone::api) parameters: Vec<Parameter>,
+    pub(super) parameters: Vec<Parameter>,
     /// The binding's document id when the name is a binding (the `binding` annotation of the
     /// activations through it).
-    pub(in crate::standalone::api) binding: Option<String>,
+    pub(super) binding: Option<String>,
 }
 
 /// Resolves a package document through its binding (`WhiskPackage.resolveBinding` with merged
 /// parameters). `None` when a binding's package is missing or is not a package.
-pub(in crate::standalone::api) async fn resolve_binding(
+pub(super) async fn resolve_binding(
     state: &State,
     found: PackageDocument,
 ) -> Result<Option<ResolvedPackage>, ApiError> {
@@ -128,16 +128,16 @@ pub(in crate::standalone::api) async fn resolve_binding(
 /// An action as an invoke runs it: its document with the parameters of its package (and binding)
 /// under its own, and the binding it was reached through.
 #[derive(Debug, Clone)]
-pub(in crate::standalone::api) struct ResolvedAction {
+pub(super) struct ResolvedAction {
     /// The document (its `namespace` the package that holds it), parameters merged.
-    pub(in crate::standalone::api) document: ActionDocument,
+    pub(super) document: ActionDocument,
     /// The binding's document id, when reached through one.
-    pub(in crate::standalone::api) binding: Option<String>,
+    pub(super) binding: Option<String>,
 }
 
 /// The action `name` of `package` (already resolved), parameters merged package < binding <
 /// action; `None` when there is no such action.
-pub(in crate::standalone::api) async fn action_in(
+pub(super) async fn action_in(
     state: &State,
     package: &ResolvedPackage,
     name: &str,
@@ -161,7 +161,7 @@ pub(in crate::standalone::api) async fn action_in(
 /// `resolveActionAndMergeParameters`: the action a (namespace-resolved) path names, through its
 /// package and binding, parameters merged; `None` when the package, the bound package or the
 /// action does not exist. No entitlement is checked here.
-pub(in crate::standalone::api) async fn resolve_action(
+pub(super) async fn resolve_action(
     state: &State,
     path: &ActionPath,
 ) -> Result<Option<ResolvedAction>, ApiError> {
@@ -190,7 +190,7 @@ pub(in crate::standalone::api) async fn resolve_action(
 /// (`WhiskAction.resolveAction`), and the action document stored there, read from the entity
 /// documents (so that a package view of the backend does not redirect it). `None` when the package
 /// or the action is missing.
-pub(in crate::standalone::api) async fn stored_action(
+pub(super) async fn stored_action(
     state: &State,
     path: &ActionPath,
 ) -> Result<Option<(String, ActionDocument)>, ApiError> {

@@ -17,8 +17,8 @@ use factory::{Limits, Status};
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
+use super::invoke::{Outcome, activation_message};
 use super::resolve::{ActionPath, ResolvedAction, resolve_action, stored_action};
-use super::{Outcome, activation_message};
 use crate::document::Exec;
 use crate::message::{ActivationId, Identity};
 use crate::record::{ActivationResponse, Annotations, WhiskActivation, epoch_millis};
@@ -31,27 +31,22 @@ use crate::standalone::http::{ApiError, messages};
 pub const ACTION_SEQUENCE_MAX_LIMIT: usize = 50;
 
 /// The controller's texts for sequences (`Messages`).
-pub(in crate::standalone::api) mod text {
+pub(super) mod text {
     /// `sequenceIsTooLong`.
-    pub(in crate::standalone::api) const TOO_LONG: &str = "Too many actions in the sequence.";
+    pub(super) const TOO_LONG: &str = "Too many actions in the sequence.";
     /// `sequenceNoComponent`.
-    pub(in crate::standalone::api) const NO_COMPONENT: &str =
-        "No component specified for the sequence.";
+    pub(super) const NO_COMPONENT: &str = "No component specified for the sequence.";
     /// `sequenceIsCyclic`.
-    pub(in crate::standalone::api) const CYCLIC: &str = "Sequence may not refer to itself.";
+    pub(super) const CYCLIC: &str = "Sequence may not refer to itself.";
     /// `sequenceComponentNotFound`.
-    pub(in crate::standalone::api) const COMPONENT_NOT_FOUND: &str =
-        "Sequence component does not exist.";
+    pub(super) const COMPONENT_NOT_FOUND: &str = "Sequence component does not exist.";
     /// `sequenceActivationFailure`.
-    pub(in crate::standalone::api) const FAILED: &str = "Sequence failed.";
+    pub(super) const FAILED: &str = "Sequence failed.";
 }
 
 /// The `exec` of a sequence: its components, namespaces resolved against `own`; `None` for any
 /// other exec.
-pub(in crate::standalone::api) fn sequence_components(
-    exec: &Exec,
-    own: &str,
-) -> Option<Vec<ActionPath>> {
+pub(super) fn sequence_components(exec: &Exec, own: &str) -> Option<Vec<ActionPath>> {
     let Exec::Sequence { components } = exec else {
         return None;
     };
@@ -68,7 +63,7 @@ pub(in crate::standalone::api) fn sequence_components(
 /// the caller's namespace, or in a package the caller may read (its own, or another namespace's
 /// published package). Refusals of other namespaces' entities are gathered into one 403 naming
 /// them all, as the controller's `unauthorizedOn` does; the caller's own missing package is 404.
-pub(in crate::standalone::api) async fn entitle(
+pub(super) async fn entitle(
     state: &State,
     own: &str,
     components: &[ActionPath],
@@ -104,7 +99,7 @@ pub(in crate::standalone::api) async fn entitle(
 /// [`ACTION_SEQUENCE_MAX_LIMIT`] components and at least one, each existing, none of them (nested
 /// sequences inlined) the sequence itself, and at most [`ACTION_SEQUENCE_MAX_LIMIT`] atomic
 /// actions in all. Every refusal is a 400 with the controller's text.
-pub(in crate::standalone::api) async fn check_limits(
+pub(super) async fn check_limits(
     state: &State,
     own: &str,
     sequence: &ActionPath,
@@ -170,7 +165,7 @@ async fn count_atomic_actions(
 /// activation first (a refusal is the request's 403), then run in a task of their own, so that a
 /// blocking caller that stops waiting after `wait` (or a non-blocking one, `wait` = `None`) gets
 /// the sequence's activation id while the sequence goes on and is stored.
-pub(in crate::standalone::api) async fn start(
+pub(super) async fn start(
     state: &State,
     user: &Identity,
     sequence: ResolvedAction,

@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::State;
 use super::cors::{WEB_CORS_METHODS, cors, empty_ok};
-use super::invoke::{activation_message, check_final, run_blocking};
+use super::invoke::{Outcome, check_final, run};
 use super::request::{Call, existing_action};
+use super::resolve::ResolvedAction;
 use crate::record::is_truthy;
 use crate::standalone::http::{
     ACTIVATION_ID_HEADER, ApiError, ResponseBody, content_length, messages,
@@ -108,10 +109,15 @@ pub(super) async fn route(
     };
     let args = web::arguments(&request, raw)?;
     check_final(&action.document, args.keys())?;
-    let message = activation_message(&owner, &action.document, Some(args), true, tid);
-    let activation = match run_blocking(state, message, state.max_blocking_wait).await {
-        Ok(activation) => activation,
-        Err(id) => {
+    // Through the same run as an invoke, so that a web-exported sequence runs its components.
+    let action = ResolvedAction {
+        document: action.document,
+        binding: None,
+    };
+    let wait = Some(state.max_blocking_wait);
+    let activation = match run(state, &owner, action, Some(args), wait, tid).await? {
+        Outcome::Done(activation) => activation,
+        Outcome::Running(id) => {
             let mut response =
                 ApiError::new(StatusCode::ACCEPTED, "Response not yet ready.").into_response(tid);
             if let Ok(value) = HeaderValue::from_str(id.as_str()) {
