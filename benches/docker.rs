@@ -1,10 +1,15 @@
 //! Docker factory next to the wasm factory: `echo` and `prime` cold (create + init + run + destroy)
 //! and warm (run only on an initialised container), through the same `Factory`/`Container` interface.
+//! The Docker factory runs twice: reading logs from the containers' json-files (the default) and
+//! through the Engine API (`log_files = false`). Beside them, the runtime's own `/run` on a warm
+//! container, posted straight to it (no factory, no logs), on a new connection each time and on one
+//! kept-alive connection: the floor the factory's warm run is measured against.
 //!
 //! Needs a running Docker daemon and the test runtime image (`scripts/build-test-image`). Run with
 //! `cargo bench --bench docker`; results and the machine go to `benches/RESULTS-docker.md` by hand.
 //! Every loop is bounded in count and in time; all traffic goes to our own containers on this host.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +21,8 @@ use factory::{
     Status,
 };
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Cold starts measured per (factory, action).
 const COLD_ITERATIONS: usize = 15;
@@ -158,6 +165,101 @@ async fn warm(subject: &Subject, action: &str) -> Vec<Duration> {
     samples
 }
 
+/// The container's address on the bridge network, as `docker inspect` reports it.
+fn address_of(id: &str) -> SocketAddr {
+    let output = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            id,
+        ])
+        .output()
+        .expect("docker inspect");
+    let ip = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    SocketAddr::new(ip.parse().expect("a bridge IP"), 8080)
+}
+
+/// One `POST /run` on `stream`, read to the end of its body (`Content-Length`); returns the status.
+async fn post_run(stream: &mut TcpStream, address: SocketAddr, body: &[u8]) -> u16 {
+    let head = format!(
+        "POST /run HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).await.expect("send /run");
+    let mut answer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.expect("read /run");
+        assert!(n > 0, "the runtime closed the connection");
+        answer.extend_from_slice(&chunk[..n]);
+        let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a Content-Length");
+        if answer.len() >= end + 4 + length {
+            return head
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .expect("a status");
+        }
+    }
+}
+
+/// The runtime's own `/run` on a warm container of `subject`, posted straight to it: on a new
+/// connection per run, or on one connection kept alive.
+async fn bare(subject: &Subject, action: &str, keep_alive: bool) -> Vec<Duration> {
+    let container = subject
+        .factory
+        .create(spec(subject.kind))
+        .await
+        .expect("create");
+    container
+        .init(init((subject.code)(action)))
+        .await
+        .expect("init");
+    let address = address_of(container.id());
+    let body = factory::docker::wire::run_body(&run(action)).to_string();
+    let mut kept = TcpStream::connect(address).await.expect("connect");
+    kept.set_nodelay(true).expect("nodelay");
+    let mut samples = Vec::with_capacity(WARM_ITERATIONS);
+    let budget = Instant::now() + SERIES_BUDGET;
+    let mut runs = 0;
+    while samples.len() < WARM_ITERATIONS && Instant::now() < budget {
+        let started = Instant::now();
+        let status = if keep_alive {
+            post_run(&mut kept, address, body.as_bytes()).await
+        } else {
+            let mut fresh = TcpStream::connect(address).await.expect("connect");
+            fresh.set_nodelay(true).expect("nodelay");
+            post_run(&mut fresh, address, body.as_bytes()).await
+        };
+        let elapsed = started.elapsed();
+        assert_eq!(status, 200, "bare /run of {action}");
+        runs += 1;
+        if runs > WARMUP {
+            samples.push(elapsed);
+        }
+    }
+    container.destroy().await.expect("destroy");
+    samples
+}
+
+/// The machine's load average (1, 5, 15 minutes), as `/proc/loadavg` has it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -189,15 +291,29 @@ fn main() {
             name_prefix: "wskbench".into(),
             ..DockerConfig::default()
         };
-        let docker = DockerFactory::connect(config, manifest)
+        let log_files = config.log_files_dir();
+        let docker = DockerFactory::connect(config.clone(), manifest.clone())
             .await
             .expect("a running Docker daemon");
         docker.cleanup().await.expect("cleanup");
+        let api_config = DockerConfig {
+            log_files: false,
+            ..config
+        };
+        let docker_api = DockerFactory::connect(api_config, manifest)
+            .await
+            .expect("a running Docker daemon");
         let wasm = WasmFactory::new(WasmConfig::default()).expect("wasm factory");
         let subjects = [
             Subject {
-                label: "docker",
+                label: "docker (file logs)",
                 factory: docker.clone(),
+                kind: "native:test",
+                code: native_code,
+            },
+            Subject {
+                label: "docker (API logs)",
+                factory: docker_api,
                 kind: "native:test",
                 code: native_code,
             },
@@ -208,6 +324,8 @@ fn main() {
                 code: wasm_code,
             },
         ];
+        println!("load average before: {}", load_average());
+        println!("log files read from: {log_files:?}");
         println!("| factory | action | mode | n | median ms | p10 ms | p90 ms |");
         println!("|---|---|---|---|---|---|---|");
         for action in ["echo", "prime"] {
@@ -215,7 +333,21 @@ fn main() {
                 report(subject.label, action, "cold", cold(subject, action).await);
                 report(subject.label, action, "warm", warm(subject, action).await);
             }
+            let runtime = &subjects[0];
+            report(
+                "runtime's bare /run, new connection",
+                action,
+                "warm",
+                bare(runtime, action, false).await,
+            );
+            report(
+                "runtime's bare /run, kept alive",
+                action,
+                "warm",
+                bare(runtime, action, true).await,
+            );
         }
+        println!("load average after: {}", load_average());
         docker.cleanup().await.expect("cleanup");
     });
 }

@@ -211,7 +211,22 @@ impl LogFile {
 
     /// Reads what is there from the position on (at most [`PASS_BYTES`]) and consumes its whole lines.
     fn read_pass(&mut self, activation: &mut Activation<'_>) -> Result<Pass, LogFileError> {
-        let mut bytes = vec![0; PASS_BYTES];
+        let length = self.file.metadata().map_err(|e| self.io_error(e))?.len();
+        if length < self.offset {
+            return Err(LogFileError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+                length,
+            });
+        }
+        let remaining = length - self.offset;
+        // Sized by what the file holds: a warm run reads a few hundred bytes, not a whole pass.
+        let mut bytes = vec![
+            0;
+            usize::try_from(remaining)
+                .unwrap_or(PASS_BYTES)
+                .min(PASS_BYTES)
+        ];
         let mut filled = 0;
         while filled < bytes.len() {
             match self
@@ -226,7 +241,7 @@ impl LogFile {
         }
         bytes.truncate(filled);
         let mut pass = Pass {
-            more: filled == PASS_BYTES,
+            more: remaining > PASS_BYTES as u64,
             ..Pass::default()
         };
         let consumed = self.consume(&bytes, activation, &mut pass);
@@ -234,18 +249,16 @@ impl LogFile {
         if pass.done || pass.more || consumed < filled {
             return Ok(pass);
         }
-        // At the end of this file: was it truncated, or rotated (a new file at the path)?
-        let length = self.file.metadata().map_err(|e| self.io_error(e))?.len();
-        if length < self.offset {
-            return Err(LogFileError::Truncated {
-                path: self.path.clone(),
-                offset: self.offset,
-                length,
-            });
-        }
+        // At the end of this file: is there a new file at the path (docker rotated the log)?
         match std::fs::metadata(&self.path) {
             Ok(meta) if (meta.dev(), meta.ino()) != self.identity => {
-                // Rotated, and the old file is read to its end: go on with the new one.
+                // Lines docker wrote to the old file before renaming it come first.
+                let old_length = self.file.metadata().map_err(|e| self.io_error(e))?.len();
+                if old_length > self.offset {
+                    pass.more = true;
+                    return Ok(pass);
+                }
+                // The old file is read to its end: go on with the new one.
                 let (file, identity) = open_identified(&self.path)?;
                 tracing::debug!(path = %self.path.display(), "the container log was rotated");
                 (self.file, self.identity, self.offset, self.skipping) = (file, identity, 0, false);
