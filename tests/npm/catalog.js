@@ -53,6 +53,30 @@ async function main () {
   assert.deepEqual(bound, { lines: [2, 3, 4], length: 3 })
   ok('bind the package and invoke through the binding')
 
+  // The OpenWhisk docs' example: a sequence of catalog actions, then a rule firing one.
+  await ow.actions.create({
+    name: 'sortedLines',
+    action: { exec: { kind: 'sequence', components: ['/whisk.system/utils/split', '/whisk.system/utils/sort'] } }
+  })
+  const sorted = await ow.actions.invoke({
+    name: 'sortedLines', blocking: true, result: true, params: { payload: 'c\nb\na' }
+  })
+  assert.deepEqual(sorted, { lines: ['a', 'b', 'c'], length: 3 })
+  ok('a sequence of catalog actions')
+
+  await ow.triggers.create({ name: 'catalogTick' })
+  await ow.rules.create({ name: 'catalogRule', trigger: 'catalogTick', action: '/whisk.system/utils/echo' })
+  const fired = await ow.triggers.invoke({ name: 'catalogTick', params: { payload: 'hi' } })
+  let echoed
+  for (let i = 0; i < 100 && !echoed; i++) {
+    const list = await ow.activations.list({ name: 'echo', docs: true, limit: 5 })
+    echoed = list.find(a => a.response && a.response.result && a.response.result.payload === 'hi')
+    if (!echoed) await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  assert.ok(fired.activationId, JSON.stringify(fired))
+  assert.ok(echoed, 'the rule ran /whisk.system/utils/echo')
+  ok('a rule firing a catalog action')
+
   console.log(`${step} passed, 0 failed`)
 }
 
