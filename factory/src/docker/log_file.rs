@@ -127,7 +127,11 @@ struct Pass {
 impl LogFile {
     /// Opens the log of container `id` under `dir`, positioned at its start; watched for changes by
     /// `watcher` when there is one.
-    pub fn open(dir: &Path, id: &str, watcher: Option<Arc<Watcher>>) -> Result<Self, LogFileError> {
+    pub(crate) fn open(
+        dir: &Path,
+        id: &str,
+        watcher: Option<Arc<Watcher>>,
+    ) -> Result<Self, LogFileError> {
         let path = log_path(dir, id);
         let (file, identity) = open_identified(&path)?;
         let watch = watcher.as_ref().and_then(|w| w.watch(&path).ok());

@@ -1,5 +1,6 @@
 //! One activation's stdout/stderr, read through the Engine API's `logs` endpoint (json-file driver,
-//! docker's fixed-width RFC 3339 nanosecond timestamps) the way OpenWhisk's json-file log store reads
+//! docker's fixed-width RFC 3339 nanosecond timestamps) when the container's json-file cannot be read
+//! directly ([`super::log_file`], preferred), the way OpenWhisk's json-file log store reads
 //! them (protocol reference, section 9): from the container's position after the previous activation,
 //! up to the two sentinels, within the log limit, formatted as `<time> <stream>: <text>`.
 //!
