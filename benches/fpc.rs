@@ -21,6 +21,10 @@
 //!
 //! Bounded: at most `SEQUENTIAL` / `WINDOWED` messages and `PHASE_LIMIT` per phase, 30 s per ack.
 //! Run: `cargo bench --bench fpc` (needs `tansu`, `pouchdb-server` and `etcd`, as the tests do).
+//! The latencies also go to `target/bench-results/fpc.json` (`benches/support/results.rs`).
+
+#[path = "support/results.rs"]
+mod results;
 
 #[path = "../executor/tests/support/etcd.rs"]
 #[allow(
@@ -276,6 +280,8 @@ struct Harness {
     sent: usize,
     /// Activations whose ack did not come before their phase ended.
     unanswered: usize,
+    /// What the phases measured, for the summary.
+    series: Vec<results::Series>,
 }
 
 /// The outcome of one phase.
@@ -374,6 +380,47 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1000.0
+}
+
+/// The samples of one phase (`outstanding` messages at a time), and its rate and percentiles as
+/// points against the load, for the summary.
+fn record(
+    series: &mut Vec<results::Series>,
+    path: &str,
+    containers: &str,
+    outstanding: usize,
+    phase: &Phase,
+) {
+    let mut sorted = phase.latencies.clone();
+    sorted.sort();
+    let name = if containers == "-" {
+        format!("{path} echo")
+    } else {
+        format!("{path} echo, {containers} container(s)")
+    };
+    series.push(results::Series::samples(
+        "fpc_latency",
+        &format!("{name}, {outstanding} outstanding"),
+        "ms",
+        sorted.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+    ));
+    let rate = sorted.len() as f64 / phase.wall.as_secs_f64();
+    series.push(results::Series::points(
+        "throughput",
+        &name,
+        "activations/s",
+        "concurrent activations",
+        vec![(outstanding as f64, rate)],
+    ));
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        series.push(results::Series::points(
+            "e2e_latency",
+            &format!("{name}, {label}"),
+            "ms",
+            "load (activations/s)",
+            vec![(rate, percentile(&sorted, p))],
+        ));
+    }
 }
 
 fn row(path: &str, containers: &str, case: &str, phase: Phase) -> String {
@@ -543,6 +590,8 @@ async fn phases(
         );
         print_warnings(dir, id);
     }
+    record(&mut harness.series, path, containers, 1, &sequential);
+    record(&mut harness.series, path, containers, WINDOW, &windowed);
     vec![
         row(path, containers, "sequential", sequential),
         row(
@@ -554,7 +603,7 @@ async fn phases(
     ]
 }
 
-async fn run() -> (Vec<String>, usize, String) {
+async fn run() -> (Vec<String>, usize, String, Vec<results::Series>) {
     let tansu = tansu::Tansu::start();
     tansu
         .create_topics(&[
@@ -582,6 +631,7 @@ async fn run() -> (Vec<String>, usize, String) {
         completed: consumer(&bootstrap, "completed0"),
         sent: 0,
         unanswered: 0,
+        series: Vec::new(),
     };
     let creation_acks = consumer(&bootstrap, "creationAck0");
     let mut rows = Vec::new();
@@ -633,7 +683,7 @@ async fn run() -> (Vec<String>, usize, String) {
     }
     drop(invoker);
     let probe = probe_round_trips(&scheduler).await;
-    (rows, harness.unanswered, probe)
+    (rows, harness.unanswered, probe, harness.series)
 }
 
 /// `PROBE` bare `FetchActivation` calls from this process to the fake scheduler with the invoker's
@@ -692,6 +742,7 @@ async fn probe_round_trips(scheduler: &FakeScheduler) -> String {
 }
 
 fn main() {
+    let mut recorder = results::Recorder::start("fpc");
     let (ticks, from_getconf) = clock_ticks();
     println!(
         "machine: nproc = {}, uname -r = {}, load average before: {}",
@@ -711,7 +762,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (rows, unanswered, probe) = runtime.block_on(run());
+    let (rows, unanswered, probe, series) = runtime.block_on(run());
+    for series in series {
+        recorder.push(series);
+    }
     println!(
         "window = {WINDOW}, user memory 2048 MB, invokers' fetch.wait.max.ms = {FETCH_WAIT_MS}, \
          scheduler poll timeout 1 s, {WARMUP} warm-up activations per case\n"
@@ -728,4 +782,7 @@ fn main() {
         "unanswered activations: {unanswered}; load average after: {}",
         load_average()
     );
+    recorder.note(probe);
+    recorder.note(format!("unanswered activations: {unanswered}"));
+    recorder.finish();
 }

@@ -14,7 +14,11 @@
 //! live read missed, how many offsets that read skipped and how many of the missed acks are in the
 //! topic: with two invokers Tansu can hide a record from a consumer reading while two producers
 //! write (README, "Known limits"; `executor/tests/tansu_quirks.rs`), which is not a lost ack.
-//! Run: `cargo bench --bench kafka` (needs `tansu` and `pouchdb-server`, as the tests do).
+//! Run: `cargo bench --bench kafka` (needs `tansu` and `pouchdb-server`, as the tests do). The
+//! latencies also go to `target/bench-results/kafka.json` (`benches/support/results.rs`).
+
+#[path = "support/results.rs"]
+mod results;
 
 #[path = "../executor/tests/support/pouchdb.rs"]
 #[allow(
@@ -245,6 +249,43 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// The samples of one phase (`outstanding` messages at a time), and its rate and percentiles as
+/// points against the load, for the summary.
+fn record(
+    series: &mut Vec<results::Series>,
+    invokers: usize,
+    outstanding: usize,
+    latencies: &[Duration],
+    wall: Duration,
+) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let name = format!("kafka echo, {invokers} invoker(s)");
+    series.push(results::Series::samples(
+        "kafka_latency",
+        &format!("{name}, {outstanding} outstanding"),
+        "ms",
+        sorted.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+    ));
+    let rate = sorted.len() as f64 / wall.as_secs_f64();
+    series.push(results::Series::points(
+        "throughput",
+        &name,
+        "activations/s",
+        "concurrent activations",
+        vec![(outstanding as f64, rate)],
+    ));
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        series.push(results::Series::points(
+            "e2e_latency",
+            &format!("{name}, {label}"),
+            "ms",
+            "load (activations/s)",
+            vec![(rate, percentile(&sorted, p))],
+        ));
+    }
+}
+
 fn row(case: &str, invokers: usize, mut latencies: Vec<Duration>, wall: Duration) -> String {
     latencies.sort();
     format!(
@@ -317,7 +358,7 @@ async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) {
     assert!(response.status.is_success());
 }
 
-async fn case(invokers: usize) -> (Vec<String>, String) {
+async fn case(invokers: usize) -> (Vec<String>, String, Vec<results::Series>) {
     let tansu = tansu::Tansu::start();
     tansu.create_topics(&["completed0", "health"]).await;
     let pouch = pouchdb::PouchDb::start();
@@ -360,6 +401,8 @@ async fn case(invokers: usize) -> (Vec<String>, String) {
         dir.path().display()
     );
     let (sequential, wall) = harness.phase(SEQUENTIAL, 1).await;
+    let mut series = Vec::new();
+    record(&mut series, invokers, 1, &sequential, wall);
     let mut rows = vec![row("sequential", invokers, sequential, wall)];
     let (windowed, wall) = harness.phase(WINDOWED, WINDOW).await;
     if windowed.len() < WINDOWED {
@@ -379,6 +422,7 @@ async fn case(invokers: usize) -> (Vec<String>, String) {
             }
         }
     }
+    record(&mut series, invokers, WINDOW, &windowed, wall);
     rows.push(row(
         &format!("windowed ({WINDOW} outstanding)"),
         invokers,
@@ -401,10 +445,11 @@ async fn case(invokers: usize) -> (Vec<String>, String) {
         harness.unanswered.len() - in_topic
     );
     drop(running);
-    (rows, note)
+    (rows, note, series)
 }
 
 fn main() {
+    let mut recorder = results::Recorder::start("kafka");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -419,8 +464,12 @@ fn main() {
         Err(_) => vec![1, 2],
     };
     for invokers in cases {
-        let (case_rows, note) = runtime.block_on(case(invokers));
+        let (case_rows, note, series) = runtime.block_on(case(invokers));
         rows.extend(case_rows);
+        for series in series {
+            recorder.push(series);
+        }
+        recorder.note(note.clone());
         notes.push(note);
     }
     println!(
@@ -436,4 +485,5 @@ fn main() {
     for note in notes {
         println!("{note}");
     }
+    recorder.finish();
 }

@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench --bench standalone` (`BENCH_REQUESTS` sets the requests per phase, default
 //! 5000; `BENCH_CLIENTS` the concurrent clients, default 16). Traffic goes only to 127.0.0.1.
+//! The latencies and rates also go to `target/bench-results/standalone.json` (not in a smoke run).
+
+#[path = "support/results.rs"]
+mod results;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -189,6 +193,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr) = start_server(dir.path());
     let mut connection = Connection::open(&addr);
+    let mut recorder = results::Recorder::start("standalone");
     println!("| phase | clients | requests | req/s | p50 | p90 | p99 |");
     println!("|---|---|---|---|---|---|---|");
 
@@ -196,7 +201,14 @@ fn main() {
         std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds")).unwrap();
     let created = create(&mut connection, "wasm-echo", "wasm:wasip1", &wasm);
     assert!(created, "the wasm echo action is created");
-    bench(&addr, "wasm echo", "wasm-echo", clients, requests);
+    bench(
+        &addr,
+        "wasm echo",
+        "wasm-echo",
+        clients,
+        requests,
+        &mut recorder,
+    );
 
     // Docker: the test runtime image runs the native echo (scripts/build-test-image builds it). The
     // server accepts the manifest's kinds only when its Docker daemon answered.
@@ -211,11 +223,18 @@ fn main() {
                 "docker-echo",
                 clients,
                 (requests / 5).max(clients),
+                &mut recorder,
             );
         }
-        _ => println!(
-            "| docker echo | - | - | skipped: no Docker daemon, test image or native build | - | - | - |"
-        ),
+        _ => {
+            println!(
+                "| docker echo | - | - | skipped: no Docker daemon, test image or native build | - | - | - |"
+            );
+            recorder.note("docker echo: skipped: no Docker daemon, test image or native build");
+        }
+    }
+    if !smoke {
+        recorder.finish();
     }
 }
 
@@ -234,10 +253,19 @@ fn create(connection: &mut Connection, name: &str, kind: &str, code: &[u8]) -> b
 }
 
 /// Warms `name` up, then measures one client (latency) and `clients` clients (throughput).
-fn bench(addr: &str, label: &str, name: &str, clients: usize, requests: usize) {
+/// Records each phase's latencies and rate in `recorder`.
+fn bench(
+    addr: &str,
+    label: &str,
+    name: &str,
+    clients: usize,
+    requests: usize,
+    recorder: &mut results::Recorder,
+) {
     let path = format!("/api/v1/namespaces/_/actions/{name}?blocking=true&result=true");
     // Warm up: compile the module or start the containers, fill the pool.
     let _ = load(addr, &path, clients, (requests / 10).max(clients));
+    let mut rates = Vec::new();
     for (phase, n_clients) in [("latency", 1), ("throughput", clients)] {
         let (elapsed, latencies) = load(addr, &path, n_clients, requests);
         let rps = latencies.len() as f64 / elapsed.as_secs_f64();
@@ -248,5 +276,23 @@ fn bench(addr: &str, label: &str, name: &str, clients: usize, requests: usize) {
             micros(percentile(&latencies, 0.90)),
             micros(percentile(&latencies, 0.99)),
         );
+        let metric = if n_clients == 1 {
+            "warm_latency"
+        } else {
+            "http_latency_loaded"
+        };
+        recorder.durations(
+            metric,
+            &format!("HTTP blocking invoke, {label}, {n_clients} client(s)"),
+            &latencies,
+        );
+        rates.push((n_clients as f64, rps));
     }
+    recorder.push(results::Series::points(
+        "throughput",
+        &format!("HTTP blocking invoke, {label}"),
+        "activations/s",
+        "concurrent activations",
+        rates,
+    ));
 }

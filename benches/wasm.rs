@@ -9,6 +9,8 @@
 //! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
 //! - `cold/disk_cache`: create + init of `echo` with an empty memory cache and the module on disk
 //!   (open, map and authenticate the file, let wasmtime map the same file, link).
+//! - `cold/memory_cache`: create + init + one run of `echo` with the module in the memory cache (the
+//!   cold start of an action the invoker has run before), for the report's cold-start plot.
 //! - `prime/fuel_off`, `prime/fuel_on`: a CPU-bound activation (`prime`, n = 20000) without and with
 //!   fuel metering.
 //! - `throughput/echo_x64`: 64 concurrent warm `echo` activations on a multi-threaded runtime with
@@ -16,19 +18,23 @@
 //!
 //! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`, optionally with one
 //! filter (a regex, e.g. `'cold/|warm/instantiate'`). The medians and the machine go to
-//! `benches/RESULTS-wasm.md`. Every measurement is bounded by criterion's time and sample
-//! settings; nothing leaves the process.
+//! `benches/RESULTS-wasm.md`; the per-sample means of the cases the report plots go to
+//! `target/bench-results/wasm.json` (read back from criterion's `sample.json` files). Every
+//! measurement is bounded by criterion's time and sample settings; nothing leaves the process.
 
 #![allow(
     missing_docs,
     reason = "criterion_group! generates an undocumented function"
 )]
 
+#[path = "support/results.rs"]
+mod results;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use factory::wasm::{FuelMode, WASM_WASIP1_KIND, WasmConfig, WasmFactory};
 use factory::{
     ActivationContext, Code, Container, ContainerSpec, Factory, InitRequest, Limits, Purpose,
@@ -173,6 +179,17 @@ fn cold(c: &mut Criterion) {
     );
     // Zero when the case was filtered out on the command line.
     assert_ne!(metrics.disk_hits, 1);
+
+    let params = json!({"name": "bench", "n": 1});
+    group.bench_function("memory_cache", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let container = deploy(&memory_only, &echo).await;
+                run(container.as_ref(), params.clone()).await;
+                container.destroy().await.expect("destroy");
+            });
+        });
+    });
     group.finish();
 }
 
@@ -249,4 +266,92 @@ fn parallel_echo(
 }
 
 criterion_group!(benches, warm, cold, prime, throughput);
-criterion_main!(benches);
+
+/// What `criterion_main!` would generate, then the summary for the report.
+fn main() {
+    let recorder = results::Recorder::start("wasm");
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo test --benches` runs each case once, without samples: nothing to record.
+    if std::env::args().any(|arg| arg == "--bench") {
+        record(recorder);
+    }
+}
+
+/// The per-iteration means of criterion's samples of `group/case`, in ms, from its `sample.json`
+/// (under `target/criterion`, in the baseline directory `--save-baseline` named, else `new`).
+fn criterion_samples(group: &str, case: &str) -> Option<Vec<f64>> {
+    #[derive(serde::Deserialize)]
+    struct Sample {
+        iters: Vec<f64>,
+        times: Vec<f64>,
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let baseline = args
+        .iter()
+        .position(|arg| arg == "--save-baseline")
+        .and_then(|i| args.get(i + 1))
+        .map_or("new", String::as_str);
+    let path = results::results_dir()
+        .with_file_name("criterion")
+        .join(group)
+        .join(case)
+        .join(baseline)
+        .join("sample.json");
+    let sample: Sample = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(
+        sample
+            .iters
+            .iter()
+            .zip(&sample.times)
+            .map(|(iters, nanos)| nanos / iters / 1e6)
+            .collect(),
+    )
+}
+
+/// Writes `target/bench-results/wasm.json` from the cases this run measured.
+fn record(mut recorder: results::Recorder) {
+    use results::Series;
+    let median = |samples: &[f64]| Series::samples("", "", "", samples.to_vec()).quantile(0.5);
+    let warm = criterion_samples("warm", "echo_activation");
+    if let Some(samples) = &warm {
+        recorder.push(Series::samples(
+            "warm_latency",
+            "wasm echo, Container::run",
+            "ms",
+            samples.clone(),
+        ));
+    }
+    for (case, name) in [
+        (
+            "memory_cache",
+            "wasm echo: module in memory (create+init+run)",
+        ),
+        ("disk_cache", "wasm echo: module on disk (create+init)"),
+        ("compile", "wasm echo: compiled (create+init)"),
+    ] {
+        if let Some(samples) = criterion_samples("cold", case) {
+            recorder.push(Series::samples("cold_start", name, "ms", samples));
+        }
+    }
+    let mut rates = Vec::new();
+    if let Some(ms) = warm.as_deref().and_then(median) {
+        rates.push((1.0, 1000.0 / ms));
+    }
+    if let Some(ms) = criterion_samples("throughput", &format!("echo_x{CONCURRENT}"))
+        .as_deref()
+        .and_then(median)
+    {
+        rates.push((CONCURRENT as f64, CONCURRENT as f64 * 1000.0 / ms));
+    }
+    if !rates.is_empty() {
+        recorder.push(Series::points(
+            "throughput",
+            "wasm echo, Container::run",
+            "activations/s",
+            "concurrent activations",
+            rates,
+        ));
+    }
+    recorder.finish();
+}
