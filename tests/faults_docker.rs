@@ -252,6 +252,9 @@ fn test_docker_socket_cut_mid_load_docker_kinds_answered_wasm_untouched_docker_b
             ("RUNTIMES_MANIFEST".into(), MANIFEST.into()),
             ("DOCKER_HOST".into(), proxy.docker_host()),
         ];
+        // Logs through the Engine API, which the cut takes away (read from the json-file, they
+        // would still be collected: docker/log_file.rs's own tests cover that).
+        options.docker = vec![("log_files".into(), "false".into())];
         cluster.start_invoker(INVOKER, options);
         cluster
             .await_pings(&[INVOKER], Duration::from_secs(120))

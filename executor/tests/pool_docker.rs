@@ -786,6 +786,8 @@ async fn test_failed_log_collection_destroys_the_container_after_a_success() {
         DockerConfig {
             host: Some(format!("unix://{}", socket.display())),
             name_prefix: prefix("logs"),
+            // Through the Engine API, which the cut takes away (the json-file needs no daemon).
+            log_files: false,
             ..DockerConfig::default()
         },
         manifest(),

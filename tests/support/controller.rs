@@ -225,6 +225,9 @@ pub struct InvokerOptions {
     /// Extra `[pool]` settings of the TOML file, (key, TOML value), e.g.
     /// `("blacklist_poll_ms", "1000")`.
     pub pool: Vec<(String, String)>,
+    /// Settings of a `[docker]` section of the TOML file, (key, TOML value), e.g.
+    /// `("log_files", "false")`.
+    pub docker: Vec<(String, String)>,
     /// The CouchDB port the invoker uses, when not the server's own (a proxy in front of it).
     pub couch_port: Option<u16>,
 }
@@ -237,6 +240,7 @@ impl InvokerOptions {
             log_level: "info".into(),
             env: Vec::new(),
             pool: Vec::new(),
+            docker: Vec::new(),
             couch_port: None,
         }
     }
@@ -597,10 +601,20 @@ impl Cluster {
             .iter()
             .map(|(key, value)| format!("{key} = {value}\n"))
             .collect();
+        let docker: String = if options.docker.is_empty() {
+            String::new()
+        } else {
+            let settings: String = options
+                .docker
+                .iter()
+                .map(|(key, value)| format!("{key} = {value}\n"))
+                .collect();
+            format!("[docker]\n{settings}\n")
+        };
         std::fs::write(
             &config,
             format!(
-                "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n{pool}\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
+                "[kafka]\nhosts = \"{}\"\n\n[http]\nport = {port}\n\n[pool]\nuser_memory = \"{}\"\n{pool}\n{docker}[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
                 self.tansu.bootstrap(), options.user_memory, options.couch_port.unwrap_or(couch.port), couch.username, couch.password, couch.entity_db, couch.activation_db, couch.auth_db
             ),
         )
