@@ -14,7 +14,7 @@
 //! - `.../rules[/{name}]` (list, get, put, delete, enable and disable) in [`rules`];
 //! - `/api/v1/web/...` in [`web_actions`].
 //!
-//! What the routes share: [`State`], the accepted kinds ([`KindSet`]), the request as read and its
+//! What the routes share: [`State`], the listing of packages, triggers and rules ([`listing`]), the accepted kinds ([`KindSet`]), the request as read and its
 //! checks ([`request`]) and the CORS headers ([`cors`]); error bodies and replies are in
 //! [`super::http`], OpenWhisk's ranges and texts in [`super::validate`].
 
@@ -25,6 +25,7 @@ mod cors;
 mod info;
 mod invoke;
 mod kinds;
+pub(super) mod listing;
 mod package_actions;
 mod packages;
 mod request;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::State;
 use super::action_put::{parse_action_put, up_patch};
+use super::listing::{self, Listed};
 use super::request::{Call, method_not_allowed, only, store_error};
 use crate::document::{self, Parameter};
 use crate::message::Identity;
@@ -138,6 +139,16 @@ impl PackageDocument {
             "updated": self.updated,
         })
     }
+}
+
+impl Listed for PackageDocument {
+    fn updated(&self) -> u64 {
+        self.updated
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 
     /// The list entry (`summaryAsJson`): no parameters, `binding` false for a package.
     fn summary(&self) -> Value {
@@ -243,32 +254,14 @@ async fn list_packages(
     owner: bool,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "packages")?;
-    let values = state
-        .backend
-        .list_entities(PACKAGE_ENTITY_TYPE, ns)
-        .await
-        .map_err(store_error)?;
-    let mut packages: Vec<PackageDocument> = values
+    let packages: Vec<PackageDocument> = listing::documents(state, PACKAGE_ENTITY_TYPE, ns).await?;
+    // Another namespace's listing is its published packages, bindings left out (the
+    // `packages-public` view).
+    let packages = packages
         .into_iter()
-        .filter_map(|value| serde_json::from_value(value).ok())
-        // Another namespace's listing is its published packages, bindings left out (the
-        // `packages-public` view).
-        .filter(|p: &PackageDocument| owner || (p.publish && p.binding.is_none()))
+        .filter(|p| owner || (p.publish && p.binding.is_none()))
         .collect();
-    if query.count {
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({"packages": packages.len().saturating_sub(query.skip)}),
-        ));
-    }
-    packages.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
-    let list: Vec<Value> = packages
-        .iter()
-        .skip(query.skip)
-        .take(query.limit)
-        .map(PackageDocument::summary)
-        .collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+    Ok(listing::respond("packages", &query, packages))
 }
 
 /// Why a READ of a package is refused (`PackageCollection.checkPackageReadPermission`).

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::action_put::up_patch;
+use super::listing::{self, Listed};
 use super::packages::{Lookup, lookup};
 use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
 use super::triggers::document::{
@@ -50,6 +51,20 @@ mod text {
 
     pub(super) fn unrecognized_state(state: &str) -> String {
         format!("requirement failed: {state} is not a recognized rule state")
+    }
+}
+
+impl Listed for RuleDocument {
+    fn updated(&self) -> u64 {
+        self.updated
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn summary(&self) -> Value {
+        self.to_json()
     }
 }
 
@@ -156,29 +171,8 @@ async fn list_rules(
     ns: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "rules")?;
-    let values = state
-        .backend
-        .list_entities(RULE_ENTITY_TYPE, ns)
-        .await
-        .map_err(store_error)?;
-    let mut rules: Vec<RuleDocument> = values
-        .into_iter()
-        .filter_map(|value| serde_json::from_value(value).ok())
-        .collect();
-    if query.count {
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({"rules": rules.len().saturating_sub(query.skip)}),
-        ));
-    }
-    rules.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
-    let list: Vec<Value> = rules
-        .iter()
-        .skip(query.skip)
-        .take(query.limit)
-        .map(RuleDocument::to_json)
-        .collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+    let rules: Vec<RuleDocument> = listing::documents(state, RULE_ENTITY_TYPE, ns).await?;
+    Ok(listing::respond("rules", &query, rules))
 }
 
 async fn get_rule(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, ApiError> {

@@ -11,11 +11,12 @@ pub(super) mod fqn;
 use std::time::SystemTime;
 
 use hyper::{Response, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use self::document::{TRIGGER_ENTITY_TYPE, TriggerDocument, existing, put_trigger};
 use super::State;
 use super::action_put::{ActionPut, parse_action_put, up_patch};
+use super::listing;
 use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
 use crate::document::{DEFAULT_VERSION, Parameter};
 use crate::message::Identity;
@@ -79,30 +80,8 @@ async fn list_triggers(
     ns: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let query = ListQuery::parse(&call.query, "triggers")?;
-    let values = state
-        .backend
-        .list_entities(TRIGGER_ENTITY_TYPE, ns)
-        .await
-        .map_err(store_error)?;
-    let mut triggers: Vec<TriggerDocument> = values
-        .into_iter()
-        .filter_map(|value| serde_json::from_value(value).ok())
-        .collect();
-    if query.count {
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({"triggers": triggers.len().saturating_sub(query.skip)}),
-        ));
-    }
-    // The view's order: most recently updated first.
-    triggers.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.name.cmp(&b.name)));
-    let list: Vec<Value> = triggers
-        .iter()
-        .skip(query.skip)
-        .take(query.limit)
-        .map(TriggerDocument::summary)
-        .collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+    let triggers: Vec<TriggerDocument> = listing::documents(state, TRIGGER_ENTITY_TYPE, ns).await?;
+    Ok(listing::respond("triggers", &query, triggers))
 }
 
 /// Reads the fields a trigger or rule PUT shares with an action's (parameters, annotations,
@@ -226,6 +205,8 @@ async fn delete(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, A
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

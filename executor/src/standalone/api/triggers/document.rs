@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::fqn::Fqn;
 use crate::document::Parameter;
 use crate::standalone::api::State;
+use crate::standalone::api::listing::Listed;
 use crate::standalone::api::request::store_error;
 use crate::standalone::http::{ApiError, messages};
 
@@ -90,18 +91,6 @@ impl TriggerDocument {
         value
     }
 
-    /// The list entry (the `triggers` view): no parameters, limits or rules.
-    pub(in crate::standalone::api) fn summary(&self) -> Value {
-        json!({
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "annotations": self.annotations,
-            "updated": self.updated,
-        })
-    }
-
     /// The status of rule `rule_id` as this trigger records it (`getStatus`): inactive unless
     /// recorded.
     pub(in crate::standalone::api) fn rule_status(&self, rule_id: &str) -> RuleStatus {
@@ -123,6 +112,28 @@ impl TriggerDocument {
         if let Some(rules) = &mut self.rules {
             rules.remove(rule_id);
         }
+    }
+}
+
+impl Listed for TriggerDocument {
+    fn updated(&self) -> u64 {
+        self.updated
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The list entry (the `triggers` view): no parameters, limits or rules.
+    fn summary(&self) -> Value {
+        json!({
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "annotations": self.annotations,
+            "updated": self.updated,
+        })
     }
 }
 
