@@ -1,6 +1,7 @@
 //! Bench: blocking invokes of the wasm `echo` action over HTTP against the `wasm-invoker standalone`
 //! binary: latency (p50/p90/p99) of one keep-alive client, then requests per second and latency of
-//! several concurrent clients. Prints a markdown table (copied into benches/RESULTS-standalone.md).
+//! several concurrent clients; the same for a sequence of three `echo`s (per-step cost). Prints a
+//! markdown table (copied into benches/RESULTS-standalone.md).
 //!
 //! Run: `cargo bench --bench standalone` (`BENCH_REQUESTS` sets the requests per phase, default
 //! 5000; `BENCH_CLIENTS` the concurrent clients, default 16). Traffic goes only to 127.0.0.1.
@@ -205,6 +206,48 @@ fn main() {
         &addr,
         "wasm echo",
         "wasm-echo",
+        clients,
+        requests,
+        &mut recorder,
+    );
+
+    // The request without an activation (an authenticated GET of the action, its document from
+    // the server's cache): what an invoke costs beyond its activation.
+    let mut get_latencies: Vec<Duration> = (0..requests)
+        .map(|_| {
+            let begin = Instant::now();
+            let (status, body) = connection.request(
+                "GET",
+                "/api/v1/namespaces/_/actions/wasm-echo?code=false",
+                b"",
+            );
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            begin.elapsed()
+        })
+        .collect();
+    get_latencies.sort();
+    println!(
+        "| GET the action (no activation), latency | 1 | {requests} | - | {} | {} | {} |",
+        micros(percentile(&get_latencies, 0.50)),
+        micros(percentile(&get_latencies, 0.90)),
+        micros(percentile(&get_latencies, 0.99)),
+    );
+
+    // A sequence of three wasm echos: what a step costs beyond its activation (the same request,
+    // two more activations and the sequence's own record).
+    let sequence = serde_json::json!({"exec": {"kind": "sequence", "components": [
+        "/_/wasm-echo", "/_/wasm-echo", "/_/wasm-echo"
+    ]}});
+    let (status, body) = connection.request(
+        "PUT",
+        "/api/v1/namespaces/_/actions/wasm-echo-x3",
+        sequence.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    bench(
+        &addr,
+        "sequence of 3 wasm echos",
+        "wasm-echo-x3",
         clients,
         requests,
         &mut recorder,
