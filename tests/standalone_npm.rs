@@ -7,6 +7,8 @@
 //!   middle step fails;
 //! - `triggers.js`: a trigger fired with two rules (one disabled), the active rule's activation
 //!   found with `activations.list`;
+//! - `packages.js`: a package with an action, a binding, and another namespace's package, private
+//!   then published;
 //! - `catalog.js`: the `/whisk.system/utils` catalog read, invoked, bound and used in a sequence.
 //!
 //! Needs node and npm; installs tests/npm's dependencies (`npm ci`) when node_modules is missing.
@@ -23,6 +25,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The guest key the server accepts by default.
 const GUEST_KEY: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 
+/// The key of a second namespace, `other`, for the shared-package test.
+const OTHER_KEY: &str =
+    "0b4e3e8a-2c6d-4b8e-9a51-6f3a7d1c2e90:OtherSecretOtherSecretOtherSecretOtherSecretOtherSecret";
+
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
 
@@ -33,11 +39,12 @@ impl Drop for Server {
     }
 }
 
-/// Starts `wasm-invoker standalone --port 0` and returns it with its base URL.
-fn start_server(data_dir: &Path) -> (Server, String) {
+/// Starts `wasm-invoker standalone --port 0` (with `args`) and returns it with its base URL.
+fn start_server(data_dir: &Path, args: &[String]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"))
         .args(["standalone", "--port", "0", "--no-docker", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -124,11 +131,20 @@ fn example(name: &str) -> PathBuf {
 
 /// Installs the client, starts a server on an empty data directory and runs `script` against it.
 fn drive(script: &str, env: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>) {
+    drive_with(script, &[], env);
+}
+
+/// [`drive`] with extra server arguments.
+fn drive_with(
+    script: &str,
+    args: &[String],
+    env: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>,
+) {
     install_npm_packages();
     let work = tempfile::tempdir().unwrap();
     let env = env(work.path());
     let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-    let (server, url) = start_server(&work.path().join("data"));
+    let (server, url) = start_server(&work.path().join("data"), args);
     run_script(script, &url, &env);
     drop(server);
 }
@@ -136,6 +152,23 @@ fn drive(script: &str, env: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>) 
 #[test]
 fn test_openwhisk_npm_client_drives_the_standalone_server() {
     drive("standalone.js", |dir| vec![("HELLO_ZIP", hello_zip(dir))]);
+}
+
+#[test]
+fn test_openwhisk_npm_client_uses_packages_bindings_and_shared_packages() {
+    // The guest's key and a second namespace's (`OW_OTHER_KEY`, a path here only to pass it along).
+    let args = [
+        "--auth".to_string(),
+        format!("{GUEST_KEY}=guest"),
+        "--auth".to_string(),
+        format!("{OTHER_KEY}=other"),
+    ];
+    drive_with("packages.js", &args, |_| {
+        vec![
+            ("HELLO_WASM", example("hello")),
+            ("OW_OTHER_KEY", PathBuf::from(OTHER_KEY)),
+        ]
+    });
 }
 
 #[test]

@@ -2,7 +2,7 @@
 // `openwhisk` npm client: the public package and its actions seen and invoked from the guest's
 // namespace, directly and through a binding, with the results of OpenWhisk's Node.js originals.
 //
-// Run by tests/standalone_npm_catalog.rs against a server it started (from an empty data
+// Run by tests/standalone_npm.rs against a server it started (from an empty data
 // directory); reads:
 //   OW_APIHOST   http://127.0.0.1:<port>
 //   OW_API_KEY   <uuid>:<secret> (the guest's)

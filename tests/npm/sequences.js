@@ -1,7 +1,7 @@
 // End-to-end check of sequences on `wasm-invoker standalone` with the official `openwhisk` npm
 // client.
 //
-// Run by tests/standalone_npm_sequences.rs against a server it started; reads:
+// Run by tests/standalone_npm.rs against a server it started; reads:
 //   OW_APIHOST   http://127.0.0.1:<port>
 //   OW_API_KEY   <uuid>:<secret>
 //   ECHO_WASM    path of echo.wasm (returns its params)

@@ -3,7 +3,7 @@
 // the trigger's parameters under the payload and its activation is found by listing; the disabled
 // one's does not run.
 //
-// Run by tests/standalone_npm_triggers.rs against a server it started; reads:
+// Run by tests/standalone_npm.rs against a server it started; reads:
 //   OW_APIHOST   http://127.0.0.1:<port>
 //   OW_API_KEY   <uuid>:<secret>
 //   ECHO_WASM    path of the echo example's wasm module
