@@ -8,7 +8,10 @@
 //!   pages released with `madvise`, wasmtime's default), for comparison.
 //! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
 //! - `cold/disk_cache`: create + init of `echo` with an empty memory cache and the module on disk
-//!   (open, map and authenticate the file, let wasmtime map the same file, link).
+//!   (open the file, check its owner and mode, let wasmtime map it, link; the file was authenticated
+//!   by an earlier load of this process).
+//! - `cold/disk_cache_first_load`: the same with the file not yet authenticated by this process (its
+//!   first load after a restart: the HMAC over the file is checked; later loads skip it).
 //! - `cold/memory_cache`: create + init + one run of `echo` with the module in the memory cache (the
 //!   cold start of an action the invoker has run before), for the report's cold-start plot.
 //! - `prime/fuel_off`, `prime/fuel_on`: a CPU-bound activation (`prime`, n = 20000) without and with
@@ -172,6 +175,15 @@ fn cold(c: &mut Criterion) {
             rt.block_on(deploy(&disk, &echo));
         });
     });
+    // The same load of a file this process has not authenticated yet (its first load after a
+    // restart): the HMAC over the whole file is part of it.
+    group.bench_function("disk_cache_first_load", |b| {
+        b.iter(|| {
+            disk.clear_memory_cache();
+            disk.forget_checked_files();
+            rt.block_on(deploy(&disk, &echo));
+        });
+    });
     let metrics = disk.metrics().cache;
     assert_eq!(
         metrics.compiles, 1,
@@ -328,6 +340,10 @@ fn record(mut recorder: results::Recorder) {
             "wasm echo: module in memory (create+init+run)",
         ),
         ("disk_cache", "wasm echo: module on disk (create+init)"),
+        (
+            "disk_cache_first_load",
+            "wasm echo: module on disk, first load (create+init+HMAC)",
+        ),
         ("compile", "wasm echo: compiled (create+init)"),
     ] {
         if let Some(samples) = criterion_samples("cold", case) {
