@@ -47,7 +47,7 @@ const SUITES: [(&str, &str); 6] = [
 ];
 
 const WIDTH: u32 = 960;
-const HEIGHT: u32 = 600;
+const HEIGHT: u32 = 680;
 /// Lines of provenance under each plot (one per suite shown).
 const CAPTION_LINE: u32 = 18;
 
@@ -98,16 +98,41 @@ fn find<'a>(summaries: &'a [Summary], metric: &'a str) -> Vec<Found<'a>> {
         .collect()
 }
 
-/// The provenance lines of the suites `found` comes from.
+/// The provenance of the suites `found` comes from, two lines each (machine; load and command) so
+/// that they fit the width.
 fn captions(found: &[Found<'_>]) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
+    let mut suites: Vec<&Summary> = Vec::new();
     for f in found {
-        let line = format!("{}: {}", f.summary.suite, f.summary.provenance());
-        if !lines.contains(&line) {
-            lines.push(line);
+        if !suites.iter().any(|s| s.suite == f.summary.suite) {
+            suites.push(f.summary);
         }
     }
-    lines
+    suites
+        .iter()
+        .flat_map(|s| {
+            [
+                format!(
+                    "{}: {} UTC, {} ({} cores, {} MiB, Linux {})",
+                    s.suite,
+                    s.date,
+                    s.machine.cpu_model,
+                    s.machine.cores,
+                    s.machine.memory_mib,
+                    s.machine.kernel
+                ),
+                format!(
+                    "    load {:.2}/{:.2}/{:.2} at start, {:.2}/{:.2}/{:.2} at end; {}",
+                    s.load_start[0],
+                    s.load_start[1],
+                    s.load_start[2],
+                    s.load_end[0],
+                    s.load_end[1],
+                    s.load_end[2],
+                    s.command
+                ),
+            ]
+        })
+        .collect()
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -122,7 +147,7 @@ fn with_caption<'a>(root: &Area<'a>, captions: &[String]) -> Result<Area<'a>, St
             .draw(&Text::new(
                 line.clone(),
                 (8, (i as i32) * CAPTION_LINE as i32 + 4),
-                ("sans-serif", 14).into_font().color(&BLACK.mix(0.75)),
+                ("sans-serif", 15).into_font().color(&BLACK.mix(0.75)),
             ))
             .map_err(|e| e.to_string())?;
     }
@@ -454,7 +479,12 @@ fn main() -> Result<(), ReportError> {
         match results::load(suite) {
             Ok(summary) => summaries.push(summary),
             Err(LoadError::Missing(path)) => {
-                missing.push((suite, format!("no summary at {}", path.display())));
+                let path = path
+                    .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                missing.push((suite, format!("no summary at {path}")));
             }
             Err(error) => missing.push((suite, error.to_string())),
         }

@@ -291,8 +291,10 @@ fn main() {
 }
 
 /// The per-iteration means of criterion's samples of `group/case`, in ms, from its `sample.json`
-/// (under `target/criterion`, in the baseline directory `--save-baseline` named, else `new`).
-fn criterion_samples(group: &str, case: &str) -> Option<Vec<f64>> {
+/// (under `target/criterion`, in the baseline directory `--save-baseline` named, else `new`);
+/// `None` unless this run (started at `since`) wrote it: a filtered run leaves the other cases'
+/// files of earlier runs in place.
+fn criterion_samples(group: &str, case: &str, since: SystemTime) -> Option<Vec<f64>> {
     #[derive(serde::Deserialize)]
     struct Sample {
         iters: Vec<f64>,
@@ -310,6 +312,9 @@ fn criterion_samples(group: &str, case: &str) -> Option<Vec<f64>> {
         .join(case)
         .join(baseline)
         .join("sample.json");
+    if std::fs::metadata(&path).and_then(|m| m.modified()).ok()? < since {
+        return None;
+    }
     let sample: Sample = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     Some(
         sample
@@ -325,7 +330,8 @@ fn criterion_samples(group: &str, case: &str) -> Option<Vec<f64>> {
 fn record(mut recorder: results::Recorder) {
     use results::Series;
     let median = |samples: &[f64]| Series::samples("", "", "", samples.to_vec()).quantile(0.5);
-    let warm = criterion_samples("warm", "echo_activation");
+    let since = recorder.started_at();
+    let warm = criterion_samples("warm", "echo_activation", since);
     if let Some(samples) = &warm {
         recorder.push(Series::samples(
             "warm_latency",
@@ -346,7 +352,7 @@ fn record(mut recorder: results::Recorder) {
         ),
         ("compile", "wasm echo: compiled (create+init)"),
     ] {
-        if let Some(samples) = criterion_samples("cold", case) {
+        if let Some(samples) = criterion_samples("cold", case, since) {
             recorder.push(Series::samples("cold_start", name, "ms", samples));
         }
     }
@@ -354,7 +360,7 @@ fn record(mut recorder: results::Recorder) {
     if let Some(ms) = warm.as_deref().and_then(median) {
         rates.push((1.0, 1000.0 / ms));
     }
-    if let Some(ms) = criterion_samples("throughput", &format!("echo_x{CONCURRENT}"))
+    if let Some(ms) = criterion_samples("throughput", &format!("echo_x{CONCURRENT}"), since)
         .as_deref()
         .and_then(median)
     {

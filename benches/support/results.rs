@@ -117,7 +117,7 @@ impl Summary {
     /// One line naming machine, load and command, for under every table and plot.
     pub fn provenance(&self) -> String {
         format!(
-            "{}: {} ({} cores, {} MiB, Linux {}), load {:.2}/{:.2}/{:.2} at start and {:.2}/{:.2}/{:.2} at end, `{}`",
+            "{} UTC: {} ({} cores, {} MiB, Linux {}), load {:.2}/{:.2}/{:.2} at start and {:.2}/{:.2}/{:.2} at end, `{}`",
             self.date,
             self.machine.cpu_model,
             self.machine.cores,
@@ -143,16 +143,18 @@ impl Summary {
 pub struct Recorder {
     summary: Summary,
     started: std::time::Instant,
+    started_at: SystemTime,
 }
 
 impl Recorder {
     /// Starts the record of `suite`: machine, date, command and load average now.
     pub fn start(suite: &str) -> Self {
+        let started_at = SystemTime::now();
         Self {
             summary: Summary {
                 suite: suite.into(),
                 command: command(suite),
-                date: utc_date(SystemTime::now()),
+                date: utc_date(started_at),
                 seconds: 0.0,
                 machine: machine(),
                 load_start: load_average(),
@@ -161,7 +163,13 @@ impl Recorder {
                 notes: Vec::new(),
             },
             started: std::time::Instant::now(),
+            started_at,
         }
+    }
+
+    /// When the run started: files older than this are not its results.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
     }
 
     /// Adds a series; one already recorded under the same metric and name is extended instead, so
