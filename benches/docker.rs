@@ -9,6 +9,9 @@
 //! `cargo bench --bench docker`; results and the machine go to `benches/RESULTS-docker.md` by hand.
 //! Every loop is bounded in count and in time; all traffic goes to our own containers on this host.
 
+#[path = "support/results.rs"]
+mod results;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -278,6 +281,7 @@ fn report(label: &str, action: &str, mode: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
+    let mut recorder = results::Recorder::start("docker");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -329,25 +333,40 @@ fn main() {
         println!("| factory | action | mode | n | median ms | p10 ms | p90 ms |");
         println!("|---|---|---|---|---|---|---|");
         for action in ["echo", "prime"] {
+            // The report plots `echo`; `prime` has series of its own.
+            let (cold_metric, warm_metric) = if action == "echo" {
+                ("cold_start", "warm_latency")
+            } else {
+                ("cold_start_prime", "warm_latency_prime")
+            };
             for subject in &subjects {
-                report(subject.label, action, "cold", cold(subject, action).await);
-                report(subject.label, action, "warm", warm(subject, action).await);
+                let samples = cold(subject, action).await;
+                recorder.durations(
+                    cold_metric,
+                    &format!("{} {action}: create+init+run+destroy", subject.label),
+                    &samples,
+                );
+                report(subject.label, action, "cold", samples);
+                let samples = warm(subject, action).await;
+                recorder.durations(
+                    warm_metric,
+                    &format!("{} {action}, Container::run", subject.label),
+                    &samples,
+                );
+                report(subject.label, action, "warm", samples);
             }
             let runtime = &subjects[0];
-            report(
-                "runtime's bare /run, new connection",
-                action,
-                "warm",
-                bare(runtime, action, false).await,
-            );
-            report(
-                "runtime's bare /run, kept alive",
-                action,
-                "warm",
-                bare(runtime, action, true).await,
-            );
+            for (label, keep_alive) in [
+                ("runtime's bare /run, new connection", false),
+                ("runtime's bare /run, kept alive", true),
+            ] {
+                let samples = bare(runtime, action, keep_alive).await;
+                recorder.durations(warm_metric, &format!("{label}, {action}"), &samples);
+                report(label, action, "warm", samples);
+            }
         }
         println!("load average after: {}", load_average());
         docker.cleanup().await.expect("cleanup");
     });
+    recorder.finish();
 }
