@@ -14,8 +14,18 @@
 //! live read missed, how many offsets that read skipped and how many of the missed acks are in the
 //! topic: with two invokers Tansu can hide a record from a consumer reading while two producers
 //! write (README, "Known limits"; `executor/tests/tansu_quirks.rs`), which is not a lost ack.
-//! Run: `cargo bench --bench kafka` (needs `tansu` and `pouchdb-server`, as the tests do). The
-//! latencies also go to `target/bench-results/kafka.json` (`benches/support/results.rs`).
+//! The invoker's own cost, per case: its CPU time (utime + stime of `/proc/<pid>/stat`, summed over
+//! the invoker processes) over each phase divided by the activations, beside its CPU while idle
+//! (librdkafka keeps fetching with a short `fetch.wait.max.ms` even with nothing to do), and which of
+//! its threads (grouped by name: librdkafka's `rdk:*`, tokio's workers, blocking threads) spent the
+//! windowed phase's CPU. And the latency it adds over the broker: before the phases, 200 bare
+//! produce → consume round trips on a topic of the same broker, with the harness's client settings;
+//! the sequential e2e p50 minus two such round trips (message in, ack out) is the invoker's part.
+//!
+//! Run: `cargo bench --bench kafka` (`BENCH_INVOKERS=1,2`, `BENCH_FETCH_WAIT_MS=5`,
+//! `BENCH_REVISION=1` to name the action's revision in the messages; needs `tansu` and
+//! `pouchdb-server`, as the tests do). The latencies, the round trips and the invoker CPU per
+//! activation also go to `target/bench-results/kafka.json` (`benches/support/results.rs`).
 
 #[path = "support/results.rs"]
 mod results;
@@ -52,6 +62,8 @@ const WINDOWED: usize = 3000;
 const WINDOW: usize = 32;
 const WARMUP: usize = 50;
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
+const ROUND_TRIPS: usize = 200;
+const IDLE: Duration = Duration::from_secs(3);
 const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
 fn free_port() -> u16 {
@@ -69,6 +81,151 @@ fn now_millis() -> u64 {
             .as_millis(),
     )
     .expect("fits")
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`: `getconf CLK_TCK`, else the usual 100.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|out| out.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// utime + stime in clock ticks from a `/proc/.../stat` file (fields 14 and 15, counted after the
+/// parenthesised name, which may hold spaces); 0 when the process or thread is gone.
+fn stat_ticks(path: &std::path::Path) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    let Some(end) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+    // After the name, field 3 (state) is at index 0: field n is at index n - 3.
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// CPU ticks of the processes `pids`, whole and per thread group (thread name without its trailing
+/// digits and dashes: `rdk:broker`, `tokio-runtime-w`, ...). Threads that ended between two
+/// snapshots drop out of the groups, not out of the whole.
+#[derive(Default)]
+struct CpuSnapshot {
+    total: u64,
+    threads: HashMap<String, u64>,
+}
+
+impl CpuSnapshot {
+    fn take(pids: &[u32]) -> Self {
+        let mut snapshot = Self::default();
+        for pid in pids {
+            snapshot.total += stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")));
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                let group = name
+                    .trim()
+                    .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    .to_string();
+                *snapshot.threads.entry(group).or_default() +=
+                    stat_ticks(&task.path().join("stat"));
+            }
+        }
+        snapshot
+    }
+
+    /// Milliseconds of CPU since `before`, whole and per thread group (largest first).
+    fn since(&self, before: &Self, ticks: f64) -> (f64, Vec<(String, f64)>) {
+        let ms = |t: u64| t as f64 * 1000.0 / ticks;
+        let mut groups: Vec<(String, f64)> = self
+            .threads
+            .iter()
+            .map(|(name, after)| {
+                let earlier = before.threads.get(name).copied().unwrap_or(0);
+                (name.clone(), ms(after.saturating_sub(earlier)))
+            })
+            .filter(|(_, ms)| *ms > 0.0)
+            .collect();
+        groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+        (ms(self.total.saturating_sub(before.total)), groups)
+    }
+}
+
+/// The invokers' CPU over one phase.
+struct PhaseCpu {
+    phase: String,
+    activations: usize,
+    wall: Duration,
+    cpu_ms: f64,
+    threads: Vec<(String, f64)>,
+}
+
+impl PhaseCpu {
+    fn per_activation_us(&self) -> f64 {
+        self.cpu_ms * 1000.0 / self.activations as f64
+    }
+
+    /// Per activation, less what the invokers would have spent idle over the same wall time.
+    fn net_of_idle_us(&self, idle_ms_per_s: f64) -> f64 {
+        (self.cpu_ms - idle_ms_per_s * self.wall.as_secs_f64()).max(0.0) * 1000.0
+            / self.activations as f64
+    }
+}
+
+/// Bare produce → consume round trips on `topic` of the broker at `bootstrap`, one at a time, with
+/// the harness's client settings (producer `linger.ms` 0, consumer `fetch.wait.max.ms` 5): what the
+/// broker alone costs a message, twice of which (message in, ack out) are in every e2e latency.
+async fn round_trips(bootstrap: &str, topic: &str, count: usize) -> Vec<Duration> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "roundtrip")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let mut latencies = Vec::with_capacity(count);
+    // The first 20 warm the connections and the fetch session up and are not kept.
+    for n in 0..count + 20 {
+        let payload = format!("roundtrip-{n}");
+        let start = Instant::now();
+        producer
+            .send(
+                FutureRecord::<(), str>::to(topic).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("produce");
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+                .await
+                .expect("round trip answered in 10 s")
+                .expect("consume");
+            if message.payload() == Some(payload.as_bytes()) {
+                break;
+            }
+        }
+        if n >= 20 {
+            latencies.push(start.elapsed());
+        }
+    }
+    latencies
 }
 
 struct Invoker(Child);
@@ -146,7 +303,14 @@ fn fetch_wait_ms() -> u32 {
         .unwrap_or(5)
 }
 
-fn message(topic_index: usize, n: usize) -> (String, String) {
+/// Whether messages name the action's revision (`BENCH_REVISION=1`), as a controller does, so the
+/// invoker serves the action from its cache; by default `revision` is null and every activation
+/// reads the document and its 76 KB attachment from CouchDB again.
+fn with_revision() -> bool {
+    std::env::var("BENCH_REVISION").is_ok_and(|v| v == "1")
+}
+
+fn message(topic_index: usize, n: usize, revision: Option<&str>) -> (String, String) {
     let id = format!(
         "{:032x}",
         ((topic_index as u128) << 64) | n as u128 | (0xbe << 100)
@@ -154,7 +318,7 @@ fn message(topic_index: usize, n: usize) -> (String, String) {
     let message = json!({
         "transid": [format!("bench{n:027}"), now_millis()],
         "action": {"path": "guest", "name": "echo0", "version": "0.0.1"},
-        "revision": null,
+        "revision": revision,
         "user": {"subject": "guest", "namespace": {"name": "guest", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502"},
                  "authkey": {"api_key": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:key"}, "rights": [], "limits": {}},
         "activationId": id,
@@ -171,6 +335,8 @@ struct Harness {
     producer: FutureProducer,
     completed: StreamConsumer,
     topics: Vec<String>,
+    /// The action's revision the messages name, if any ([`with_revision`]).
+    revision: Option<String>,
     sent: usize,
     /// Activation ids whose ack the live read did not get before its phase ended.
     unanswered: HashSet<String>,
@@ -182,7 +348,7 @@ struct Harness {
 impl Harness {
     async fn send(&mut self, outstanding: &mut HashMap<String, Instant>) {
         let index = self.sent % self.topics.len();
-        let (id, payload) = message(index, self.sent);
+        let (id, payload) = message(index, self.sent, self.revision.as_deref());
         self.sent += 1;
         outstanding.insert(id, Instant::now());
         self.producer
@@ -327,7 +493,9 @@ async fn reread_completed(bootstrap: &str) -> (HashSet<String>, usize) {
     (ids, records)
 }
 
-async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) {
+/// Creates the databases and the `echo0` action with its module as attachment; returns the
+/// action's revision.
+async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) -> String {
     let client = CouchClient::new(couch).expect("couch client");
     for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
         client.ensure_db(db).await.expect("db");
@@ -356,14 +524,32 @@ async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) {
         .await
         .expect("attachment");
     assert!(response.status.is_success());
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.body).expect("attachment answer");
+    body["rev"]
+        .as_str()
+        .expect("attachment revision")
+        .to_string()
 }
 
-async fn case(invokers: usize) -> (Vec<String>, String, Vec<results::Series>) {
+/// What one case measured.
+struct CaseResult {
+    rows: Vec<String>,
+    notes: Vec<String>,
+    series: Vec<results::Series>,
+    /// The invoker's cost: idle CPU, CPU per phase, bare round trip and sequential e2e p50.
+    cost: Vec<String>,
+}
+
+async fn case(invokers: usize) -> CaseResult {
+    let ticks = clock_ticks();
     let tansu = tansu::Tansu::start();
-    tansu.create_topics(&["completed0", "health"]).await;
+    tansu
+        .create_topics(&["completed0", "health", "roundtrip"])
+        .await;
     let pouch = pouchdb::PouchDb::start();
     let couch = pouch.config("bench");
-    setup_store(&couch).await;
+    let revision = setup_store(&couch).await;
     let dir = tempfile::tempdir().expect("tmp");
     let running: Vec<Invoker> = (0..invokers)
         .map(|id| start_invoker(id as u32, &tansu.bootstrap(), &couch, dir.path()))
@@ -387,11 +573,13 @@ async fn case(invokers: usize) -> (Vec<String>, String, Vec<results::Series>) {
         producer,
         completed,
         topics: (0..invokers).map(|id| format!("invoker{id}")).collect(),
+        revision: with_revision().then_some(revision),
         sent: 0,
         unanswered: HashSet::new(),
         next_offset: 0,
         skipped_offsets: 0,
     };
+    let pids: Vec<u32> = running.iter().map(|invoker| invoker.0.id()).collect();
     // Warm up: every invoker has joined its group and has a warm container.
     let (warm, _) = harness.phase(WARMUP, invokers).await;
     assert_eq!(
@@ -400,11 +588,40 @@ async fn case(invokers: usize) -> (Vec<String>, String, Vec<results::Series>) {
         "warm-up not answered; see the invoker logs in {}",
         dir.path().display()
     );
+    let mut roundtrip = round_trips(&tansu.bootstrap(), "roundtrip", ROUND_TRIPS).await;
+    roundtrip.sort();
+    // Idle: the invokers' CPU with no message to run.
+    let before = CpuSnapshot::take(&pids);
+    let idle_start = Instant::now();
+    tokio::time::sleep(IDLE).await;
+    let (idle_ms, idle_threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    let idle_ms_per_s = idle_ms / idle_start.elapsed().as_secs_f64();
+    let before = CpuSnapshot::take(&pids);
     let (sequential, wall) = harness.phase(SEQUENTIAL, 1).await;
+    let (cpu_ms, threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    let mut phases = vec![PhaseCpu {
+        phase: "sequential".into(),
+        activations: sequential.len(),
+        wall,
+        cpu_ms,
+        threads,
+    }];
+    let mut sorted_sequential = sequential.clone();
+    sorted_sequential.sort();
+    let e2e_p50 = percentile(&sorted_sequential, 0.5);
     let mut series = Vec::new();
     record(&mut series, invokers, 1, &sequential, wall);
     let mut rows = vec![row("sequential", invokers, sequential, wall)];
+    let before = CpuSnapshot::take(&pids);
     let (windowed, wall) = harness.phase(WINDOWED, WINDOW).await;
+    let (cpu_ms, threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    phases.push(PhaseCpu {
+        phase: format!("windowed ({WINDOW} outstanding)"),
+        activations: windowed.len(),
+        wall,
+        cpu_ms,
+        threads,
+    });
     if windowed.len() < WINDOWED {
         eprintln!(
             "only {} of {WINDOWED} answered; warnings of the invokers:",
@@ -445,7 +662,74 @@ async fn case(invokers: usize) -> (Vec<String>, String, Vec<results::Series>) {
         harness.unanswered.len() - in_topic
     );
     drop(running);
-    (rows, note, series)
+    let name = format!("kafka echo, {invokers} invoker(s)");
+    let roundtrip_p50 = percentile(&roundtrip, 0.5);
+    series.push(results::Series::samples(
+        "kafka_bare_roundtrip",
+        "bare produce -> consume round trip",
+        "ms",
+        roundtrip.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+    ));
+    series.push(results::Series::points(
+        "invoker_cpu_per_activation",
+        &name,
+        "µs",
+        "concurrent activations",
+        vec![
+            (1.0, phases[0].per_activation_us()),
+            (WINDOW as f64, phases[1].per_activation_us()),
+        ],
+    ));
+    let mut cost = vec![format!(
+        "| {invokers} | idle ({:.1} s) | 0 | {:.1} | {idle_ms:.0} ({idle_ms_per_s:.1} ms/s) | - | - | {} |",
+        IDLE.as_secs_f64(),
+        IDLE.as_secs_f64(),
+        threads_column(&idle_threads)
+    )];
+    for phase in &phases {
+        cost.push(format!(
+            "| {invokers} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} |",
+            phase.phase,
+            phase.activations,
+            phase.wall.as_secs_f64(),
+            phase.cpu_ms,
+            phase.per_activation_us(),
+            phase.net_of_idle_us(idle_ms_per_s),
+            threads_column(&phase.threads)
+        ));
+    }
+    let latency_note = format!(
+        "{invokers} invoker(s): bare produce -> consume round trip on the same broker p50 \
+         {roundtrip_p50:.2} ms (p90 {:.2} ms, {} trips); sequential e2e p50 {e2e_p50:.2} ms; added by \
+         the invoker = e2e p50 - 2 round trips = {:.2} ms",
+        percentile(&roundtrip, 0.9),
+        roundtrip.len(),
+        e2e_p50 - 2.0 * roundtrip_p50
+    );
+    let cpu_note = format!(
+        "{invokers} invoker(s): invoker CPU {:.0} µs per activation windowed ({:.0} µs net of idle \
+         {idle_ms_per_s:.1} ms/s), {:.0} µs sequential",
+        phases[1].per_activation_us(),
+        phases[1].net_of_idle_us(idle_ms_per_s),
+        phases[0].per_activation_us()
+    );
+    CaseResult {
+        rows,
+        notes: vec![note, latency_note, cpu_note],
+        series,
+        cost,
+    }
+}
+
+/// The thread groups that spent at least 1 % of a phase's CPU, as `name ms (share)`.
+fn threads_column(threads: &[(String, f64)]) -> String {
+    let total: f64 = threads.iter().map(|(_, ms)| ms).sum();
+    threads
+        .iter()
+        .filter(|(_, ms)| *ms >= total / 100.0)
+        .map(|(name, ms)| format!("{name} {ms:.0} ({:.0} %)", ms * 100.0 / total))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn main() {
@@ -456,6 +740,7 @@ fn main() {
         .expect("runtime");
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let mut costs = Vec::new();
     let cases: Vec<usize> = match std::env::var("BENCH_INVOKERS") {
         Ok(value) => value
             .split(',')
@@ -464,22 +749,40 @@ fn main() {
         Err(_) => vec![1, 2],
     };
     for invokers in cases {
-        let (case_rows, note, series) = runtime.block_on(case(invokers));
-        rows.extend(case_rows);
-        for series in series {
+        let result = runtime.block_on(case(invokers));
+        rows.extend(result.rows);
+        for series in result.series {
             recorder.push(series);
         }
-        recorder.note(note.clone());
-        notes.push(note);
+        for note in result.notes {
+            recorder.note(note.clone());
+            notes.push(note);
+        }
+        costs.extend(result.cost);
     }
     println!(
-        "invokers' fetch.wait.max.ms = {}, window = {WINDOW}, user memory 2048 MB (maxPeek 16)\n",
-        fetch_wait_ms()
+        "invokers' fetch.wait.max.ms = {}, window = {WINDOW}, user memory 2048 MB (maxPeek 16), \
+         revision {}\n",
+        fetch_wait_ms(),
+        if with_revision() {
+            "given (action cached)"
+        } else {
+            "null (action read per activation)"
+        }
     );
     println!("| case | invokers | activations | activations/s | p50 ms | p90 ms | p99 ms |");
     println!("|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
+    }
+    println!();
+    println!(
+        "Invoker CPU (utime+stime, all invoker processes; per thread group in ms):\n\n\
+         | invokers | phase | activations | wall s | CPU ms | µs/activation | µs/activation net of idle | threads |\n\
+         |---|---|---|---|---|---|---|---|"
+    );
+    for cost in costs {
+        println!("{cost}");
     }
     println!();
     for note in notes {
