@@ -117,6 +117,19 @@ fn stat_ticks(path: &std::path::Path) -> u64 {
 struct CpuSnapshot {
     total: u64,
     threads: HashMap<String, u64>,
+    /// Context switches (voluntary and not) of the threads alive now: each is a thread going to
+    /// sleep or being woken, which the profile shows as the largest cost.
+    switches: u64,
+}
+
+/// The voluntary plus involuntary context switches of one thread (`/proc/.../status`).
+fn context_switches(status: &std::path::Path) -> u64 {
+    std::fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("ctxt_switches:"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 impl CpuSnapshot {
@@ -135,13 +148,15 @@ impl CpuSnapshot {
                     .to_string();
                 *snapshot.threads.entry(group).or_default() +=
                     stat_ticks(&task.path().join("stat"));
+                snapshot.switches += context_switches(&task.path().join("status"));
             }
         }
         snapshot
     }
 
-    /// Milliseconds of CPU since `before`, whole and per thread group (largest first).
-    fn since(&self, before: &Self, ticks: f64) -> (f64, Vec<(String, f64)>) {
+    /// Milliseconds of CPU since `before`, whole and per thread group (largest first), and the
+    /// context switches since.
+    fn since(&self, before: &Self, ticks: f64) -> (f64, Vec<(String, f64)>, u64) {
         let ms = |t: u64| t as f64 * 1000.0 / ticks;
         let mut groups: Vec<(String, f64)> = self
             .threads
@@ -153,7 +168,11 @@ impl CpuSnapshot {
             .filter(|(_, ms)| *ms > 0.0)
             .collect();
         groups.sort_by(|a, b| b.1.total_cmp(&a.1));
-        (ms(self.total.saturating_sub(before.total)), groups)
+        (
+            ms(self.total.saturating_sub(before.total)),
+            groups,
+            self.switches.saturating_sub(before.switches),
+        )
     }
 }
 
@@ -164,9 +183,14 @@ struct PhaseCpu {
     wall: Duration,
     cpu_ms: f64,
     threads: Vec<(String, f64)>,
+    switches: u64,
 }
 
 impl PhaseCpu {
+    fn switches_per_activation(&self) -> f64 {
+        self.switches as f64 / self.activations as f64
+    }
+
     fn per_activation_us(&self) -> f64 {
         self.cpu_ms * 1000.0 / self.activations as f64
     }
@@ -594,17 +618,18 @@ async fn case(invokers: usize) -> CaseResult {
     let before = CpuSnapshot::take(&pids);
     let idle_start = Instant::now();
     tokio::time::sleep(IDLE).await;
-    let (idle_ms, idle_threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    let (idle_ms, idle_threads, idle_switches) = CpuSnapshot::take(&pids).since(&before, ticks);
     let idle_ms_per_s = idle_ms / idle_start.elapsed().as_secs_f64();
     let before = CpuSnapshot::take(&pids);
     let (sequential, wall) = harness.phase(SEQUENTIAL, 1).await;
-    let (cpu_ms, threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    let (cpu_ms, threads, switches) = CpuSnapshot::take(&pids).since(&before, ticks);
     let mut phases = vec![PhaseCpu {
         phase: "sequential".into(),
         activations: sequential.len(),
         wall,
         cpu_ms,
         threads,
+        switches,
     }];
     let mut sorted_sequential = sequential.clone();
     sorted_sequential.sort();
@@ -614,13 +639,14 @@ async fn case(invokers: usize) -> CaseResult {
     let mut rows = vec![row("sequential", invokers, sequential, wall)];
     let before = CpuSnapshot::take(&pids);
     let (windowed, wall) = harness.phase(WINDOWED, WINDOW).await;
-    let (cpu_ms, threads) = CpuSnapshot::take(&pids).since(&before, ticks);
+    let (cpu_ms, threads, switches) = CpuSnapshot::take(&pids).since(&before, ticks);
     phases.push(PhaseCpu {
         phase: format!("windowed ({WINDOW} outstanding)"),
         activations: windowed.len(),
         wall,
         cpu_ms,
         threads,
+        switches,
     });
     if windowed.len() < WINDOWED {
         eprintln!(
@@ -681,20 +707,23 @@ async fn case(invokers: usize) -> CaseResult {
         ],
     ));
     let mut cost = vec![format!(
-        "| {invokers} | idle ({:.1} s) | 0 | {:.1} | {idle_ms:.0} ({idle_ms_per_s:.1} ms/s) | - | - | {} |",
+        "| {invokers} | idle ({:.1} s) | 0 | {:.1} | {idle_ms:.0} ({idle_ms_per_s:.1} ms/s) | - | - | \
+         {:.0}/s | {} |",
         IDLE.as_secs_f64(),
         IDLE.as_secs_f64(),
+        idle_switches as f64 / IDLE.as_secs_f64(),
         threads_column(&idle_threads)
     )];
     for phase in &phases {
         cost.push(format!(
-            "| {invokers} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {invokers} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1}/activation | {} |",
             phase.phase,
             phase.activations,
             phase.wall.as_secs_f64(),
             phase.cpu_ms,
             phase.per_activation_us(),
             phase.net_of_idle_us(idle_ms_per_s),
+            phase.switches_per_activation(),
             threads_column(&phase.threads)
         ));
     }
@@ -778,8 +807,9 @@ fn main() {
     println!();
     println!(
         "Invoker CPU (utime+stime, all invoker processes; per thread group in ms):\n\n\
-         | invokers | phase | activations | wall s | CPU ms | µs/activation | µs/activation net of idle | threads |\n\
-         |---|---|---|---|---|---|---|---|"
+         | invokers | phase | activations | wall s | CPU ms | µs/activation | µs/activation net of idle | \
+         context switches | threads |\n\
+         |---|---|---|---|---|---|---|---|---|"
     );
     for cost in costs {
         println!("{cost}");
