@@ -692,7 +692,7 @@ async fn case(invokers: usize) -> CaseResult {
     let roundtrip_p50 = percentile(&roundtrip, 0.5);
     series.push(results::Series::samples(
         "kafka_bare_roundtrip",
-        "bare produce -> consume round trip",
+        &format!("bare produce -> consume round trip, {invokers} invoker(s) running"),
         "ms",
         roundtrip.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
     ));
