@@ -87,16 +87,14 @@ pub(super) async fn route(
     }
     let contents = resolved.package.doc_id();
     let parameters = resolved.parameters;
-    let binding = resolved.binding;
     // The action routes do the work on `{own}/{name}`, which the view maps into the package.
     let view = Arc::new(PackageView {
         inner: Arc::clone(&state.backend),
         asked: format!("{own}/{name}"),
         package: contents.clone(),
         resolved: format!("{contents}/{name}"),
-        // Writes keep the action's own parameters; reads and invokes see the merged ones.
+        // Writes keep the action's own parameters; reads see the merged ones.
         parameters: (!writes).then_some(parameters),
-        binding,
     });
     let scoped = State {
         subjects: state.subjects.clone(),
@@ -111,16 +109,14 @@ pub(super) async fn route(
 /// The backend as the action routes see it for one action in a package: the action they ask for
 /// (`{own}/{name}`) is the one in the resolved package (a binding's is its package's), written
 /// there with the package's path as its `namespace`; reads see the package's (and binding's)
-/// parameters under the action's own; activations through a binding carry its path. Everything
-/// else is the real backend's.
+/// parameters under the action's own. Invokes do not come here: they run the resolved action
+/// through [`invoke_in_package`]. Everything else is the real backend's.
 struct PackageView {
     inner: Arc<dyn Backend>,
     asked: String,
     package: String,
     resolved: String,
     parameters: Option<Vec<Parameter>>,
-    /// The binding's path when the package asked for is a binding.
-    binding: Option<String>,
 }
 
 #[async_trait]
@@ -169,10 +165,7 @@ impl Backend for PackageView {
         self.inner.list_actions(namespace, skip, limit).await
     }
 
-    async fn activate(&self, mut message: ActivationMessage) -> WhiskActivation {
-        if message.action.path == self.package && message.action.binding.is_none() {
-            message.action.binding = self.binding.clone();
-        }
+    async fn activate(&self, message: ActivationMessage) -> WhiskActivation {
         self.inner.activate(message).await
     }
 
