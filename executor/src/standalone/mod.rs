@@ -1,6 +1,7 @@
-//! The standalone server: one process serving the subset of OpenWhisk's controller REST API that
-//! creates, lists, reads, updates, deletes and invokes actions, reads activations and serves web
-//! actions, backed by an embedded store under a data directory.
+//! The standalone server: one process serving OpenWhisk's controller REST API for its programming
+//! model (actions, activations, web actions, namespaces, packages and bindings, sequences, triggers
+//! and rules), backed by an embedded store under a data directory, with the `/whisk.system/utils`
+//! catalog installed at start ([`catalog`]).
 //!
 //! It is a second *source* feeding the same pool and record builder as the Kafka invoker: every
 //! invoke becomes one [`crate::message::ActivationMessage`], exactly as the controller would have
