@@ -14,6 +14,13 @@ use crate::limits::LimitRanges;
 use crate::standalone::http::{ApiError, json_object_body, messages};
 use crate::standalone::validate::{self, LimitsPut};
 
+/// Annotations as read from a PUT, as the parameter list an entity stores them in.
+pub(super) fn into_parameters(list: Vec<(String, Value)>) -> Vec<Parameter> {
+    list.into_iter()
+        .map(|(key, value)| Parameter::new(key, value))
+        .collect()
+}
+
 /// A PUT body (`WhiskActionPut`): every field optional.
 #[derive(Debug, Default)]
 pub(super) struct ActionPut {

@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 use super::State;
 use super::action_put::{ActionPut, parse_action_put, up_patch};
 use super::invoke::invoke;
-use super::request::{Call, existing_action, method_not_allowed, only, own_namespace, store_error};
+use super::request::{
+    Call, existing_action, method_not_allowed, only, own_entity, own_namespace, store_error,
+};
 use super::resolve::ActionPath;
 use super::sequences;
 use crate::document::{self, ActionDocument, Exec, Parameter};
@@ -38,9 +40,7 @@ pub(super) async fn route(
             list_actions(state, call, &ns).await
         }
         [name] => {
-            let namespace = validate::namespace(ns, &user.namespace.name)?;
-            let name = validate::entity_name(name)?;
-            let ns = own_namespace(user, &namespace, Some(&name))?;
+            let (ns, name) = own_entity(user, ns, name)?;
             match call.method.as_str() {
                 "GET" => get_action(state, call, &ns, &name).await,
                 "PUT" => put_action(state, call, &ns, &name).await,
@@ -212,17 +212,17 @@ async fn put_action(
     // A sequence's components are stored with `_` resolved (`WhiskActionPut.resolve`), and must
     // be readable by the caller before anything else is looked at.
     let components = match &mut put.exec {
-        Some((Exec::Sequence { components }, _)) => {
-            let resolved: Vec<ActionPath> = components
-                .iter()
-                .filter_map(|c| ActionPath::parse(c).ok())
-                .map(|c| c.resolve_namespace(ns))
-                .collect();
-            *components = resolved.iter().map(ActionPath::to_string).collect();
-            sequences::entitle(state, ns, &resolved).await?;
-            Some(resolved)
-        }
-        _ => None,
+        Some((exec, _)) => match sequences::sequence_components(exec, ns) {
+            Some(resolved) => {
+                *exec = Exec::Sequence {
+                    components: resolved.iter().map(ActionPath::to_string).collect(),
+                };
+                sequences::entitle(state, ns, &resolved).await?;
+                Some(resolved)
+            }
+            None => None,
+        },
+        None => None,
     };
     let doc_id = format!("{ns}/{name}");
     let existing = state

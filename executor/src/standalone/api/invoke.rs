@@ -1,10 +1,7 @@
 //! Invoking an action (`POST .../actions/[{pkg}/]{name}`): the activation message the controller
 //! would have put on `invoker{N}`, the blocking wait with its 202 fallback, and the response bodies
 //! and statuses of a finished activation. A sequence is handed to [`sequences`] ([`run`] decides).
-//! Web actions build their message here too.
-
-// `api/resolve.rs` and `api/sequences.rs` are declared here, not in `api/mod.rs` (which routes
-// requests, and sequences need no route of their own); they name what they use of `api` in full.
+//! Web actions run through [`run`] too.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -103,7 +100,7 @@ pub(super) fn check_final<'a>(
 }
 
 /// Runs the activation; `Err(id)` when the wait ran out first (the activation goes on and is stored).
-pub(super) async fn run_blocking(
+async fn run_blocking(
     state: &State,
     message: ActivationMessage,
     wait: Duration,

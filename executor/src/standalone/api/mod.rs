@@ -56,6 +56,7 @@ use super::http::{
 use crate::limits::LimitRanges;
 
 /// Everything a request needs: who may call, which kinds and limits are accepted, and the backend.
+#[derive(Clone)]
 pub struct State {
     /// The accepted API keys.
     pub subjects: Subjects,

@@ -97,11 +97,8 @@ pub(super) async fn route(
         parameters: (!writes).then_some(parameters),
     });
     let scoped = State {
-        subjects: state.subjects.clone(),
-        kinds: state.kinds.clone(),
-        limits: state.limits,
         backend: view,
-        max_blocking_wait: state.max_blocking_wait,
+        ..state.clone()
     };
     actions::route(&scoped, call, user, "_", &[&name], tid).await
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::action_put::{parse_action_put, up_patch};
+use super::action_put::{into_parameters, parse_action_put, up_patch};
 use super::listing::{self, Listed};
 use super::request::{Call, method_not_allowed, only, store_error};
 use crate::document::{self, Parameter};
@@ -482,11 +482,7 @@ async fn put_package(
     }
     let doc_id = format!("{ns}/{name}");
     let existing = read_package(state, &doc_id).await?;
-    let annotations = put.annotations.map(|list| {
-        list.into_iter()
-            .map(|(key, value)| Parameter::new(key, value))
-            .collect::<Vec<_>>()
-    });
+    let annotations = put.annotations.map(into_parameters);
     let package = match existing {
         Some(_) if !overwrite => {
             return Err(ApiError::new(

@@ -112,6 +112,20 @@ pub(super) fn own_namespace(
     Ok(ns)
 }
 
+/// The `{ns}/{name}` of an entity route: the namespace checked, then the name, then the caller's
+/// ownership of the namespace (the controller's order of refusals). Returns `(ns, name)` with `_`
+/// resolved.
+pub(super) fn own_entity(
+    user: &Identity,
+    segment: &str,
+    name: &str,
+) -> Result<(String, String), ApiError> {
+    validate::namespace(segment, &user.namespace.name)?;
+    let name = validate::entity_name(name)?;
+    let ns = own_namespace(user, segment, Some(&name))?;
+    Ok((ns, name))
+}
+
 /// A backend failure as the controller answers it: 409 for a lost update race, else a logged 500.
 /// The action `{ns}/{name}` (with its code when `with_code`), or OpenWhisk's 404 when there is none.
 pub(super) async fn existing_action(

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::State;
-use super::action_put::up_patch;
+use super::action_put::{into_parameters, up_patch};
 use super::listing::{self, Listed};
 use super::packages::{Lookup, lookup};
-use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
+use super::request::{Call, method_not_allowed, only, own_entity, own_namespace, store_error};
 use super::triggers::document::{
     ReducedRule, RuleStatus, TRIGGER_ENTITY_TYPE, TriggerDocument, Typed, existing, find_trigger,
     put_trigger, put_typed, read_typed,
@@ -30,7 +30,7 @@ use crate::record::epoch_millis;
 use crate::standalone::http::{
     ApiError, ResponseBody, json_object_body, json_response, messages, text_response,
 };
-use crate::standalone::validate::{self, ListQuery};
+use crate::standalone::validate::ListQuery;
 
 /// The `entityType` of rule documents.
 const RULE_ENTITY_TYPE: &str = "rule";
@@ -133,9 +133,7 @@ pub(super) async fn route(
             list_rules(state, call, &ns).await
         }
         [name] => {
-            let namespace = validate::namespace(ns, &user.namespace.name)?;
-            let name = validate::entity_name(name)?;
-            let ns = own_namespace(user, &namespace, Some(&name))?;
+            let (ns, name) = own_entity(user, ns, name)?;
             let doc_id = format!("{ns}/{name}");
             match call.method.as_str() {
                 "GET" => get_rule(state, &doc_id).await,
@@ -287,11 +285,7 @@ async fn put_rule(
     check_references(state, ns, trigger.as_ref(), action.as_ref()).await?;
     let doc_id = format!("{ns}/{name}");
     let old = existing::<RuleDocument>(state, &doc_id, RULE_ENTITY_TYPE).await?;
-    let annotations = put.annotations.map(|list| {
-        list.into_iter()
-            .map(|(key, value)| Parameter::new(key, value))
-            .collect::<Vec<_>>()
-    });
+    let annotations = put.annotations.map(into_parameters);
     let rule = match old {
         Some(_) if !overwrite => {
             return Err(ApiError::new(

@@ -179,13 +179,7 @@ pub(super) async fn start(
     entitle(state, own, &components).await?;
     let id = ActivationId::generate();
     let run = Run {
-        state: Arc::new(State {
-            subjects: state.subjects.clone(),
-            kinds: state.kinds.clone(),
-            limits: state.limits,
-            backend: Arc::clone(&state.backend),
-            max_blocking_wait: state.max_blocking_wait,
-        }),
+        state: Arc::new(state.clone()),
         user: user.clone(),
         tid: tid.to_string(),
         accepted,

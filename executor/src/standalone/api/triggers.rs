@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 
 use self::document::{TRIGGER_ENTITY_TYPE, TriggerDocument, existing, put_trigger};
 use super::State;
-use super::action_put::{ActionPut, parse_action_put, up_patch};
+use super::action_put::{ActionPut, into_parameters, parse_action_put, up_patch};
 use super::listing;
-use super::request::{Call, method_not_allowed, only, own_namespace, store_error};
+use super::request::{Call, method_not_allowed, only, own_entity, own_namespace, store_error};
 use crate::document::{DEFAULT_VERSION, Parameter};
 use crate::message::Identity;
 use crate::record::epoch_millis;
@@ -45,9 +45,7 @@ pub(super) async fn route(
             list_triggers(state, call, &ns).await
         }
         [name] => {
-            let namespace = validate::namespace(ns, &user.namespace.name)?;
-            let name = validate::entity_name(name)?;
-            let ns = own_namespace(user, &namespace, Some(&name))?;
+            let (ns, name) = own_entity(user, ns, name)?;
             let doc_id = format!("{ns}/{name}");
             match call.method.as_str() {
                 "GET" => {
@@ -134,11 +132,7 @@ async fn put(
     }
     let doc_id = format!("{ns}/{name}");
     let old = existing::<TriggerDocument>(state, &doc_id, TRIGGER_ENTITY_TYPE).await?;
-    let annotations = put.annotations.map(|list| {
-        list.into_iter()
-            .map(|(key, value)| Parameter::new(key, value))
-            .collect::<Vec<_>>()
-    });
+    let annotations = put.annotations.map(into_parameters);
     let trigger = match old {
         Some(_) if !overwrite => {
             return Err(ApiError::new(
