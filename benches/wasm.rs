@@ -19,8 +19,18 @@
 //! - `throughput/echo_x64`: 64 concurrent warm `echo` activations on a multi-threaded runtime with
 //!   every core busy; criterion reports activations per second.
 //!
+//! Then two cases outside criterion, which needs the whole distribution, not means of batches:
+//!
+//! - `latency/echo`: 20,000 sequential warm `echo` activations, each timed on its own, from a task
+//!   on a multi-threaded runtime (as the invoker runs them); p50, p90, p99, p99.9 and max.
+//! - `fairness/echo`: 500 warm `echo` activations, one every 2 ms, each spawned onto a runtime
+//!   with 2 workers from a thread outside it and timed from the spawn to its outcome: first alone, then while 2 `spin` guests
+//!   burn both workers (they yield at every epoch tick). The difference is what a CPU-bound guest
+//!   costs its neighbours.
+//!
 //! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`, optionally with one
-//! filter (a regex, e.g. `'cold/|warm/instantiate'`). The medians and the machine go to
+//! filter (a regex, e.g. `'cold/|warm/instantiate'`; the two cases outside criterion run when there
+//! is no filter or the filter names them, e.g. `'latency|fairness'`). The medians and the machine go to
 //! `benches/RESULTS-wasm.md`; the per-sample means of the cases the report plots go to
 //! `target/bench-results/wasm.json` (read back from criterion's `sample.json` files). Every
 //! measurement is bounded by criterion's time and sample settings; nothing leaves the process.
@@ -35,7 +45,7 @@ mod results;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use factory::wasm::{FuelMode, WASM_WASIP1_KIND, WasmConfig, WasmFactory};
@@ -52,6 +62,15 @@ const POOL: u32 = 128;
 const CONCURRENT: usize = 64;
 /// `n` for `prime`: ~2k primes, a few milliseconds of arithmetic.
 const PRIME_N: u64 = 20_000;
+/// Timed activations of `latency/echo`, after as many untimed ones as [`LATENCY_WARM_UP`].
+const LATENCY_RUNS: usize = 20_000;
+const LATENCY_WARM_UP: usize = 2_000;
+/// Timed activations of each `fairness/echo` case, one every [`FAIRNESS_PERIOD`].
+const FAIRNESS_RUNS: usize = 500;
+const FAIRNESS_PERIOD: Duration = Duration::from_millis(2);
+/// CPU-bound guests running beside the `fairness/echo` activations, and the workers they share.
+const FAIRNESS_SPINS: usize = 2;
+const FAIRNESS_WORKERS: usize = 2;
 
 fn code(name: &str) -> Code {
     let path = ow_action::artifacts::wasm_module(name).expect("the example actions build");
@@ -134,13 +153,15 @@ fn warm(c: &mut Criterion) {
     });
     let (module, _) = factory.load(&echo, None).expect("echo loads");
     group.bench_function("instantiate_only", |b| {
-        b.iter(|| factory.instantiate_only(&module).expect("instantiates"));
+        b.iter(|| {
+            rt.block_on(factory.instantiate_only(&module))
+                .expect("instantiates")
+        });
     });
     let (released_module, _) = released_factory.load(&echo, None).expect("echo loads");
     group.bench_function("instantiate_only_keep_resident_0", |b| {
         b.iter(|| {
-            released_factory
-                .instantiate_only(&released_module)
+            rt.block_on(released_factory.instantiate_only(&released_module))
                 .expect("instantiates")
         });
     });
@@ -279,15 +300,165 @@ fn parallel_echo(
 
 criterion_group!(benches, warm, cold, prime, throughput);
 
-/// What `criterion_main!` would generate, then the summary for the report.
+/// What `criterion_main!` would generate, the cases outside criterion, then the summary for the
+/// report.
 fn main() {
-    let recorder = results::Recorder::start("wasm");
+    let mut recorder = results::Recorder::start("wasm");
     benches();
     Criterion::default().configure_from_args().final_summary();
-    // `cargo test --benches` runs each case once, without samples: nothing to record.
-    if std::env::args().any(|arg| arg == "--bench") {
-        record(recorder);
+    // `cargo test --benches` runs each case once, without samples: nothing to measure or record.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
     }
+    if selected("latency") {
+        let samples = latency();
+        print_distribution("latency/echo", &samples);
+        recorder.durations(
+            "warm_latency",
+            "wasm echo, Container::run (each activation)",
+            &samples,
+        );
+    }
+    if selected("fairness") {
+        for spins in [0, FAIRNESS_SPINS] {
+            let samples = fairness(spins);
+            print_distribution(
+                &format!("fairness/echo beside {spins} spin guests"),
+                &samples,
+            );
+            recorder.durations(
+                "fairness",
+                &format!("wasm echo beside {spins} spin guests on {FAIRNESS_WORKERS} workers"),
+                &samples,
+            );
+        }
+    }
+    record(recorder);
+}
+
+/// Whether a case outside criterion is selected: no filter on the command line, or a filter naming
+/// it. (Criterion's filter is a regex over its own cases; these are matched by name only.)
+fn selected(case: &str) -> bool {
+    const VALUE_FLAGS: [&str; 7] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--save-baseline",
+        "--baseline",
+        "--sample-size",
+        "--noise-threshold",
+        "--profile-time",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().enumerate().find(|(i, arg)| {
+        let flag_value = *i > 0 && VALUE_FLAGS.contains(&args[*i - 1].as_str());
+        !arg.starts_with("--") && !flag_value
+    });
+    filter.is_none_or(|(_, filter)| filter.contains(case))
+}
+
+/// A multi-threaded runtime with `workers` workers.
+fn runtime(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// `latency/echo`: the time of each of [`LATENCY_RUNS`] sequential warm activations.
+fn latency() -> Vec<Duration> {
+    let rt = runtime(std::thread::available_parallelism().map_or(2, usize::from));
+    let factory = factory(WasmConfig::default());
+    let container = rt.block_on(deploy(&factory, &code("echo")));
+    let params = json!({"name": "bench", "n": 1});
+    let driver = rt.spawn(async move {
+        for _ in 0..LATENCY_WARM_UP {
+            run(container.as_ref(), params.clone()).await;
+        }
+        let mut samples = Vec::with_capacity(LATENCY_RUNS);
+        for _ in 0..LATENCY_RUNS {
+            let started = Instant::now();
+            run(container.as_ref(), params.clone()).await;
+            samples.push(started.elapsed());
+        }
+        samples
+    });
+    rt.block_on(driver).expect("the latency driver")
+}
+
+/// `fairness/echo`: the time from due to outcome of [`FAIRNESS_RUNS`] warm `echo` activations, one
+/// every [`FAIRNESS_PERIOD`], on [`FAIRNESS_WORKERS`] workers, with `spins` `spin` guests running
+/// meanwhile (cancelled at the end; each would otherwise run to its 60 s timeout).
+fn fairness(spins: usize) -> Vec<Duration> {
+    let rt = runtime(FAIRNESS_WORKERS);
+    let factory = factory(WasmConfig::default());
+    let echo = rt.block_on(deploy(&factory, &code("echo")));
+    let spin = rt.block_on(deploy(&factory, &code("spin")));
+    let spinning: Vec<_> = (0..spins)
+        .map(|_| {
+            let spin = Arc::clone(&spin);
+            rt.spawn(async move {
+                let request = RunRequest {
+                    params: json!({}),
+                    context: context(),
+                    limits: Limits::default(),
+                };
+                spin.run(request).await
+            })
+        })
+        .collect();
+    let busy = Instant::now() + Duration::from_secs(10);
+    while factory.metrics().activations_running < spins as u64 {
+        assert!(Instant::now() < busy, "the spin guests did not start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Each activation arrives from outside the runtime, as the invoker's work arrives from the
+    // Kafka consumer's thread: this thread sleeps until it is due (a tokio timer would add up to
+    // its 1 ms resolution), spawns it, and it is timed from the spawn to its outcome, waiting for
+    // a worker included.
+    let echo = Arc::new(echo);
+    let mut samples = Vec::with_capacity(FAIRNESS_RUNS);
+    let mut due = Instant::now();
+    for _ in 0..FAIRNESS_RUNS {
+        due += FAIRNESS_PERIOD;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let echo = Arc::clone(&echo);
+        let arrived = Instant::now();
+        let task = rt.spawn(async move {
+            run(echo.as_ref().as_ref(), json!({"name": "bench", "n": 1})).await;
+            Instant::now()
+        });
+        let done = rt.block_on(task).expect("an echo activation");
+        samples.push(done.duration_since(arrived));
+    }
+    for task in &spinning {
+        task.abort();
+    }
+    assert_eq!(
+        factory.metrics().activations_running,
+        spins as u64,
+        "the spin guests ran until the end"
+    );
+    samples
+}
+
+/// Prints the quantiles of `samples`.
+fn print_distribution(case: &str, samples: &[Duration]) {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let at = |q: f64| {
+        let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    };
+    println!(
+        "{case:<40} n {:>6}  p50 {:>10.1?}  p90 {:>10.1?}  p99 {:>10.1?}  p99.9 {:>10.1?}  max {:>10.1?}",
+        sorted.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        sorted.last().copied().unwrap_or_default(),
+    );
 }
 
 /// The per-iteration means of criterion's samples of `group/case`, in ms, from its `sample.json`
@@ -332,7 +503,8 @@ fn record(mut recorder: results::Recorder) {
     let median = |samples: &[f64]| Series::samples("", "", "", samples.to_vec()).quantile(0.5);
     let since = recorder.started_at();
     let warm = criterion_samples("warm", "echo_activation", since);
-    if let Some(samples) = &warm {
+    // The latency case's own samples, when it ran, are the better distribution.
+    if let Some(samples) = warm.as_ref().filter(|_| !selected("latency")) {
         recorder.push(Series::samples(
             "warm_latency",
             "wasm echo, Container::run",

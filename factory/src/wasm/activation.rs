@@ -1,5 +1,5 @@
-//! One activation, start to end, on a blocking thread: a fresh store, WASI preview 1 context and
-//! instance; the action's input as the contract gives it; its output turned into an [`Outcome`].
+//! One activation, start to end, on the calling tokio worker: a fresh store, WASI preview 1 context
+//! and instance; the action's input as the contract gives it; its output turned into an [`Outcome`].
 //!
 //! This is where the wasm action contract (`actions/README.md`) is carried out:
 //!
@@ -8,17 +8,22 @@
 //!   context's `__OW_` variables, `__OW_API_HOST` when configured, and the init parameters. Nothing
 //!   of the host: no inherited environment, no preopened directory but the optional scratch `/tmp`,
 //!   no sockets.
-//! - **Limits**: memory by the store's `ActivationLimiter`, time by an epoch deadline (and, for a
-//!   guest waiting in the host, by the deadline-bounded `poll_oneoff` of [`poll`](super::poll)),
-//!   CPU by fuel when on, output by the `OutputCapture`.
+//! - **Limits**: memory by the store's `ActivationLimiter`, time by the per-tick epoch callback
+//!   ([`arm_deadline`]; and, for a guest waiting in the host, by the deadline-bounded `poll_oneoff`
+//!   of [`poll`](super::poll)), CPU by fuel when on, output by the `OutputCapture`, the host work
+//!   of one WASI call by [`MAX_HOST_CALL_BYTES`] and [`MAX_RANDOM_BYTES_PER_CALL`].
 //! - **Output**: the last stdout line is the result; see `finish` for every failure's status and
 //!   message.
 //!
-//! Everything here is synchronous and may block (wasm runs, WASI calls block): call it from
-//! `spawn_blocking`, never on a tokio worker (the sync WASI linker would panic there).
+//! The guest runs on a wasmtime fiber polled by the caller's task: it gives the worker back at every
+//! epoch tick and whenever it waits, so it must be driven on a tokio runtime (the engine has async
+//! support; the WASI linker is the async one). File system work (the scratch directory) goes to
+//! tokio's blocking threads; nothing here blocks the worker for longer than one WASI call's
+//! bounded host work.
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -35,12 +40,26 @@ use super::cache::CompiledModule;
 use super::limits::ActivationLimiter;
 use super::output::{Captured, OutputCapture};
 use super::poll::DeadlineReached;
-use super::scratch::ScratchDir;
+use super::scratch::{ScratchDir, ScratchWatcher};
 
 /// Longest params JSON passed in `argv[1]`; longer params come on stdin only. The contract's
 /// number: Linux's `MAX_ARG_STRLEN` (128 KiB with the terminating NUL), so an action behaves the
 /// same compiled natively under the docker skeleton.
 pub const MAX_ARGV_PARAMS_BYTES: usize = 131_071;
+
+/// Most random bytes one `random_get` call may ask for (wasmtime-wasi's default is 64 MiB). Threat:
+/// the bytes are generated in the host, on the guest's tokio worker, where epoch interruption
+/// cannot reach; a guest asking for 64 MiB at a time would hold the worker for tens of
+/// milliseconds per call. 1 MiB takes about a millisecond; a larger request traps. Programs ask
+/// for a few bytes (seeds, keys) or loop in small chunks (wasi-libc's `getentropy` takes 256).
+pub const MAX_RANDOM_BYTES_PER_CALL: u64 = 1024 * 1024;
+
+/// Most bytes one WASI call may copy between guest memory and the host (wasmtime's host-call
+/// fuel; its default is 128 MiB). Threat as above: one `fd_write` of a huge buffer is copied and
+/// scanned for log lines in one host call, on the worker. 16 MiB takes a few milliseconds and is
+/// far above what the output caps keep; a larger single call fails with `ENOMEM`, which the
+/// guest's standard library retries in smaller pieces or reports.
+pub const MAX_HOST_CALL_BYTES: usize = 16 * 1024 * 1024;
 
 /// The data of one activation's store.
 pub struct ActivationState {
@@ -119,8 +138,9 @@ pub(crate) fn is_valid_env(name: &str, value: &str) -> bool {
     !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0')
 }
 
-/// Runs one activation of `module` and returns its outcome. Blocking.
-pub(crate) fn run(
+/// Runs one activation of `module` and returns its outcome, on the calling tokio worker: the guest
+/// yields it every epoch tick and waits for timers without holding it (see the module docs).
+pub(crate) async fn run(
     shared: &Shared,
     module: &CompiledModule,
     setup: &ActionSetup,
@@ -142,21 +162,24 @@ pub(crate) fn run(
 
     let params = serde_json::to_string(&run.params).unwrap_or_else(|_| "{}".to_string());
     let scratch = if shared.config.scratch.enabled {
-        match ScratchDir::create(&shared.config.scratch) {
-            Ok(dir) => Some(dir),
+        let config = shared.config.scratch.clone();
+        match blocking(move || ScratchDir::create(&config)).await {
+            Ok(Ok(dir)) => Some(dir),
+            Ok(Err(error)) => return whisk_error("cannot create a scratch directory", &error),
             Err(error) => return whisk_error("cannot create a scratch directory", &error),
         }
     } else {
         None
     };
 
+    // File operations (the scratch directory) go to tokio's blocking threads: the guest runs on a
+    // worker, which must not block.
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdin(MemoryInputPipe::new(params.clone().into_bytes()))
         .stdout(capture.stdout())
         .stderr(capture.stderr())
         .envs(&environment(shared, setup, run))
-        // File operations (the scratch directory) may block this thread: it is a blocking one.
-        .allow_blocking_current_thread(true);
+        .max_random_size(MAX_RANDOM_BYTES_PER_CALL);
     if params.len() <= MAX_ARGV_PARAMS_BYTES {
         wasi.args(&[setup.name.as_str(), params.as_str()]);
     } else {
@@ -174,26 +197,29 @@ pub(crate) fn run(
         .memory_bytes()
         .min(shared.config.max_memory_bytes());
     let limiter = ActivationLimiter::new(usize::try_from(memory_bytes).unwrap_or(usize::MAX));
-    let state = ActivationState::new(wasi.build_p1(), limiter, started.checked_add(timeout));
+    let deadline = started.checked_add(timeout);
+    let state = ActivationState::new(wasi.build_p1(), limiter, deadline);
     let mut store = Store::new(shared.engine.engine(), state);
     store.limiter(|state| state.limiter());
+    store.set_hostcall_fuel(MAX_HOST_CALL_BYTES);
     let fuel = shared.config.fuel.budget(run.limits.timeout);
     if let Some(fuel) = fuel
         && let Err(error) = store.set_fuel(fuel)
     {
         return whisk_error("cannot set fuel", &error);
     }
-    set_deadline(
+    let watcher = scratch
+        .as_ref()
+        .map(|dir| ScratchWatcher::start(dir, &shared.config.scratch));
+    arm_deadline(
         &mut store,
-        shared,
-        timeout,
-        started,
-        scratch.as_ref().map(ScratchDir::path),
+        deadline,
+        watcher.as_ref().map(ScratchWatcher::over),
     );
 
-    let ending = match module.instance_pre().instantiate(&mut store) {
+    let ending = match module.instance_pre().instantiate_async(&mut store).await {
         Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
-            Ok(start_fn) => match start_fn.call(&mut store, ()) {
+            Ok(start_fn) => match start_fn.call_async(&mut store, ()).await {
                 Ok(()) => Ending::Returned,
                 Err(error) if error.downcast_ref::<I32Exit>().is_some() => Ending::Returned,
                 Err(error) => Ending::Trapped(error),
@@ -213,24 +239,27 @@ pub(crate) fn run(
         }
         Err(error) => Ending::Trapped(error),
     };
+    drop(watcher);
 
     let consumed = fuel.map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
     let memory_denied = store.data().limiter.memory_denied();
-    let scratch_exceeded =
-        store.data().scratch_exceeded || scratch.as_ref().is_some_and(ScratchDir::over_cap);
+    let stopped_for_scratch = store.data().scratch_exceeded;
     // The instance goes back to the pool before the output is examined.
     drop(store);
-    let scratch_message = scratch.as_ref().map(ScratchDir::exhausted_message);
-    drop(scratch);
+    let scratch_exceeded = match scratch {
+        // The last measurement and the removal walk the directory: file system work, off the worker.
+        Some(dir) => {
+            let message = dir.exhausted_message();
+            let over = blocking(move || dir.over_cap()).await.unwrap_or(false);
+            (stopped_for_scratch || over).then_some(message)
+        }
+        None => None,
+    };
 
     let captured = capture.finish();
-    let mut outcome = if scratch_exceeded {
+    let mut outcome = if let Some(message) = scratch_exceeded {
         let logs = captured.into_logs(false);
-        failure(
-            Status::DeveloperError,
-            scratch_message.unwrap_or_default(),
-            logs,
-        )
+        failure(Status::DeveloperError, message, logs)
     } else {
         match ending {
             Ending::Returned => finish(captured, shared.config.max_result_bytes),
@@ -245,41 +274,46 @@ pub(crate) fn run(
     outcome
 }
 
-/// Arms the timeout. Without a scratch directory: a plain epoch deadline, `timeout` in ticks plus
-/// the tick in progress, which traps with [`Trap::Interrupt`]. With one: a deadline of one tick
-/// whose callback measures the directory each tick and interrupts once over its cap or past the
-/// wall-clock deadline.
-fn set_deadline(
+/// Runs blocking file-system work on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(work).await
+}
+
+/// Arms the per-tick callback that keeps the guest within its limits and its worker shared: at
+/// every epoch tick the guest is interrupted ([`Trap::Interrupt`], reported as its timeout) once
+/// the wall-clock `deadline` has passed, or stopped once its scratch directory went over a cap;
+/// otherwise it yields to tokio's scheduler and runs on at the next turn. So a timeout fires
+/// between `timeout` and `timeout` + one tick, and no guest holds a worker longer than one tick.
+///
+/// The yield is tokio's own [`tokio::task::yield_now`], as wasmtime advises, rather than a plain
+/// self-wake: tokio then lets the worker poll its timers and I/O before the guest runs again. With a
+/// self-wake a worker busy with yielding guests would look at its timers only every 61 scheduler
+/// turns (its `event_interval`), i.e. every 61 ticks: a sleeping activation, or the invoker's own
+/// timers, would wake that much late.
+pub(crate) fn arm_deadline(
     store: &mut Store<ActivationState>,
-    shared: &Shared,
-    timeout: Duration,
-    started: Instant,
-    scratch: Option<&Path>,
+    deadline: Option<Instant>,
+    scratch_over: Option<Arc<AtomicBool>>,
 ) {
-    match scratch {
-        None => store.set_epoch_deadline(shared.engine.deadline_ticks(timeout)),
-        Some(path) => {
-            let path = path.to_path_buf();
-            let (max_bytes, max_entries) = (
-                shared.config.scratch.max_bytes,
-                shared.config.scratch.max_entries,
-            );
-            let deadline = started + timeout;
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |mut context| {
-                let over = super::scratch::usage(&path, max_entries)
-                    .is_ok_and(|usage| usage.bytes > max_bytes || usage.entries > max_entries);
-                if over {
-                    context.data_mut().scratch_exceeded = true;
-                    return Ok(UpdateDeadline::Interrupt);
-                }
-                if Instant::now() >= deadline {
-                    return Ok(UpdateDeadline::Interrupt);
-                }
-                Ok(UpdateDeadline::Continue(1))
-            });
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut context| {
+        if scratch_over
+            .as_ref()
+            .is_some_and(|over| over.load(Ordering::Acquire))
+        {
+            context.data_mut().scratch_exceeded = true;
+            return Ok(UpdateDeadline::Interrupt);
         }
-    }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
 }
 
 /// A failure outcome with `message` and `logs` (times set by the caller).

@@ -15,7 +15,7 @@
 //! fuel = { per_millisecond_of_timeout = 1000000 } # default: "off"
 //! api_host = "https://openwhisk.example:443"     # default: none
 //! max_result_bytes = 1048576
-//! epoch_tick_ms = 10
+//! epoch_tick_ms = 1
 //! keep_resident_bytes = 1048576
 //!
 //! [scratch]
@@ -47,9 +47,11 @@ pub const DEFAULT_POOL_INSTANCES: u32 = 256;
 /// (100-300 KiB) Rust actions.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Default epoch tick: 10 ms. A timeout is enforced to within one tick; a tick costs one atomic
-/// increment on the ticker thread and one compare per loop back-edge in wasm.
-pub const DEFAULT_EPOCH_TICK_MS: u64 = 10;
+/// Default epoch tick: 1 ms. A timeout is enforced to within one tick, and a CPU-bound guest gives
+/// its tokio worker back every tick, so the tick bounds how long other activations and the
+/// invoker's own tasks wait for a worker. A tick costs the ticker thread one wake-up and atomic
+/// increment (1,000 a second: well under 1 % of a core), and wasm one compare per loop back-edge.
+pub const DEFAULT_EPOCH_TICK_MS: u64 = 1;
 
 /// Default bytes of each pool slot's memory and table kept resident between instances: 1 MiB, about
 /// what a small Rust action dirties (its stack top, data and first heap pages).
@@ -115,10 +117,10 @@ pub struct ScratchConfig {
     /// Most bytes of disk (allocated blocks, so sparse files count what they really use) one
     /// activation may hold in its scratch directory. Default 64 MiB.
     ///
-    /// Enforced by measuring the directory every epoch tick while wasm runs and once more at the
+    /// Enforced by measuring the directory every 10 ms while the action runs and once more at the
     /// end: an action that goes over is stopped with a developer error. Between two measurements an
-    /// action can overshoot by what it writes in one tick, and a single host call (one `fd_write`
-    /// of up to the action's memory) is measured after it returns: put scratch directories on a
+    /// action can overshoot by what it writes in 10 ms plus one tick, and a single host call (one
+    /// `fd_write` of up to 16 MiB) is measured after it returns: put scratch directories on a
     /// filesystem with room for `pool_instances` × (cap + action memory), or on a size-limited
     /// mount.
     pub max_bytes: u64,
@@ -170,8 +172,9 @@ pub struct WasmConfig {
     /// Largest result, in bytes of its JSON line; a longer one is an application error with
     /// OpenWhisk's truncation message. Default 1 MiB (`whisk.activation.payload.max`).
     pub max_result_bytes: usize,
-    /// Interval of the epoch ticker that enforces timeouts, in milliseconds. Default 10; between 1
-    /// and 1000. A timeout fires between `timeout` and `timeout` + one tick.
+    /// Interval of the epoch ticker, in milliseconds. Default 1; between 1 and 1000. A timeout
+    /// fires between `timeout` and `timeout` + one tick, and a running guest yields its tokio
+    /// worker to other tasks once per tick.
     pub epoch_tick_ms: u64,
     /// Bytes of each pool slot's linear memory, and of its table, that are reset in place (to the
     /// module's initial image or zeros, only the pages actually dirtied when the kernel offers

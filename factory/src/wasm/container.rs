@@ -1,18 +1,20 @@
 //! [`WasmContainer`]: one action's compiled module behind the [`Container`] interface.
 //!
 //! A wasm "container" is cheap: creating it allocates nothing, init finds (or compiles) the module,
-//! and each run takes a pool slot, instantiates the module in a fresh store on a blocking thread and
-//! gives the slot back. Activations of one container run in parallel, each in its own instance, so
+//! and each run takes a pool slot, instantiates the module in a fresh store on the calling tokio
+//! worker (the guest yields it every epoch tick) and gives the slot back. Activations of one container run in parallel, each in its own instance, so
 //! [`Container::max_concurrency`] is large; the pool's slots ([`WasmConfig::pool_instances`]) are the
 //! real bound, and an activation beyond them waits for a slot rather than failing.
 //!
 //! [`WasmConfig::pool_instances`]: super::WasmConfig::pool_instances
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use tracing::Instrument as _;
 
 use crate::container::{Container, ContainerSpec, Health, InitDone, InitRequest, RunRequest};
@@ -32,8 +34,9 @@ pub const CONTAINER_MAX_CONCURRENCY: u32 = 10_000;
 /// How long after its timeout an activation's result is waited for before it is reported as timed
 /// out anyway. Wasm is interrupted within one epoch tick of the deadline and a guest sleeping in
 /// `poll_oneoff` is woken at the deadline ([`poll`](super::poll)); this margin is a safety net for
-/// a host call that still blocks past it (e.g. a scratch-file write on a stalled disk). The
-/// abandoned thread keeps its pool slot until it ends.
+/// a host call that still waits past it (e.g. a scratch-file write on a stalled disk). The
+/// abandoned activation is cancelled: wasmtime unwinds its fiber, its store and pool slot are
+/// released; only the stalled file operation itself lingers on its blocking thread.
 pub const ABANDON_GRACE: Duration = Duration::from_secs(2);
 
 /// OpenWhisk runtimes' answer to a second `/init`.
@@ -79,6 +82,15 @@ impl WasmContainer {
     pub fn module(&self) -> Option<&Arc<CompiledModule>> {
         self.ready.get().map(|ready| &ready.module)
     }
+}
+
+/// The text of a caught panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 fn init_failure(status: Status, message: impl Into<String>, start: SystemTime) -> Box<Outcome> {
@@ -199,27 +211,25 @@ impl Container for WasmContainer {
         let start = SystemTime::now();
         let capture =
             OutputCapture::new(run.limits.log_bytes(), self.shared.config.max_result_bytes);
-        let timeout_ms = run.limits.timeout;
         let wait = run.limits.timeout_duration() + ABANDON_GRACE;
-        let (shared, module, setup) = (
-            Arc::clone(&self.shared),
-            Arc::clone(&ready.module),
-            Arc::clone(&ready.setup),
-        );
-        let task_capture = capture.clone();
-        let task_span = span.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = task_span.enter();
-            let _running = shared.running();
-            let outcome = activation::run(&shared, &module, &setup, &run, &task_capture);
-            drop(permit);
-            outcome
-        });
-        match tokio::time::timeout(wait, task).instrument(span).await {
+        let running = self.shared.running();
+        // A panic in the host (our bug) fails this activation, not the caller's task.
+        let work = AssertUnwindSafe(activation::run(
+            &self.shared,
+            &ready.module,
+            &ready.setup,
+            &run,
+            &capture,
+        ))
+        .catch_unwind();
+        let outcome = match tokio::time::timeout(wait, work).instrument(span).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(join_error)) => activation::task_failed(start, &join_error),
-            Err(_elapsed) => activation::abandoned(&capture, start, timeout_ms),
-        }
+            Ok(Err(panic)) => activation::task_failed(start, &panic_message(panic.as_ref())),
+            Err(_elapsed) => activation::abandoned(&capture, start, run.limits.timeout),
+        };
+        drop(running);
+        drop(permit);
+        outcome
     }
 
     async fn destroy(&self) -> Result<(), FactoryError> {

@@ -1,5 +1,11 @@
-//! The one wasmtime [`Engine`] of a factory: pooling instance allocator, epoch interruption, fuel
-//! when the operator asks for it, and the epoch ticker that makes timeouts work.
+//! The one wasmtime [`Engine`] of a factory: pooling instance allocator, async support, epoch
+//! interruption, fuel when the operator asks for it, and the epoch ticker that makes timeouts work.
+//!
+//! Guests run on tokio's worker threads (wasmtime's `async` feature: each `*_async` call runs on a
+//! fiber whose stack comes from the pool), so a guest must give its worker back regularly: every epoch tick, the
+//! activation's deadline callback either yields to the scheduler or, past the deadline, interrupts
+//! (see [`activation`](super::activation)). The tick is thus both the timeout's precision and the
+//! longest a CPU-bound guest holds a worker.
 //!
 //! Every module is compiled by this engine and every instance runs on it, so its configuration is
 //! fixed at start: compiled code depends on it (fuel metering above all), which is why the on-disk
@@ -7,8 +13,14 @@
 //!
 //! The ticker is one thread per engine (not per activation). It holds only a weak reference and
 //! ends on the first tick after the engine is dropped, like Spin's `maybe_spawn_epoch_ticker`.
+//! A 1 ms tick is 1,000 wake-ups a second, so once no activation has run for [`IDLE_PARK_AFTER`]
+//! the ticker parks, and the next activation to start wakes it ([`Activity`]): an idle invoker
+//! costs no CPU, and a busy one pays nothing per activation (only the first after an idle second
+//! unparks the thread).
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,10 +37,32 @@ use super::error::{WasmError, describe};
 /// table makes every pool slot reserve room for it.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// How long the ticker goes on ticking after the last activation ended before it parks.
+pub const IDLE_PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a parked ticker sleeps before it looks whether its engine still exists.
+const PARKED_CHECK: Duration = Duration::from_secs(1);
+
+/// What the ticker and the activations share: how many activations run, and whether the ticker
+/// is parked (so that the activation that ends its idleness wakes it).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    running: AtomicU64,
+    parked: AtomicBool,
+}
+
+impl Activity {
+    /// Activations running now.
+    pub(crate) fn running(&self) -> u64 {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
 /// The engine and its ticker.
 pub(crate) struct WasmEngine {
     engine: Engine,
     ticker: JoinHandle<()>,
+    activity: Arc<Activity>,
     tick: Duration,
     compatibility: [u8; 32],
 }
@@ -78,10 +112,12 @@ impl WasmEngine {
             reason: describe(&error),
         })?;
         let compatibility = compatibility_digest(&engine);
-        let ticker = spawn_epoch_ticker(engine.weak(), config.epoch_tick())?;
+        let activity = Arc::new(Activity::default());
+        let ticker = spawn_epoch_ticker(engine.weak(), config.epoch_tick(), Arc::clone(&activity))?;
         Ok(Self {
             engine,
             ticker,
+            activity,
             tick: config.epoch_tick(),
             compatibility,
         })
@@ -103,32 +139,69 @@ impl WasmEngine {
         !self.ticker.is_finished()
     }
 
-    /// The epoch deadline, in ticks beyond the current epoch, for a wall-clock `timeout`: enough
-    /// whole ticks to cover it, plus one for the tick already in progress (its remainder may be
-    /// arbitrarily short). The action is thus stopped between `timeout` and `timeout` + one tick.
-    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
-        ticks_for(timeout, self.tick)
+    /// Activations running now.
+    pub(crate) fn running(&self) -> u64 {
+        self.activity.running()
+    }
+
+    /// Counts an activation as running, waking the ticker if it is parked; the count goes down
+    /// when the returned guard is dropped.
+    pub(crate) fn activation_started(&self) -> RunningGuard<'_> {
+        // SeqCst pairs with the ticker's: either it sees this activation before parking, or this
+        // sees it parked and wakes it.
+        self.activity.running.fetch_add(1, Ordering::SeqCst);
+        if self.activity.parked.load(Ordering::SeqCst) {
+            self.ticker.thread().unpark();
+        }
+        RunningGuard(&self.activity)
     }
 }
 
-/// See [`WasmEngine::deadline_ticks`].
-fn ticks_for(timeout: Duration, tick: Duration) -> u64 {
-    let tick_nanos = tick.as_nanos().max(1);
-    let whole = timeout.as_nanos().div_ceil(tick_nanos);
-    u64::try_from(whole).unwrap_or(u64::MAX).saturating_add(1)
+/// Counts an activation as running while alive.
+pub(crate) struct RunningGuard<'a>(&'a Activity);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
-/// Starts the thread that advances the engine's epoch every `tick`, for as long as the engine lives.
-fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) -> Result<JoinHandle<()>, WasmError> {
+/// Starts the thread that advances the engine's epoch every `tick`, for as long as the engine lives,
+/// parked while no activation runs (see the module docs).
+fn spawn_epoch_ticker(
+    engine: EngineWeak,
+    tick: Duration,
+    activity: Arc<Activity>,
+) -> Result<JoinHandle<()>, WasmError> {
+    let idle_ticks_to_park = IDLE_PARK_AFTER.as_nanos() / tick.as_nanos().max(1);
     std::thread::Builder::new()
         .name("wasm-epoch-ticker".into())
         .spawn(move || {
+            let mut idle_ticks: u128 = 0;
             loop {
                 std::thread::sleep(tick);
                 match engine.upgrade() {
                     Some(engine) => engine.increment_epoch(),
                     None => break,
                 }
+                if activity.running.load(Ordering::SeqCst) > 0 {
+                    idle_ticks = 0;
+                    continue;
+                }
+                idle_ticks += 1;
+                if idle_ticks < idle_ticks_to_park {
+                    continue;
+                }
+                activity.parked.store(true, Ordering::SeqCst);
+                // An activation that started before `parked` was set was not told to wake us.
+                while activity.running.load(Ordering::SeqCst) == 0 {
+                    std::thread::park_timeout(PARKED_CHECK);
+                    if engine.upgrade().is_none() {
+                        return;
+                    }
+                }
+                activity.parked.store(false, Ordering::SeqCst);
+                idle_ticks = 0;
             }
         })
         .map_err(WasmError::Ticker)
@@ -165,15 +238,6 @@ mod tests {
     use crate::wasm::config::FuelMode;
 
     #[test]
-    fn test_deadline_covers_the_timeout_plus_the_tick_in_progress() {
-        let tick = Duration::from_millis(10);
-        assert_eq!(ticks_for(Duration::from_millis(300), tick), 31);
-        assert_eq!(ticks_for(Duration::from_millis(301), tick), 32);
-        assert_eq!(ticks_for(Duration::ZERO, tick), 1);
-        assert_eq!(ticks_for(Duration::MAX, Duration::from_nanos(1)), u64::MAX);
-    }
-
-    #[test]
     fn test_fuel_changes_the_compatibility_hash() {
         let small = WasmConfig {
             pool_instances: 2,
@@ -202,6 +266,43 @@ mod tests {
         let WasmEngine { engine, ticker, .. } = engine;
         drop(engine);
         // The ticker notices at its next tick; join proves it ended.
+        ticker.join().unwrap();
+    }
+
+    /// Waits (at most `within`) until the ticker's parked flag is `parked`.
+    fn wait_parked(engine: &WasmEngine, parked: bool, within: Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if engine.activity.parked.load(Ordering::SeqCst) == parked {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn test_ticker_parks_when_idle_and_an_activation_wakes_it() {
+        let config = WasmConfig {
+            pool_instances: 1,
+            epoch_tick_ms: 1,
+            ..WasmConfig::default()
+        };
+        let engine = WasmEngine::new(&config).unwrap();
+        assert!(wait_parked(&engine, true, IDLE_PARK_AFTER * 5));
+        // Woken by the activation itself, not by its periodic look at the engine.
+        let running = engine.activation_started();
+        assert!(wait_parked(&engine, false, PARKED_CHECK / 2));
+        assert_eq!(engine.running(), 1);
+        // It keeps ticking while the activation runs.
+        std::thread::sleep(IDLE_PARK_AFTER + Duration::from_millis(200));
+        assert!(!engine.activity.parked.load(Ordering::SeqCst));
+        drop(running);
+        assert_eq!(engine.running(), 0);
+        assert!(wait_parked(&engine, true, IDLE_PARK_AFTER * 5));
+        let WasmEngine { engine, ticker, .. } = engine;
+        drop(engine);
+        // A parked ticker notices the engine is gone within its periodic look.
         ticker.join().unwrap();
     }
 }

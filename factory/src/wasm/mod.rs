@@ -20,7 +20,7 @@
 //! - [`poll`]: WASI `poll_oneoff` bounded by the activation's deadline, so that a sleeping guest
 //!   is stopped at its timeout like a running one.
 //! - [`scratch`]: the optional per-activation `/tmp`.
-//! - [`activation`]: one activation on a blocking thread, input to outcome.
+//! - [`activation`]: one activation on the calling tokio worker, input to outcome.
 //! - [`container`]: the `Container` implementation, [`WasmContainer`].
 //! - [`error`]: [`WasmError`], the factory's own failures.
 //!
@@ -29,9 +29,12 @@
 //! a container cannot refuse an activation (no runtime process to shut down or lose after a resume;
 //! each activation gets a fresh instance). What fails is the activation, and its status says so.
 //!
-//! Concurrency: wasm runs synchronously on tokio's blocking threads (never on a reactor thread), one
-//! activation per thread, as many at once as the pool has slots; a semaphore with one permit per
-//! slot makes further activations wait instead of failing.
+//! Concurrency: wasm runs on tokio's worker threads with wasmtime's async support: each guest runs
+//! on a fiber and gives its worker back at every epoch tick (a CPU-bound guest shares the worker
+//! with every other task, one tick at a time) and whenever it waits (a sleep is a tokio timer), so
+//! an activation costs no thread and no cross-thread hand-off. As many activations are in flight
+//! as the pool has slots; a semaphore with one permit per slot makes further activations wait
+//! instead of failing. Compilation (init) still runs on a blocking thread: it cannot yield.
 
 pub mod activation;
 pub mod cache;
@@ -64,7 +67,7 @@ pub use self::container::WasmContainer;
 pub use self::error::WasmError;
 
 use self::cache::{ModuleCache, digest_of};
-use self::engine::WasmEngine;
+use self::engine::{RunningGuard, WasmEngine};
 use self::error::describe;
 use self::limits::ActivationLimiter;
 
@@ -91,24 +94,14 @@ pub(crate) struct Shared {
     /// One permit per pool instance slot, taken before instantiating.
     pub(crate) slots: Arc<Semaphore>,
     next_container: AtomicU64,
-    running: AtomicU64,
     activations: AtomicU64,
 }
 
-/// Counts an activation as running while alive.
-pub(crate) struct Running<'a>(&'a Shared);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Shared {
-    pub(crate) fn running(&self) -> Running<'_> {
-        self.running.fetch_add(1, Ordering::Relaxed);
+    /// Counts an activation as running (and in the total) while the guard lives.
+    pub(crate) fn running(&self) -> RunningGuard<'_> {
         self.activations.fetch_add(1, Ordering::Relaxed);
-        Running(self)
+        self.engine.activation_started()
     }
 
     /// The compiled module for an action's code, through the cache, and where it came from.
@@ -181,7 +174,7 @@ impl WasmFactory {
         config.validate()?;
         let engine = WasmEngine::new(&config)?;
         let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, ActivationState::wasi)
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, ActivationState::wasi)
             .and_then(|()| poll::shadow_poll_oneoff(&mut linker))
             .map_err(|error| WasmError::Linker {
                 reason: describe(&error),
@@ -201,7 +194,6 @@ impl WasmFactory {
                 cache,
                 slots: Arc::new(Semaphore::new(slots)),
                 next_container: AtomicU64::new(0),
-                running: AtomicU64::new(0),
                 activations: AtomicU64::new(0),
                 config,
             }),
@@ -226,7 +218,7 @@ impl WasmFactory {
         WasmMetrics {
             instance_slots: shared.config.pool_instances,
             instance_slots_in_use: in_use,
-            activations_running: shared.running.load(Ordering::Relaxed),
+            activations_running: shared.engine.running(),
             activations_total: shared.activations.load(Ordering::Relaxed),
             pool_core_instances: field(|p| p.core_instances()),
             pool_memories: field(|p| p.memories() as u64),
@@ -258,16 +250,17 @@ impl WasmFactory {
     }
 
     /// Creates a store, WASI context and instance of `module` and drops them, without running it:
-    /// the cost of a warm start's instantiation alone. Blocking but brief; it does not take a pool
-    /// slot permit, so callers must not run more of these at once than the pool has slots.
-    pub fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
+    /// the cost of a warm start's instantiation alone, set up as an activation is. It does not take
+    /// a pool slot permit, so callers must not run more of these at once than the pool has slots.
+    pub async fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
         let shared = &self.shared;
         let memory_bytes = usize::try_from(shared.config.max_memory_bytes()).unwrap_or(usize::MAX);
         let timeout = crate::limits::Limits::default().timeout_duration();
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let state = ActivationState::new(
             WasiCtxBuilder::new().build_p1(),
             ActivationLimiter::new(memory_bytes),
-            std::time::Instant::now().checked_add(timeout),
+            deadline,
         );
         let mut store = Store::new(shared.engine.engine(), state);
         store.limiter(|state| state.limiter());
@@ -278,10 +271,11 @@ impl WasmFactory {
                     reason: describe(&error),
                 })?;
         }
-        store.set_epoch_deadline(shared.engine.deadline_ticks(timeout));
+        activation::arm_deadline(&mut store, deadline, None);
         module
             .instance_pre()
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|error| WasmError::Instantiate {
                 reason: describe(&error),
             })?;

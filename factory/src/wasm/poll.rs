@@ -2,13 +2,13 @@
 //!
 //! Threat: a guest that sleeps (`std::thread::sleep`, `nanosleep`, a `poll_oneoff` clock
 //! subscription) waits inside the host, where epoch interruption cannot reach it: the epoch is only
-//! checked in wasm code. A guest sleeping for a day would hold its blocking thread and its pool
-//! slot for a day, long after its caller was told it timed out; enough of them exhaust the pool.
+//! checked in wasm code. A guest sleeping for a day would hold its pool slot (and its instance's
+//! memory) for a day, long after its caller was told it timed out; enough of them exhaust the pool.
 //! No other WASI call can block for long here (stdin is an in-memory pipe, stdout/stderr are
 //! captured in memory, scratch files are regular files, there are no sockets).
 //!
 //! wasmtime-wasi offers no hook for this: its clock traits only answer "now", and a single
-//! relative clock subscription is served by a plain `std::thread::sleep`. So the factory's linker
+//! relative clock subscription is served by a plain sleep. So the factory's linker
 //! shadows `wasi_snapshot_preview1::poll_oneoff` (`shadow_poll_oneoff`) with a wrapper around
 //! wasmtime-wasi's own implementation that, before delegating, caps every clock subscription
 //! (relative, or absolute on the guest's monotonic or real-time clock) that would wake after the
@@ -43,12 +43,19 @@ const WASI_MODULE: &str = "wasi_snapshot_preview1";
 #[error("the activation's deadline passed while it was waiting in poll_oneoff")]
 pub struct DeadlineReached;
 
-/// Replaces the `poll_oneoff` that `wasmtime_wasi::p1::add_to_linker_sync` defined in `linker`
+/// Replaces the `poll_oneoff` that `wasmtime_wasi::p1::add_to_linker_async` defined in `linker`
 /// with the deadline-bounded one (see the module docs).
 pub(crate) fn shadow_poll_oneoff(linker: &mut Linker<ActivationState>) -> wasmtime::Result<()> {
     let defined = linker
         .allow_shadowing(true)
-        .func_wrap(WASI_MODULE, "poll_oneoff", poll_oneoff)
+        .func_wrap_async(
+            WASI_MODULE,
+            "poll_oneoff",
+            |caller: Caller<'_, ActivationState>,
+             (subscriptions, events, count, nevents): (i32, i32, i32, i32)| {
+                Box::new(poll_oneoff(caller, subscriptions, events, count, nevents))
+            },
+        )
         .map(|_| ());
     // Any other name defined twice stays an error.
     linker.allow_shadowing(false);
@@ -61,8 +68,9 @@ struct Capped {
     original: Subscription,
 }
 
-/// The shadowing `poll_oneoff(in, out, nsubscriptions, nevents) -> errno`.
-fn poll_oneoff(
+/// The shadowing `poll_oneoff(in, out, nsubscriptions, nevents) -> errno`. A wait is a tokio
+/// timer: the guest's fiber is suspended and its worker free meanwhile.
+async fn poll_oneoff(
     mut caller: Caller<'_, ActivationState>,
     subscriptions: i32,
     events: i32,
@@ -92,19 +100,20 @@ fn poll_oneoff(
         }
         _ => Vec::new(),
     };
-    let result = wasmtime_wasi::runtime::in_tokio(wasi_snapshot_preview1::poll_oneoff(
+    let result = wasi_snapshot_preview1::poll_oneoff(
         &mut *wasi,
         &mut memory,
         subscriptions,
         events,
         count,
         nevents,
-    ));
+    )
+    .await;
     if capped.is_empty() {
         return result;
     }
-    // A capped clock cannot fire before the deadline (both std's and tokio's sleeps last at least
-    // what they are asked), so returning before it means another subscription was ready.
+    // A capped clock cannot fire before the deadline (tokio's sleeps last at least what they are
+    // asked), so returning before it means another subscription was ready.
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         return Err(DeadlineReached.into());
     }

@@ -3,18 +3,27 @@
 //!
 //! The size cap ([`ScratchConfig::max_bytes`]) counts allocated disk blocks, and the entry cap
 //! ([`ScratchConfig::max_entries`]) files and directories. Both are checked by walking the directory
-//! (never following symbolic links) every epoch tick while wasm runs and once after it ends; see
+//! (never following symbolic links) every [`CHECK_INTERVAL`] while the activation runs, on tokio's
+//! blocking threads ([`ScratchWatcher`]; the guest's epoch callback stops it at its next tick once
+//! over), and once after it ends; see
 //! [`ScratchConfig::max_bytes`] for what can slip between two checks. The directory is removed with
 //! [`tempfile::TempDir`], which does not follow links either, so a link the guest made to elsewhere
 //! never leads the host to delete outside it.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::config::ScratchConfig;
+
+/// How often a running activation's scratch directory is measured. A walk is file system work (a
+/// few microseconds per entry), so it runs on a blocking thread, not on the guest's worker.
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Bytes per block in `st_blocks` (always 512 on Linux, whatever the filesystem's block size).
 const STAT_BLOCK_BYTES: u64 = 512;
@@ -78,6 +87,51 @@ impl ScratchDir {
     /// The message for this directory's caps.
     pub(crate) fn exhausted_message(&self) -> String {
         scratch_exhausted(self.max_bytes, self.max_entries)
+    }
+}
+
+/// Measures a running activation's scratch directory every [`CHECK_INTERVAL`] on tokio's blocking
+/// threads, and raises a flag once it is over a cap. Stops when dropped.
+#[derive(Debug)]
+pub(crate) struct ScratchWatcher {
+    over: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ScratchWatcher {
+    /// Starts watching `dir` on the current tokio runtime.
+    pub(crate) fn start(dir: &ScratchDir, config: &ScratchConfig) -> Self {
+        let over = Arc::new(AtomicBool::new(false));
+        let (path, flag) = (dir.path().to_path_buf(), Arc::clone(&over));
+        let (max_bytes, max_entries) = (config.max_bytes, config.max_entries);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECK_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let root: PathBuf = path.clone();
+                let measured = tokio::task::spawn_blocking(move || usage(&root, max_entries)).await;
+                // An unreadable directory is not evidence of excess (see `over_cap`).
+                if let Ok(Ok(usage)) = measured
+                    && (usage.bytes > max_bytes || usage.entries > max_entries)
+                {
+                    flag.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        });
+        Self { over, task }
+    }
+
+    /// The flag raised once the directory is over a cap.
+    pub(crate) fn over(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.over)
+    }
+}
+
+impl Drop for ScratchWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
