@@ -23,7 +23,8 @@
 //! the sequential e2e p50 minus two such round trips (message in, ack out) is the invoker's part.
 //!
 //! Run: `cargo bench --bench kafka` (`BENCH_INVOKERS=1,2`, `BENCH_FETCH_WAIT_MS=5`,
-//! `BENCH_REVISION=1` to name the action's revision in the messages; needs `tansu` and
+//! `BENCH_REVISION=1` to name the action's revision in the messages, `BENCH_INVOKER_BIN=path` to
+//! run another build of the invoker; needs `tansu` and
 //! `pouchdb-server`, as the tests do). The latencies, the round trips and the invoker CPU per
 //! activation also go to `target/bench-results/kafka.json` (`benches/support/results.rs`).
 
@@ -292,7 +293,7 @@ fn start_invoker(
     )
     .expect("config");
     let log = std::fs::File::create(dir.join(format!("invoker{id}.log"))).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"))
+    let child = Command::new(invoker_binary())
         .args([
             "invoker",
             "--id",
@@ -316,6 +317,14 @@ fn start_invoker(
         .spawn()
         .expect("start the invoker");
     Invoker(child)
+}
+
+/// The invoker binary: `BENCH_INVOKER_BIN` when set (a saved build, to compare two builds side by
+/// side in one session), else the one this bench was built with.
+fn invoker_binary() -> std::path::PathBuf {
+    std::env::var_os("BENCH_INVOKER_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_wasm-invoker").into())
 }
 
 /// The invokers' `fetch.wait.max.ms`: `BENCH_FETCH_WAIT_MS`, default 5 (Tansu holds every fetch for

@@ -69,12 +69,16 @@ pub enum KafkaPlumbingError {
     Thread(std::io::Error),
 }
 
-/// The common client settings: bootstrap servers and `security.protocol=plaintext`.
+/// The common client settings: bootstrap servers, `security.protocol=plaintext`, and no Nagle
+/// delay: Kafka's Java client (OpenWhisk's) always sets `TCP_NODELAY`, while librdkafka leaves
+/// Nagle on by default, which can hold a small request (an ack, a commit) back until the broker
+/// acknowledges the previous segment.
 fn common(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
-        .set("security.protocol", "plaintext");
+        .set("security.protocol", "plaintext")
+        .set("socket.nagle.disable", "true");
     config
 }
 

@@ -9,22 +9,61 @@
 //! `KafkaProducerConnector` recreates its producer after a timeout: a fresh client starts from a
 //! fresh metadata request and fresh connections, which is what a broker that moved or restarted
 //! needs. The replacement is shared by every clone of the [`Producer`].
+//!
+//! # Delivery reports
+//!
+//! Each record carries a tokio oneshot as its librdkafka opaque; the delivery callback
+//! ([`Deliveries`]) completes it. The callbacks run on one thread of ours per client that polls the
+//! client's event queue. Not rust-rdkafka's `FutureProducer`/`ThreadedProducer`: their thread polls
+//! 100 ms at a time and `BaseProducer::poll` rounds the remaining time down to whole milliseconds,
+//! so the last millisecond of every poll is a busy loop (10 ms of CPU per second, idle or not). Ours
+//! polls [`POLL_SPAN`] at a time, so that loop costs a tenth of that; a delivery report still wakes
+//! the poll at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use rdkafka::ClientContext;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::util::Timeout;
 use thiserror::Error;
-use tracing::{info, warn};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
 
 use super::{KafkaPlumbingError, SEND_TIMEOUT, common};
 use crate::message::MAX_MESSAGE_BYTES;
 
 /// How long [`Producer::send`] waits for room in a full local queue before it gives up.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(50);
+
+/// How long one poll of a client's event queue lasts. It returns early for nothing but its end, so
+/// this is also how long a replaced client may live on after it was dropped (its queued records are
+/// then purged). Its last millisecond is a busy loop (see the module doc): 1 ms of CPU per second.
+const POLL_SPAN: Duration = Duration::from_secs(1);
+
+/// The broker's answer for one record, as the delivery callback reports it.
+type Report = Result<(), KafkaError>;
+
+/// The producer's context: completes each record's oneshot with its delivery report.
+struct Deliveries;
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<oneshot::Sender<Report>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sender: Self::DeliveryOpaque) {
+        let report = match result {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(error.clone()),
+        };
+        // The receiver is gone when its sender stopped waiting (a cancelled delivery task).
+        let _ = sender.send(report);
+    }
+}
 
 /// A send that failed.
 #[derive(Debug, Error)]
@@ -81,7 +120,7 @@ pub struct Producer {
 
 struct Shared {
     bootstrap: String,
-    current: RwLock<Arc<FutureProducer>>,
+    current: RwLock<Arc<Client>>,
     /// Bumped by every replacement, so that many failed sends replace the client once.
     generation: AtomicU64,
 }
@@ -97,7 +136,7 @@ impl std::fmt::Debug for Producer {
 /// A record in librdkafka's queue: await [`Pending::delivered`] for the broker's answer.
 #[must_use = "a pending record says nothing until its delivery is awaited"]
 pub struct Pending {
-    future: DeliveryFuture,
+    report: oneshot::Receiver<Report>,
     bytes: usize,
     /// The producer generation that took the record.
     pub generation: u64,
@@ -115,27 +154,60 @@ impl std::fmt::Debug for Pending {
 impl Pending {
     /// Waits for the broker's answer (at most `message.timeout.ms`).
     pub async fn delivered(self) -> Result<(), SendError> {
-        match self.future.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => Err(SendError::classify(error, self.bytes)),
+        match self.report.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(SendError::classify(error, self.bytes)),
             Err(_) => Err(SendError::Abandoned),
         }
     }
 }
 
-fn client(bootstrap: &str) -> Result<FutureProducer, KafkaPlumbingError> {
-    common(bootstrap)
-        .set("acks", "1")
-        .set("request.timeout.ms", "30000")
-        .set("metadata.max.age.ms", "15000")
-        .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
-        .set("linger.ms", "0")
-        .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-        .create()
-        .map_err(|source| KafkaPlumbingError::Client {
-            client: "producer",
-            source,
-        })
+/// One librdkafka producer and the thread that serves its delivery reports. Dropping it stops the
+/// thread within [`POLL_SPAN`]; the thread then drops the producer, which purges what is still
+/// queued (those records' reports say so) and joins librdkafka's threads, off the reactor.
+struct Client {
+    producer: Arc<BaseProducer<Deliveries>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Client {
+    fn new(bootstrap: &str) -> Result<Self, KafkaPlumbingError> {
+        let config = common(bootstrap)
+            .set("acks", "1")
+            .set("request.timeout.ms", "30000")
+            .set("metadata.max.age.ms", "15000")
+            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
+            .clone();
+        let producer = BaseProducer::from_config_and_context(&config, Deliveries)
+            .map(Arc::new)
+            .map_err(|source| KafkaPlumbingError::Client {
+                client: "producer",
+                source,
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        std::thread::Builder::new()
+            .name("kafka-producer".into())
+            .spawn({
+                let producer = producer.clone();
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        producer.poll(POLL_SPAN);
+                    }
+                    debug!("producer poller stopped");
+                }
+            })
+            .map_err(KafkaPlumbingError::Thread)?;
+        Ok(Self { producer, stop })
+    }
 }
 
 impl Producer {
@@ -144,7 +216,7 @@ impl Producer {
         Ok(Self {
             shared: Arc::new(Shared {
                 bootstrap: bootstrap.to_string(),
-                current: RwLock::new(Arc::new(client(bootstrap)?)),
+                current: RwLock::new(Arc::new(Client::new(bootstrap)?)),
                 generation: AtomicU64::new(0),
             }),
         })
@@ -155,7 +227,7 @@ impl Producer {
         self.shared.generation.load(Ordering::SeqCst)
     }
 
-    fn current(&self) -> (Arc<FutureProducer>, u64) {
+    fn current(&self) -> (Arc<Client>, u64) {
         let current = self
             .shared
             .current
@@ -166,11 +238,13 @@ impl Producer {
 
     /// Hands one record (null key, UTF-8 JSON value) to the local queue; returns at once.
     pub fn enqueue(&self, topic: &str, payload: &str) -> Result<Pending, SendError> {
-        let (producer, generation) = self.current();
-        let record = FutureRecord::<(), str>::to(topic).payload(payload);
-        match producer.send_result(record) {
-            Ok(future) => Ok(Pending {
-                future,
+        let (client, generation) = self.current();
+        let (sender, report) = oneshot::channel();
+        let record =
+            BaseRecord::<(), str, _>::with_opaque_to(topic, Box::new(sender)).payload(payload);
+        match client.producer.send(record) {
+            Ok(()) => Ok(Pending {
+                report,
                 bytes: payload.len(),
                 generation,
             }),
@@ -204,22 +278,19 @@ impl Producer {
         if self.generation() != seen {
             return Ok(false);
         }
-        let old = std::mem::replace(&mut *current, Arc::new(client(&self.shared.bootstrap)?));
+        let fresh = Arc::new(Client::new(&self.shared.bootstrap)?);
+        // The old client closes on its poller thread once the last send holding it is done.
+        drop(std::mem::replace(&mut *current, fresh));
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
         drop(current);
         info!(generation, "Kafka producer recreated");
-        // Closing a client purges its queue and joins its threads: not on a reactor thread.
-        let closer = std::thread::Builder::new().name("producer-close".into());
-        if let Err(error) = closer.spawn(move || drop(old)) {
-            warn!(%error, "cannot start a thread to close the old producer");
-        }
         Ok(true)
     }
 
     /// Waits (at most `timeout`) until every queued record has been delivered.
     pub fn flush(&self, timeout: Duration) {
-        let (producer, _) = self.current();
-        if let Err(error) = producer.flush(Timeout::After(timeout)) {
+        let (client, _) = self.current();
+        if let Err(error) = client.producer.flush(Timeout::After(timeout)) {
             warn!(%error, "flushing the producer failed");
         }
     }
