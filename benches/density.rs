@@ -10,8 +10,9 @@
 //!   action concurrency of 1 asks) and reads VmRSS;
 //! - `active`: starts one sleeping activation in each, waits until all N hold a pool memory, and
 //!   reads VmRSS while they sleep;
-//! - `after`: waits for them to end and for the idle blocking threads to leave
-//!   (`THREAD_KEEP_ALIVE`), and reads VmRSS again: N idle warm containers whose pool slots keep up
+//! - `after`: waits for them to end and for any idle blocking thread to leave
+//!   (`THREAD_KEEP_ALIVE`; guests run on the workers and hold no thread, but compilation does), and
+//!   reads VmRSS again: N idle warm containers whose pool slots keep up
 //!   to `keep_resident_bytes` resident each.
 //!
 //! The parent fits a line through the points of each phase: the slope is the cost of one more
