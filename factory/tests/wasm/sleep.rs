@@ -16,8 +16,8 @@ use super::*;
 /// than hangs (a sleeper that kept the slot would keep it for an hour). A bound, not a timing.
 const SLOT_WAIT_BOUND: Duration = Duration::from_secs(60);
 
-/// Runs a test body on its own runtime, which is shut down without waiting for its blocking threads
-/// when the body ends: a regression (a sleeper the factory cannot stop) then fails the test instead
+/// Runs a test body on its own runtime, which is shut down without waiting for its tasks or
+/// blocking threads when the body ends: a regression (a sleeper the factory cannot stop) then fails the test instead
 /// of hanging it until the sleep ends.
 fn bounded(body: impl std::future::Future<Output = ()>) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -62,7 +62,7 @@ async fn assert_sleep_is_stopped(factory: &WasmFactory, params: serde_json::Valu
         outcome.duration()
     );
     // Interrupted, not abandoned: an abandoned activation is only reported after the grace period
-    // and keeps its slot (and its blocking thread) until its sleep ends.
+    // and keeps its slot until its sleep ends.
     assert!(
         elapsed < Duration::from_millis(300) + ABANDON_GRACE,
         "{params}: reported after {elapsed:?}"
