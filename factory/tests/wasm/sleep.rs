@@ -61,8 +61,7 @@ async fn assert_sleep_is_stopped(factory: &WasmFactory, params: serde_json::Valu
         "{:?}",
         outcome.duration()
     );
-    // Interrupted, not abandoned: an abandoned activation is only reported after the grace period
-    // and keeps its slot until its sleep ends.
+    // Interrupted, not abandoned: an abandoned activation is only reported after the grace period.
     assert!(
         elapsed < Duration::from_millis(300) + ABANDON_GRACE,
         "{params}: reported after {elapsed:?}"
