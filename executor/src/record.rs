@@ -406,6 +406,20 @@ impl WhiskActivation {
         }
     }
 
+    /// The stored form ([`WhiskActivation::to_document`]) written as JSON at the end of `out`,
+    /// without copying the record or building a `serde_json::Value` first: the record queue writes
+    /// every record of the invoker this way. On an error `out` is left as it was.
+    pub fn write_document(&self, now: SystemTime, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let start = out.len();
+        let document = DocumentRef {
+            id: self.doc_id(),
+            entity_type: ACTIVATION_ENTITY_TYPE,
+            updated: epoch_millis(now),
+            activation: self,
+        };
+        serde_json::to_writer(&mut *out, &document).inspect_err(|_| out.truncate(start))
+    }
+
     /// The REST API's view (`toExtendedJson`): `response` with `status` text and `success`.
     pub fn to_extended_json(&self) -> Value {
         let mut value = serde_json::to_value(self).expect("an activation serializes");
@@ -436,6 +450,18 @@ pub struct ActivationDocument {
     /// The record.
     #[serde(flatten)]
     pub activation: WhiskActivation,
+}
+
+/// [`ActivationDocument`] over a borrowed record, for writing only: the same fields, the same JSON.
+#[derive(Serialize)]
+struct DocumentRef<'a> {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "entityType")]
+    entity_type: &'static str,
+    updated: u64,
+    #[serde(flatten)]
+    activation: &'a WhiskActivation,
 }
 
 #[cfg(test)]
@@ -475,6 +501,28 @@ mod tests {
         }
         let t: T = serde_json::from_value(json!({"at": "2025-03-14T09:26:53.259Z"})).unwrap();
         assert_eq!(t.at, 1_741_944_413_259);
+    }
+
+    #[test]
+    fn test_written_document_is_the_stored_form() {
+        let activation: WhiskActivation = serde_json::from_value(json!({
+            "namespace": "guest", "name": "a", "subject": "guest",
+            "activationId": "0123456789abcdef0123456789abcdef", "start": 1, "end": 2,
+            "cause": "fedcba9876543210fedcba9876543210",
+            "response": {"statusCode": 0, "result": {"n": 1, "s": "x\"y"}},
+            "logs": ["line"], "version": "0.0.1", "publish": false, "duration": 1,
+            "annotations": [{"key": "path", "value": "guest/a"}]
+        }))
+        .expect("a valid record");
+        let now = UNIX_EPOCH + Duration::from_millis(42);
+        let mut out = b"[".to_vec();
+        activation.write_document(now, &mut out).expect("written");
+        let written: Value = serde_json::from_slice(&out[1..]).expect("JSON");
+        let expected = serde_json::to_value(activation.to_document(now)).expect("serializes");
+        assert_eq!(written, expected);
+        let read: ActivationDocument = serde_json::from_slice(&out[1..]).expect("reads back");
+        assert_eq!(read.activation, activation);
+        assert_eq!(&out[..1], b"[", "appended");
     }
 
     #[test]

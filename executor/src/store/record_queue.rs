@@ -9,7 +9,7 @@
 //!   (`invoker_activation_records_dropped_total`) and logged through a [`LogThrottle`]: memory stays
 //!   bounded while CouchDB is away, and nothing ever waits on a store that hangs;
 //! - writes in batches of up to [`BATCH`] through [`ActivationStore::store_batch`], [`WRITERS`]
-//!   batches at a time;
+//!   batches at a time; while one is in flight the next grows until it ends (or to [`GROW_TO`]);
 //! - tries a batch again, with a back-off from [`RETRY_FIRST`] doubling to [`RETRY_MAX`], for as
 //!   long as the store fails transiently ([`StoreError::is_transient`]: unreachable, timed out,
 //!   5xx). A conflict on such a retry means the earlier try did write the record (its answer was
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
@@ -38,6 +38,12 @@ pub const DEFAULT_RECORD_QUEUE_CAPACITY: usize = 10_000;
 pub const BATCH: usize = 500;
 /// Batch writes in flight at once.
 pub const WRITERS: usize = 4;
+/// While a write is in flight, the next batch waits for it to end unless it grows to this many
+/// records first. One request at a time then carries what arrived meanwhile: under load a
+/// `_bulk_docs` request per few records cost the invoker (and the database) about as much CPU as
+/// the rest of an activation's path (2026-12-03, benches/RESULTS-kafka.md); a lone record, or one
+/// behind an idle writer, is still written at once.
+pub const GROW_TO: usize = 100;
 /// First delay before a failed batch is written again.
 pub const RETRY_FIRST: Duration = Duration::from_millis(200);
 /// Longest delay between two tries of a batch, so a database that is back is used within this.
@@ -157,6 +163,8 @@ async fn run(
     closing: CancellationToken,
 ) {
     let writers = Arc::new(Semaphore::new(WRITERS));
+    // Told each time a write ends.
+    let written = Arc::new(Notify::new());
     let writes = TaskTracker::new();
     loop {
         let first = tokio::select! {
@@ -169,19 +177,34 @@ async fn run(
             () = closing.cancelled() => break,
         };
         let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        take_ready(&mut receiver, &mut batch);
+        // A write is in flight: let the batch grow until it ends, or to GROW_TO records.
+        while batch.len() < GROW_TO
+            && writers.available_permits() < WRITERS
+            && !closing.is_cancelled()
+        {
+            tokio::select! {
+                biased;
+                () = written.notified() => {}
+                next = receiver.recv() => match next {
+                    Some(record) => {
+                        batch.push(record);
+                        take_ready(&mut receiver, &mut batch);
+                    }
+                    None => break,
+                },
+                () = closing.cancelled() => {}
             }
         }
         let Ok(permit) = writers.clone().acquire_owned().await else {
             break;
         };
         let shared = shared.clone();
+        let written = written.clone();
         writes.spawn(async move {
             write(&shared, batch).await;
             drop(permit);
+            written.notify_one();
         });
     }
     receiver.close();
@@ -195,6 +218,16 @@ async fn run(
     }
     writes.close();
     writes.wait().await;
+}
+
+/// Moves the records already queued into `batch`, up to [`BATCH`].
+fn take_ready(receiver: &mut mpsc::Receiver<WhiskActivation>, batch: &mut Vec<WhiskActivation>) {
+    while batch.len() < BATCH {
+        match receiver.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Writes `batch`, trying the transient failures again until they succeed or the queue abandons

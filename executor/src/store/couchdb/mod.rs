@@ -22,7 +22,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use self::config::{
@@ -481,7 +481,8 @@ impl EntityStore for CouchEntityStore {
 // ------------------------------------------------------------------------------------------------
 // Activation store
 
-type Pending = (Value, oneshot::Sender<Result<(), StoreError>>);
+/// One record's document as JSON, and who waits for its write.
+type Pending = (Vec<u8>, oneshot::Sender<Result<(), StoreError>>);
 
 /// Activation records in CouchDB's activations database, written in `_bulk_docs` batches.
 ///
@@ -526,8 +527,17 @@ async fn run_batcher(client: CouchClient, db: String, mut receiver: mpsc::Receiv
         let client = client.clone();
         let db = db.clone();
         tokio::spawn(async move {
-            let (docs, waiters): (Vec<Value>, Vec<_>) = batch.into_iter().unzip();
-            let results = write_batch(&client, &db, &docs).await;
+            let (docs, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+            let mut body = Vec::with_capacity(docs.iter().map(|doc| doc.len() + 1).sum::<usize>());
+            for doc in &docs {
+                body.extend_from_slice(if body.is_empty() {
+                    b"{\"docs\":["
+                } else {
+                    b","
+                });
+                body.extend_from_slice(doc);
+            }
+            let results = write_batch(&client, &db, finish_body(body), docs.len()).await;
             drop(permit);
             match results {
                 Ok(results) => {
@@ -546,13 +556,23 @@ async fn run_batcher(client: CouchClient, db: String, mut receiver: mpsc::Receiv
     }
 }
 
-/// Posts one batch, retrying transport failures and 5xx answers; per-document results in order.
+/// Closes a `_bulk_docs` body whose documents were written after `{"docs":[` (none: empty).
+fn finish_body(mut body: Vec<u8>) -> Bytes {
+    if body.is_empty() {
+        body.extend_from_slice(b"{\"docs\":[");
+    }
+    body.extend_from_slice(b"]}");
+    Bytes::from(body)
+}
+
+/// Posts one batch of `count` documents (`body`, a `_bulk_docs` request), retrying transport
+/// failures and 5xx answers; per-document results in order.
 async fn write_batch(
     client: &CouchClient,
     db: &str,
-    docs: &[Value],
+    body: Bytes,
+    count: usize,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-    let body = Bytes::from(serde_json::to_vec(&json!({ "docs": docs }))?);
     let mut last_error = StoreError::Transport("no attempt".into());
     for attempt in 0..BATCH_TRIES {
         if attempt > 0 {
@@ -601,7 +621,7 @@ async fn write_batch(
                 }),
             })
             .collect();
-        results.resize_with(docs.len(), || {
+        results.resize_with(count, || {
             Err(StoreError::Transport("no result for document".into()))
         });
         return Ok(results);
@@ -612,11 +632,11 @@ async fn write_batch(
 #[async_trait]
 impl ActivationStore for CouchActivationStore {
     async fn store(&self, activation: &WhiskActivation) -> Result<(), StoreError> {
-        let document = activation.to_document(std::time::SystemTime::now());
-        let value = serde_json::to_value(&document)?;
+        let mut document = Vec::new();
+        activation.write_document(std::time::SystemTime::now(), &mut document)?;
         let (sender, receiver) = oneshot::channel();
         self.queue
-            .send((value, sender))
+            .send((document, sender))
             .await
             .map_err(|_| StoreError::Transport("activation batcher stopped".into()))?;
         receiver
@@ -626,25 +646,28 @@ impl ActivationStore for CouchActivationStore {
 
     async fn store_batch(&self, activations: &[WhiskActivation]) -> Vec<Result<(), StoreError>> {
         let now = std::time::SystemTime::now();
-        // Each record's place in the batch, or why it has none.
-        let mut docs = Vec::with_capacity(activations.len());
+        // Every document written straight into one request body (no copy of a record, no
+        // `serde_json::Value` in between); each record's place in the batch, or why it has none.
+        let mut body = Vec::new();
+        let mut count = 0;
         let places: Vec<Result<usize, StoreError>> = activations
             .iter()
             .map(|activation| {
-                let value = serde_json::to_value(activation.to_document(now))?;
-                docs.push(value);
-                Ok(docs.len() - 1)
+                let start = body.len();
+                body.extend_from_slice(if count == 0 { b"{\"docs\":[" } else { b"," });
+                activation
+                    .write_document(now, &mut body)
+                    .inspect_err(|_| body.truncate(start))?;
+                count += 1;
+                Ok(count - 1)
             })
             .collect();
-        let mut written: Vec<Option<Result<(), StoreError>>> = if docs.is_empty() {
+        let mut written: Vec<Option<Result<(), StoreError>>> = if count == 0 {
             Vec::new()
         } else {
-            match write_batch(&self.client, &self.db, &docs).await {
+            match write_batch(&self.client, &self.db, finish_body(body), count).await {
                 Ok(results) => results.into_iter().map(Some).collect(),
-                Err(error) => docs
-                    .iter()
-                    .map(|_| Some(Err(error.shared_copy())))
-                    .collect(),
+                Err(error) => (0..count).map(|_| Some(Err(error.shared_copy()))).collect(),
             }
         };
         places
