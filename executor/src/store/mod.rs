@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use factory::{Code, Status};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::document::{ActionDocument, DocumentError};
 use crate::message::UserLimits;
@@ -424,6 +425,17 @@ pub fn should_store(
 /// Epoch ms now (for `updated`).
 pub(crate) fn now_millis() -> u64 {
     crate::record::epoch_millis(SystemTime::now())
+}
+
+/// Moves what is already queued in `receiver` into `batch`, until it holds `max`: a batch takes
+/// what arrived while its first item was awaited, without waiting for more.
+pub(crate) fn take_ready<T>(receiver: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) {
+    while batch.len() < max {
+        match receiver.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
-use super::{ActivationQuery, ActivationStore, StoreError};
+use super::{ActivationQuery, ActivationStore, StoreError, take_ready};
 use crate::log_throttle::{LogThrottle, Verdict};
 use crate::metrics::RecordMetrics;
 use crate::record::WhiskActivation;
@@ -177,7 +177,7 @@ async fn run(
             () = closing.cancelled() => break,
         };
         let mut batch = vec![first];
-        take_ready(&mut receiver, &mut batch);
+        take_ready(&mut receiver, &mut batch, BATCH);
         // A write is in flight: let the batch grow until it ends, or to GROW_TO records.
         while batch.len() < GROW_TO
             && writers.available_permits() < WRITERS
@@ -189,7 +189,7 @@ async fn run(
                 next = receiver.recv() => match next {
                     Some(record) => {
                         batch.push(record);
-                        take_ready(&mut receiver, &mut batch);
+                        take_ready(&mut receiver, &mut batch, BATCH);
                     }
                     None => break,
                 },
@@ -218,16 +218,6 @@ async fn run(
     }
     writes.close();
     writes.wait().await;
-}
-
-/// Moves the records already queued into `batch`, up to [`BATCH`].
-fn take_ready(receiver: &mut mpsc::Receiver<WhiskActivation>, batch: &mut Vec<WhiskActivation>) {
-    while batch.len() < BATCH {
-        match receiver.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
-        }
-    }
 }
 
 /// Writes `batch`, trying the transient failures again until they succeed or the queue abandons

@@ -515,29 +515,21 @@ async fn run_batcher(client: CouchClient, db: String, mut receiver: mpsc::Receiv
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BATCHES));
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        super::take_ready(&mut receiver, &mut batch, MAX_BATCH);
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
         let client = client.clone();
         let db = db.clone();
         tokio::spawn(async move {
-            let (docs, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
-            let mut body = Vec::with_capacity(docs.iter().map(|doc| doc.len() + 1).sum::<usize>());
-            for doc in &docs {
-                body.extend_from_slice(if body.is_empty() {
-                    b"{\"docs\":["
-                } else {
-                    b","
-                });
-                body.extend_from_slice(doc);
+            let mut body =
+                BulkDocs::with_capacity(batch.iter().map(|(doc, _)| doc.len() + 1).sum());
+            let mut waiters = Vec::with_capacity(batch.len());
+            for (doc, waiter) in batch {
+                body.push_json(&doc);
+                waiters.push(waiter);
             }
-            let results = write_batch(&client, &db, finish_body(body), docs.len()).await;
+            let results = write_batch(&client, &db, body).await;
             drop(permit);
             match results {
                 Ok(results) => {
@@ -556,23 +548,78 @@ async fn run_batcher(client: CouchClient, db: String, mut receiver: mpsc::Receiv
     }
 }
 
-/// Closes a `_bulk_docs` body whose documents were written after `{"docs":[` (none: empty).
-fn finish_body(mut body: Vec<u8>) -> Bytes {
-    if body.is_empty() {
-        body.extend_from_slice(b"{\"docs\":[");
-    }
-    body.extend_from_slice(b"]}");
-    Bytes::from(body)
+/// A `_bulk_docs` request body (`{"docs":[...]}`), written one document at a time.
+#[derive(Debug, Default)]
+struct BulkDocs {
+    bytes: Vec<u8>,
+    count: usize,
 }
 
-/// Posts one batch of `count` documents (`body`, a `_bulk_docs` request), retrying transport
-/// failures and 5xx answers; per-document results in order.
+impl BulkDocs {
+    /// An empty body with room for `bytes` of documents.
+    fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// What goes before the next document: the opening, or a comma.
+    fn separator(&self) -> &'static [u8] {
+        if self.count == 0 {
+            b"{\"docs\":["
+        } else {
+            b","
+        }
+    }
+
+    /// Appends one document already written as JSON.
+    fn push_json(&mut self, doc: &[u8]) {
+        self.bytes.extend_from_slice(self.separator());
+        self.bytes.extend_from_slice(doc);
+        self.count += 1;
+    }
+
+    /// Appends one document, which `write` writes as JSON at the end of the buffer it is given; on
+    /// its error the body is left as it was.
+    fn push<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(self.separator());
+        match write(&mut self.bytes) {
+            Ok(()) => {
+                self.count += 1;
+                Ok(())
+            }
+            Err(error) => {
+                self.bytes.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// Documents in the body.
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The finished body.
+    fn finish(mut self) -> Bytes {
+        if self.count == 0 {
+            self.bytes.extend_from_slice(self.separator());
+        }
+        self.bytes.extend_from_slice(b"]}");
+        Bytes::from(self.bytes)
+    }
+}
+
+/// Posts one batch, retrying transport failures and 5xx answers; per-document results in order.
 async fn write_batch(
     client: &CouchClient,
     db: &str,
-    body: Bytes,
-    count: usize,
+    docs: BulkDocs,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let count = docs.count();
+    let body = docs.finish();
     let mut last_error = StoreError::Transport("no attempt".into());
     for attempt in 0..BATCH_TRIES {
         if attempt > 0 {
@@ -648,24 +695,19 @@ impl ActivationStore for CouchActivationStore {
         let now = std::time::SystemTime::now();
         // Every document written straight into one request body (no copy of a record, no
         // `serde_json::Value` in between); each record's place in the batch, or why it has none.
-        let mut body = Vec::new();
-        let mut count = 0;
+        let mut body = BulkDocs::default();
         let places: Vec<Result<usize, StoreError>> = activations
             .iter()
             .map(|activation| {
-                let start = body.len();
-                body.extend_from_slice(if count == 0 { b"{\"docs\":[" } else { b"," });
-                activation
-                    .write_document(now, &mut body)
-                    .inspect_err(|_| body.truncate(start))?;
-                count += 1;
-                Ok(count - 1)
+                body.push(|out| activation.write_document(now, out))?;
+                Ok(body.count() - 1)
             })
             .collect();
+        let count = body.count();
         let mut written: Vec<Option<Result<(), StoreError>>> = if count == 0 {
             Vec::new()
         } else {
-            match write_batch(&self.client, &self.db, finish_body(body), count).await {
+            match write_batch(&self.client, &self.db, body).await {
                 Ok(results) => results.into_iter().map(Some).collect(),
                 Err(error) => (0..count).map(|_| Some(Err(error.shared_copy()))).collect(),
             }
@@ -715,6 +757,25 @@ mod tests {
         assert_eq!(encode_segment("whisk.system"), "whisk.system");
         assert_eq!(encode_segment("a b+c"), "a%20b%2Bc");
         assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn test_bulk_docs_body_is_json_and_a_failed_write_leaves_no_trace() {
+        assert_eq!(&BulkDocs::default().finish()[..], br#"{"docs":[]}"#);
+        let mut body = BulkDocs::with_capacity(16);
+        body.push_json(br#"{"a":1}"#);
+        let failed = body.push(|out| {
+            out.extend_from_slice(b"{\"half");
+            Err("cannot")
+        });
+        assert_eq!(failed, Err("cannot"));
+        body.push(|out| {
+            out.extend_from_slice(br#"{"b":2}"#);
+            Ok::<_, &str>(())
+        })
+        .unwrap();
+        assert_eq!(body.count(), 2);
+        assert_eq!(&body.finish()[..], br#"{"docs":[{"a":1},{"b":2}]}"#);
     }
 
     #[test]
