@@ -112,11 +112,7 @@ impl Processor {
         let settled = match AssertUnwindSafe(self.settle(&message)).catch_unwind().await {
             Ok(settled) => settled,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|text| (*text).to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let what = factory::error::panic_message(panic.as_ref()).unwrap_or_default();
                 error!(panic = %what, "processing the activation panicked: answering with a whisk error");
                 self.metrics.panics.inc();
                 self.fallback(&message, FallbackReason::Internal)

@@ -18,7 +18,7 @@ use futures::FutureExt as _;
 use tracing::Instrument as _;
 
 use crate::container::{Container, ContainerSpec, Health, InitDone, InitRequest, RunRequest};
-use crate::error::FactoryError;
+use crate::error::{FactoryError, panic_message};
 use crate::outcome::{Outcome, Status, messages};
 
 use super::Shared;
@@ -82,15 +82,6 @@ impl WasmContainer {
     pub fn module(&self) -> Option<&Arc<CompiledModule>> {
         self.ready.get().map(|ready| &ready.module)
     }
-}
-
-/// The text of a caught panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 fn init_failure(status: Status, message: impl Into<String>, start: SystemTime) -> Box<Outcome> {
@@ -224,7 +215,10 @@ impl Container for WasmContainer {
         .catch_unwind();
         let outcome = match tokio::time::timeout(wait, work).instrument(span).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => activation::task_failed(start, &panic_message(panic.as_ref())),
+            Ok(Err(panic)) => activation::task_failed(
+                start,
+                &panic_message(panic.as_ref()).unwrap_or("a panic without a message"),
+            ),
             Err(_elapsed) => activation::abandoned(&capture, start, run.limits.timeout),
         };
         drop(running);
