@@ -37,6 +37,14 @@ use crate::service::Watchdog;
 /// disturbed.
 pub const REJOIN_LIMIT: Duration = Duration::from_secs(45);
 
+/// Longest time the feed goes without asking librdkafka whether it still holds its partition while
+/// its polls keep returning messages. Asking (`rd_kafka_assignment`) is a synchronous round trip to
+/// librdkafka's main thread, once a loop it cost a few µs and two thread wake-ups per activation
+/// under load; a poll that returned a message shows the partition held a moment ago, and a poll that
+/// came back empty (idle, or no partition) still makes the next loop ask. Far below [`REJOIN_LIMIT`]
+/// and the seconds a rebalance takes, so the `assigned` watch lags a revocation by at most this.
+pub const ASSIGNMENT_RECHECK: Duration = Duration::from_millis(500);
+
 /// The record that makes the feed thread panic, in binaries built for tests only (the
 /// `fault-injection` feature): the fault-injection suite proves a dead feed ends the process.
 #[cfg(feature = "fault-injection")]
@@ -217,19 +225,35 @@ fn feed_loop(mut consumer: BaseConsumer, state: FeedState) {
     let mut next_offset: Option<i64> = None;
     // Since when the consumer, while polling, has held no partition.
     let mut unassigned_since: Option<Instant> = None;
+    // When the assignment was last asked for, and whether the last poll came back without a message.
+    let mut last_check: Option<Instant> = None;
+    let mut polled_empty = true;
     while !stop.load(Ordering::SeqCst) && !tx.is_closed() {
         // Once a loop: the loop runs at least every POLL_TIMEOUT while the feed is alive.
         watchdog.kick();
         // A permit first: never take a message the pool cannot start.
-        let permit = handle.block_on(async {
-            tokio::select! {
-                permit = config.permits.clone().acquire_owned() => permit.ok(),
-                () = tokio::time::sleep(POLL_TIMEOUT) => None,
-            }
-        });
+        // A free permit is taken at once; only without one does the thread wait on the runtime.
+        let permit = match config.permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => handle.block_on(async {
+                tokio::select! {
+                    permit = config.permits.clone().acquire_owned() => permit.ok(),
+                    () = tokio::time::sleep(POLL_TIMEOUT) => None,
+                }
+            }),
+        };
         let Some(permit) = permit else { continue };
-        let holding = assigned(&consumer);
-        holds.send_if_modified(|held| std::mem::replace(held, holding) != holding);
+        // Asked unless the partition was held at the last check, the last poll brought messages and
+        // that check is recent: a consumer without its partition is asked every loop, as before.
+        let due = polled_empty
+            || !*holds.borrow()
+            || last_check.is_none_or(|at| at.elapsed() >= ASSIGNMENT_RECHECK);
+        if due {
+            last_check = Some(Instant::now());
+            let holding = assigned(&consumer);
+            holds.send_if_modified(|held| std::mem::replace(held, holding) != holding);
+        }
+        let holding = *holds.borrow();
         if holding {
             unassigned_since = None;
         } else if unassigned_since.get_or_insert_with(Instant::now).elapsed() >= REJOIN_LIMIT {
@@ -242,6 +266,7 @@ fn feed_loop(mut consumer: BaseConsumer, state: FeedState) {
                 Err(error) => warn!(%error, "cannot start a new consumer; keeping the old one"),
             }
             unassigned_since = None;
+            last_check = None;
         }
         let mut batch = Vec::new();
         let mut permit = Some(permit);
@@ -273,6 +298,7 @@ fn feed_loop(mut consumer: BaseConsumer, state: FeedState) {
             }
         }
         drop(permit);
+        polled_empty = batch.is_empty();
         if batch.is_empty() {
             maybe_report_lag(
                 &consumer,
