@@ -285,7 +285,8 @@ async fn blocking<T: Send + 'static>(
 /// every epoch tick the guest is interrupted ([`Trap::Interrupt`], reported as its timeout) once
 /// the wall-clock `deadline` has passed, or stopped once its scratch directory went over a cap;
 /// otherwise it yields to tokio's scheduler and runs on at the next turn. So a timeout fires
-/// between `timeout` and `timeout` + one tick, and no guest holds a worker longer than one tick.
+/// between `timeout` and `timeout` + one tick, and no guest holds a worker longer than one tick
+/// (but for its first slice when it started on a quiet engine: see [`engine`](super::engine)).
 ///
 /// The yield is tokio's own [`tokio::task::yield_now`], as wasmtime advises, rather than a plain
 /// self-wake: tokio then lets the worker poll its timers and I/O before the guest runs again. With a

@@ -174,7 +174,9 @@ pub struct WasmConfig {
     pub max_result_bytes: usize,
     /// Interval of the epoch ticker, in milliseconds. Default 1; between 1 and 1000. A timeout
     /// fires between `timeout` and `timeout` + one tick, and a running guest yields its tokio
-    /// worker to other tasks once per tick.
+    /// worker to other tasks once per tick. While no activation runs the ticker ticks 10 times
+    /// slower (and parks after a second), so a guest that starts on such a quiet engine runs its
+    /// first slice for up to 10 ticks.
     pub epoch_tick_ms: u64,
     /// Bytes of each pool slot's linear memory, and of its table, that are reset in place (to the
     /// module's initial image or zeros, only the pages actually dirtied when the kernel offers

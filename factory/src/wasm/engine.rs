@@ -5,7 +5,7 @@
 //! fiber whose stack comes from the pool), so a guest must give its worker back regularly: every epoch tick, the
 //! activation's deadline callback either yields to the scheduler or, past the deadline, interrupts
 //! (see [`activation`](super::activation)). The tick is thus both the timeout's precision and the
-//! longest a CPU-bound guest holds a worker.
+//! longest a CPU-bound guest holds a worker (but for a first slice on a quiet engine, below).
 //!
 //! Every module is compiled by this engine and every instance runs on it, so its configuration is
 //! fixed at start: compiled code depends on it (fuel metering above all), which is why the on-disk
@@ -13,16 +13,24 @@
 //!
 //! The ticker is one thread per engine (not per activation). It holds only a weak reference and
 //! ends on the first tick after the engine is dropped, like Spin's `maybe_spawn_epoch_ticker`.
-//! A 1 ms tick is 1,000 wake-ups a second, so once no activation has run for [`IDLE_PARK_AFTER`]
-//! the ticker parks, and the next activation to start wakes it ([`Activity`]): an idle invoker
-//! costs no CPU, and a busy one pays nothing per activation (only the first after an idle second
-//! unparks the thread).
+//! A 1 ms tick is 1,000 wake-ups a second, and on a VM each costs tens of microseconds of CPU (a
+//! timer interrupt and two context switches), so the ticker keeps its pace only while it is needed:
+//!
+//! - **Busy**: a tick found an activation running. It ticks every `tick`.
+//! - **Quiet**: [`QUIET_TICKS_TO_SLOW`] ticks in a row found none running (activations come and go
+//!   between ticks, as behind a Kafka feed where most of the time is spent waiting for the broker).
+//!   It ticks every [`QUIET_TICK_FACTOR`] × `tick` until a tick finds one running again. So a guest
+//!   that starts on a quiet engine has its first slice (and its first look at its deadline) after
+//!   at most that long; from then on the engine is busy and every slice is one tick.
+//! - **Parked**: no activation has run for [`IDLE_PARK_AFTER`]. The next activation to start wakes
+//!   it ([`Activity`]): an idle invoker costs no CPU, and a busy one pays nothing per activation
+//!   (only the first after an idle second unparks the thread).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use wasmtime::{
@@ -40,6 +48,14 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// How long the ticker goes on ticking after the last activation ended before it parks.
 pub const IDLE_PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// Ticks in a row that must find no activation running before the ticker slows down: more than
+/// one, so that a single unlucky sample between two short activations does not slow it.
+pub const QUIET_TICKS_TO_SLOW: u32 = 3;
+
+/// How many ticks one tick of a quiet engine lasts (see the module docs): 10 ms with the default
+/// 1 ms tick, Spin's own default epoch interval.
+pub const QUIET_TICK_FACTOR: u32 = 10;
+
 /// How long a parked ticker sleeps before it looks whether its engine still exists.
 const PARKED_CHECK: Duration = Duration::from_secs(1);
 
@@ -49,6 +65,8 @@ const PARKED_CHECK: Duration = Duration::from_secs(1);
 pub(crate) struct Activity {
     running: AtomicU64,
     parked: AtomicBool,
+    /// Whether the ticker ticks at the quiet pace (for tests and diagnostics).
+    quiet: AtomicBool,
 }
 
 impl Activity {
@@ -167,29 +185,34 @@ impl Drop for RunningGuard<'_> {
 }
 
 /// Starts the thread that advances the engine's epoch every `tick`, for as long as the engine lives,
-/// parked while no activation runs (see the module docs).
+/// slower while quiet and parked while idle (see the module docs).
 fn spawn_epoch_ticker(
     engine: EngineWeak,
     tick: Duration,
     activity: Arc<Activity>,
 ) -> Result<JoinHandle<()>, WasmError> {
-    let idle_ticks_to_park = IDLE_PARK_AFTER.as_nanos() / tick.as_nanos().max(1);
+    let quiet_tick = tick.saturating_mul(QUIET_TICK_FACTOR);
     std::thread::Builder::new()
         .name("wasm-epoch-ticker".into())
         .spawn(move || {
-            let mut idle_ticks: u128 = 0;
+            // Ticks in a row that found no activation running, and since when none has run.
+            let mut quiet_ticks: u32 = 0;
+            let mut idle_since: Option<Instant> = None;
             loop {
-                std::thread::sleep(tick);
+                let quiet = quiet_ticks >= QUIET_TICKS_TO_SLOW;
+                activity.quiet.store(quiet, Ordering::Relaxed);
+                std::thread::sleep(if quiet { quiet_tick } else { tick });
                 match engine.upgrade() {
                     Some(engine) => engine.increment_epoch(),
                     None => break,
                 }
                 if activity.running.load(Ordering::SeqCst) > 0 {
-                    idle_ticks = 0;
+                    quiet_ticks = 0;
+                    idle_since = None;
                     continue;
                 }
-                idle_ticks += 1;
-                if idle_ticks < idle_ticks_to_park {
+                quiet_ticks = quiet_ticks.saturating_add(1);
+                if idle_since.get_or_insert_with(Instant::now).elapsed() < IDLE_PARK_AFTER {
                     continue;
                 }
                 activity.parked.store(true, Ordering::SeqCst);
@@ -201,7 +224,9 @@ fn spawn_epoch_ticker(
                     }
                 }
                 activity.parked.store(false, Ordering::SeqCst);
-                idle_ticks = 0;
+                // Woken by an activation: busy again.
+                quiet_ticks = 0;
+                idle_since = None;
             }
         })
         .map_err(WasmError::Ticker)
@@ -279,6 +304,38 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    /// Waits (at most `within`) until the ticker's pace is quiet or busy, as `quiet` says.
+    fn wait_quiet(engine: &WasmEngine, quiet: bool, within: Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if engine.activity.quiet.load(Ordering::Relaxed) == quiet {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn test_ticker_slows_down_while_no_activation_runs_and_speeds_up_for_one() {
+        let config = WasmConfig {
+            pool_instances: 1,
+            epoch_tick_ms: 1,
+            ..WasmConfig::default()
+        };
+        let engine = WasmEngine::new(&config).unwrap();
+        // Quiet after a few ticks with nothing running, long before it would park.
+        assert!(wait_quiet(&engine, true, IDLE_PARK_AFTER / 2));
+        assert!(!engine.activity.parked.load(Ordering::SeqCst));
+        // Busy again at the first quiet tick (10 ms) that finds an activation running.
+        let running = engine.activation_started();
+        assert!(wait_quiet(&engine, false, IDLE_PARK_AFTER / 2));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!engine.activity.quiet.load(Ordering::Relaxed));
+        drop(running);
+        assert!(wait_quiet(&engine, true, IDLE_PARK_AFTER / 2));
     }
 
     #[test]
