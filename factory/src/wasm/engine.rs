@@ -279,14 +279,19 @@ mod tests {
         assert_ne!(without.compatibility(), with.compatibility());
     }
 
-    #[test]
-    fn test_ticker_ends_with_the_engine() {
+    /// An engine of one slot whose ticker ticks every millisecond.
+    fn ticking_engine() -> WasmEngine {
         let config = WasmConfig {
             pool_instances: 1,
             epoch_tick_ms: 1,
             ..WasmConfig::default()
         };
-        let engine = WasmEngine::new(&config).unwrap();
+        WasmEngine::new(&config).unwrap()
+    }
+
+    #[test]
+    fn test_ticker_ends_with_the_engine() {
+        let engine = ticking_engine();
         assert!(engine.ticker_alive());
         let WasmEngine { engine, ticker, .. } = engine;
         drop(engine);
@@ -294,23 +299,11 @@ mod tests {
         ticker.join().unwrap();
     }
 
-    /// Waits (at most `within`) until the ticker's parked flag is `parked`.
-    fn wait_parked(engine: &WasmEngine, parked: bool, within: Duration) -> bool {
+    /// Waits (at most `within`) until `flag` (one of the ticker's) is `value`.
+    fn wait_for(flag: &AtomicBool, value: bool, within: Duration) -> bool {
         let until = std::time::Instant::now() + within;
         while std::time::Instant::now() < until {
-            if engine.activity.parked.load(Ordering::SeqCst) == parked {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-
-    /// Waits (at most `within`) until the ticker's pace is quiet or busy, as `quiet` says.
-    fn wait_quiet(engine: &WasmEngine, quiet: bool, within: Duration) -> bool {
-        let until = std::time::Instant::now() + within;
-        while std::time::Instant::now() < until {
-            if engine.activity.quiet.load(Ordering::Relaxed) == quiet {
+            if flag.load(Ordering::SeqCst) == value {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -318,14 +311,17 @@ mod tests {
         false
     }
 
+    fn wait_parked(engine: &WasmEngine, parked: bool, within: Duration) -> bool {
+        wait_for(&engine.activity.parked, parked, within)
+    }
+
+    fn wait_quiet(engine: &WasmEngine, quiet: bool, within: Duration) -> bool {
+        wait_for(&engine.activity.quiet, quiet, within)
+    }
+
     #[test]
     fn test_ticker_slows_down_while_no_activation_runs_and_speeds_up_for_one() {
-        let config = WasmConfig {
-            pool_instances: 1,
-            epoch_tick_ms: 1,
-            ..WasmConfig::default()
-        };
-        let engine = WasmEngine::new(&config).unwrap();
+        let engine = ticking_engine();
         // Quiet after a few ticks with nothing running, long before it would park.
         assert!(wait_quiet(&engine, true, IDLE_PARK_AFTER / 2));
         assert!(!engine.activity.parked.load(Ordering::SeqCst));
@@ -340,12 +336,7 @@ mod tests {
 
     #[test]
     fn test_ticker_parks_when_idle_and_an_activation_wakes_it() {
-        let config = WasmConfig {
-            pool_instances: 1,
-            epoch_tick_ms: 1,
-            ..WasmConfig::default()
-        };
-        let engine = WasmEngine::new(&config).unwrap();
+        let engine = ticking_engine();
         assert!(wait_parked(&engine, true, IDLE_PARK_AFTER * 5));
         // Woken by the activation itself, not by its periodic look at the engine.
         let running = engine.activation_started();
