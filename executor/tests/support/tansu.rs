@@ -19,6 +19,9 @@ use rdkafka::error::RDKafkaErrorCode;
 
 /// How long the broker may take to answer its first metadata request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Starts of the broker on one port, [`BIND_RETRY_PAUSE`] apart, while the port is taken.
+const BIND_ATTEMPTS: u32 = 10;
+const BIND_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// A running Tansu broker.
 #[derive(Debug)]
@@ -91,6 +94,23 @@ impl Tansu {
     }
 
     fn start_with(host: Ipv4Addr, port: u16, advertised: Option<u16>) -> Self {
+        // The port was free when chosen, but until Tansu binds it any client socket of a test
+        // running in parallel may take it as its ephemeral source port (Tansu then exits with
+        // "Address already in use"); such a socket is short-lived, so try the same port again.
+        for attempt in 1..=BIND_ATTEMPTS {
+            match Self::spawn(host, port, advertised) {
+                Ok(tansu) => return tansu,
+                Err(log) if log.contains("AddrInUse") && attempt < BIND_ATTEMPTS => {
+                    std::thread::sleep(BIND_RETRY_PAUSE);
+                }
+                Err(log) => panic!("tansu exited at start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// One start of the broker: `Err` with its log when it exited before answering.
+    fn spawn(host: Ipv4Addr, port: u16, advertised: Option<u16>) -> Result<Self, String> {
         let binary = binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
@@ -122,11 +142,12 @@ impl Tansu {
             log,
             _dir: dir,
         };
-        tansu.wait_ready();
-        tansu
+        tansu.wait_ready()?;
+        Ok(tansu)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the broker answers; `Err` with its log when it exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("log_level", "0")
@@ -135,13 +156,13 @@ impl Tansu {
         let start = Instant::now();
         while start.elapsed() < READY_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("tansu exited with {status} at start:\n{}", self.log());
+                return Err(format!("{status}\n{}", self.log()));
             }
             if consumer
                 .fetch_metadata(None, Duration::from_millis(500))
                 .is_ok()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
