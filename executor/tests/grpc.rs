@@ -3,9 +3,12 @@
 //! Covers every answer a poll can get, the exact request fields on the wire, goodbye, warm-up,
 //! reschedule, deadlines, an absent or unresolvable scheduler and a scheduler restart.
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/scheduler.rs"]
 mod scheduler;
 
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use executor::fpc::grpc::{
@@ -321,10 +324,8 @@ async fn test_fetch_deadline() {
 
 #[tokio::test]
 async fn test_nothing_listening_is_an_error_not_a_hang() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Free, and (outside the ephemeral range, reserved) no other test's server or client takes it.
+    let port = ports::free_port(Ipv4Addr::LOCALHOST);
     let client = ActivationClient::new(SchedulerEndpoint::new("127.0.0.1", port)).unwrap();
     let started = Instant::now();
     let error = client.fetch(&poll("c1")).await.unwrap_err();
@@ -353,8 +354,10 @@ async fn test_unresolvable_host_is_recognised() {
 
 #[tokio::test]
 async fn test_scheduler_restart() {
-    let mut scheduler = FakeScheduler::start().await;
-    let port = scheduler.port();
+    // A port outside the ephemeral range: no client socket of a parallel test takes it while the
+    // scheduler is stopped, before it starts again on it.
+    let port = ports::free_port(Ipv4Addr::LOCALHOST);
+    let mut scheduler = FakeScheduler::start_on_port(port).await;
     let client = ActivationClient::new(scheduler.endpoint()).unwrap();
     scheduler.set_poll_timeout(Duration::from_millis(100));
     assert_eq!(

@@ -15,6 +15,14 @@
     reason = "each test crate uses a different part of the harness"
 )]
 
+// Each support file includes the one port picker itself, so that it works wherever it is included
+// (test crates, benches); the copies share their reservations machine-wide (see ports.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one picker, included by each support file that starts a server"
+)]
+#[path = "../../executor/tests/support/ports.rs"]
+pub mod ports;
 #[path = "../../executor/tests/support/pouchdb.rs"]
 pub mod pouchdb;
 #[path = "../../executor/tests/support/tansu.rs"]
@@ -22,7 +30,7 @@ pub mod tansu;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -70,12 +78,10 @@ pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output =
         .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
 }
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1 for a server a test starts (an invoker's HTTP port, a broker behind a
+/// proxy): [`ports::free_port`], outside the kernel's ephemeral range.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    ports::free_port(Ipv4Addr::LOCALHOST)
 }
 
 /// Milliseconds since the epoch.

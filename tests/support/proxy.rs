@@ -9,11 +9,20 @@
     reason = "each test crate uses a different part of the harness"
 )]
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+// The one port picker of the test support, included here too so that this file stands alone; the
+// copies share their reservations machine-wide (see ports.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one picker, included by each support file that starts a server"
+)]
+#[path = "../../executor/tests/support/ports.rs"]
+mod ports;
 
 /// A cuttable TCP proxy. Dropping it closes the listener and every connection.
 #[derive(Debug)]
@@ -34,9 +43,13 @@ fn listen(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 impl Proxy {
     /// A proxy on a free port of 127.0.0.1 to `127.0.0.1:target_port`, open. Must be called inside
-    /// a tokio runtime.
+    /// a tokio runtime. The port is outside the kernel's ephemeral range ([`ports::free_port`]), not
+    /// port 0's: while the proxy is cut, no client socket takes it as its source port, so
+    /// [`Proxy::restore`] can listen on it again.
     pub fn start(target_port: u16) -> Self {
-        let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("proxy listener");
+        let port = ports::free_port(Ipv4Addr::LOCALHOST);
+        let listener =
+            listen(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).expect("proxy listener");
         let address = listener.local_addr().expect("proxy address");
         let proxy = Self {
             address,

@@ -4,7 +4,7 @@
 //! The binary is `$ETCD`, else `/usr/bin/etcd`, else `etcd` on `PATH`. A missing binary fails the
 //! test (it is never skipped): install it with `apt-get install etcd-server` (Debian, etcd 3.4).
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,11 +43,18 @@ fn binary() -> PathBuf {
     );
 }
 
+// Each support file includes the one port picker itself, so that it works wherever it is included
+// (test crates, benches); the copies share their reservations machine-wide (see ports.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one picker, included by each support file that starts a server"
+)]
+#[path = "ports.rs"]
+mod ports;
+
+/// A port for etcd: see [`ports::free_port`] for why it is not the kernel's port 0.
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|error| panic!("a free port on 127.0.0.1: {error}"))
+    ports::free_port(Ipv4Addr::LOCALHOST)
 }
 
 impl Etcd {

@@ -8,7 +8,7 @@
 //! `pouchdb-server` on `PATH`, or `$POUCHDB_SERVER`.
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,14 @@ pub struct PouchDb {
     dir: tempfile::TempDir,
 }
 
-fn free_port(host: Ipv4Addr) -> u16 {
-    let listener = TcpListener::bind((host, 0)).expect("binding an ephemeral port");
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
-        .port()
-}
+// Each support file includes the one port picker itself, so that it works wherever it is included
+// (test crates, benches); the copies share their reservations machine-wide (see ports.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one picker, included by each support file that starts a server"
+)]
+#[path = "ports.rs"]
+mod ports;
 
 /// One raw HTTP/1.0 exchange; the whole response text.
 fn exchange(host: Ipv4Addr, port: u16, request: &str) -> std::io::Result<String> {
@@ -62,7 +63,7 @@ impl PouchDb {
     )]
     pub fn start_on(host: Ipv4Addr) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port(host);
+        let port = ports::free_port(host);
         let program = std::env::var("POUCHDB_SERVER").unwrap_or_else(|_| "pouchdb-server".into());
         let log = std::fs::File::create(dir.path().join("server.log")).expect("a log file");
         let child = Command::new(&program)

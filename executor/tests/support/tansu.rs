@@ -6,7 +6,7 @@
 //! `cargo install tansu --version 0.6.0 --locked --features dynostore` (about 9 minutes), or run
 //! `scripts/test`, which does.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,11 +17,17 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
+// Each support file includes the one port picker itself, so that it works wherever it is included
+// (test crates, benches); the copies share their reservations machine-wide (see ports.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one picker, included by each support file that starts a server"
+)]
+#[path = "ports.rs"]
+mod ports;
+
 /// How long the broker may take to answer its first metadata request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Starts of the broker on one port, [`BIND_RETRY_PAUSE`] apart, while the port is taken.
-const BIND_ATTEMPTS: u32 = 10;
-const BIND_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// A running Tansu broker.
 #[derive(Debug)]
@@ -59,21 +65,10 @@ fn binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
-    free_port_on(Ipv4Addr::LOCALHOST)
-}
-
-fn free_port_on(host: Ipv4Addr) -> u16 {
-    TcpListener::bind((host, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|error| panic!("a free port on {host}: {error}"))
-}
-
 impl Tansu {
     /// Starts a broker and waits until it answers.
     pub fn start() -> Self {
-        Self::start_at(free_port(), None)
+        Self::start_at(ports::free_port(Ipv4Addr::LOCALHOST), None)
     }
 
     /// Starts a broker on `port` that tells clients (in its metadata) to connect to
@@ -90,27 +85,13 @@ impl Tansu {
         reason = "used by the tests whose invokers run in containers"
     )]
     pub fn start_on(host: Ipv4Addr) -> Self {
-        Self::start_with(host, free_port_on(host), None)
+        Self::start_with(host, ports::free_port(host), None)
     }
 
+    /// Starts the broker on `port` (from [`ports::free_port`], which no client socket takes before
+    /// the broker binds it) and waits until it answers; panics (failing the test) with its log when
+    /// it exits first.
     fn start_with(host: Ipv4Addr, port: u16, advertised: Option<u16>) -> Self {
-        // The port was free when chosen, but until Tansu binds it any client socket of a test
-        // running in parallel may take it as its ephemeral source port (Tansu then exits with
-        // "Address already in use"); such a socket is short-lived, so try the same port again.
-        for attempt in 1..=BIND_ATTEMPTS {
-            match Self::spawn(host, port, advertised) {
-                Ok(tansu) => return tansu,
-                Err(log) if log.contains("AddrInUse") && attempt < BIND_ATTEMPTS => {
-                    std::thread::sleep(BIND_RETRY_PAUSE);
-                }
-                Err(log) => panic!("tansu exited at start:\n{log}"),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
-    }
-
-    /// One start of the broker: `Err` with its log when it exited before answering.
-    fn spawn(host: Ipv4Addr, port: u16, advertised: Option<u16>) -> Result<Self, String> {
         let binary = binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
@@ -142,12 +123,12 @@ impl Tansu {
             log,
             _dir: dir,
         };
-        tansu.wait_ready()?;
-        Ok(tansu)
+        tansu.wait_ready();
+        tansu
     }
 
-    /// Waits until the broker answers; `Err` with its log when it exited first.
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// Waits until the broker answers; panics with its log when it exited first or does not answer.
+    fn wait_ready(&mut self) {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("log_level", "0")
@@ -156,13 +137,13 @@ impl Tansu {
         let start = Instant::now();
         while start.elapsed() < READY_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("{status}\n{}", self.log()));
+                panic!("tansu exited at start ({status}):\n{}", self.log());
             }
             if consumer
                 .fetch_metadata(None, Duration::from_millis(500))
                 .is_ok()
             {
-                return Ok(());
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
