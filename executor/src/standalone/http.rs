@@ -93,6 +93,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, messages::RESOURCE_DOES_NOT_EXIST)
     }
 
+    /// 404 with the text for a path no route serves (`routeNotFound`).
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)
+    }
+
     /// 500 with the status's default text (what the controller answers when a store fails).
     pub fn internal() -> Self {
         Self::new(

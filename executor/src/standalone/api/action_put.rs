@@ -4,6 +4,7 @@
 //! malformed or too large.
 
 use factory::Code;
+use hyper::StatusCode;
 use serde_json::Value;
 
 use super::kinds::KindSet;
@@ -19,6 +20,18 @@ pub(super) fn into_parameters(list: Vec<(String, Value)>) -> Vec<Parameter> {
     list.into_iter()
         .map(|(key, value)| Parameter::new(key, value))
         .collect()
+}
+
+/// The entity a PUT writes over (`None`: the PUT creates one). One that exists is a 409
+/// (`resourceExists`) unless the PUT asked to `overwrite` it.
+pub(super) fn replaced<T>(existing: Option<T>, overwrite: bool) -> Result<Option<T>, ApiError> {
+    match existing {
+        Some(_) if !overwrite => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            messages::RESOURCE_EXISTS,
+        )),
+        existing => Ok(existing),
+    }
 }
 
 /// A PUT body (`WhiskActionPut`): every field optional.

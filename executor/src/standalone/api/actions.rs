@@ -6,54 +6,43 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use factory::Code;
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::action_put::{ActionPut, parse_action_put, up_patch};
+use super::action_put::{ActionPut, parse_action_put, replaced, up_patch};
 use super::invoke::invoke;
 use super::request::{
-    Call, existing_action, method_not_allowed, only, own_entity, own_namespace, store_error,
+    Call, EntityRoute, Reply, Routed, entity_route, existing_action, store_error,
 };
 use super::resolve::ActionPath;
 use super::sequences;
 use crate::document::{self, ActionDocument, Exec, Parameter};
-use crate::message::Identity;
 use crate::record::{Annotations, epoch_millis};
 use crate::standalone::backend::StoredAction;
-use crate::standalone::http::{ApiError, ResponseBody, json_response, messages};
+use crate::standalone::http::{ApiError, json_response};
 use crate::standalone::validate::{self, ListQuery};
 
-/// Routes `/api/v1/namespaces/{ns}/actions/{rest}` (`rest` = what follows `actions`).
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    rest: &[&str],
-    tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    match rest {
-        [] => {
-            let ns = own_namespace(user, ns, None)?;
-            only(&call.method, &["GET"])?;
-            list_actions(state, call, &ns).await
+/// Routes `/api/v1/namespaces/{ns}/actions/{rest}` (`rest` = what follows `actions`;
+/// `{package}/{name}` is routed to `package_actions` before this).
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply {
+    let (state, call) = (routed.state, routed.call);
+    match entity_route(routed, ns, rest)? {
+        EntityRoute::List(ns) => list_actions(state, call, &ns).await,
+        EntityRoute::Get(action) => get_action(state, call, &action.ns, &action.name).await,
+        EntityRoute::Put(action) => put_action(state, call, &action.ns, &action.name).await,
+        EntityRoute::Delete(action) => delete_action(state, &action.ns, &action.name).await,
+        EntityRoute::Post(action) => {
+            invoke(
+                state,
+                call,
+                routed.user,
+                &action.ns,
+                &action.name,
+                routed.tid,
+            )
+            .await
         }
-        [name] => {
-            let (ns, name) = own_entity(user, ns, name)?;
-            match call.method.as_str() {
-                "GET" => get_action(state, call, &ns, &name).await,
-                "PUT" => put_action(state, call, &ns, &name).await,
-                "DELETE" => delete_action(state, &ns, &name).await,
-                "POST" => invoke(state, call, user, &ns, &name, tid).await,
-                _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
-            }
-        }
-        // `{package}/{name}` is routed to `package_actions` before this.
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        )),
     }
 }
 
@@ -135,11 +124,7 @@ fn code_text(code: &Code) -> String {
     }
 }
 
-async fn list_actions(
-    state: &State,
-    call: &Call,
-    ns: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn list_actions(state: &State, call: &Call, ns: &str) -> Reply {
     let query = ListQuery::parse(&call.query, "actions")?;
     // The whole namespace (the local store scans it anyway), most recently updated first, as the
     // entities view orders it; then skip and limit.
@@ -164,12 +149,7 @@ async fn list_actions(
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 
-async fn get_action(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn get_action(state: &State, call: &Call, ns: &str, name: &str) -> Reply {
     let with_code = match call.query("code") {
         Some(value) => validate::boolean("code", value)?,
         None => true,
@@ -181,11 +161,7 @@ async fn get_action(
     ))
 }
 
-async fn delete_action(
-    state: &State,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn delete_action(state: &State, ns: &str, name: &str) -> Reply {
     let doc_id = format!("{ns}/{name}");
     let action = state
         .backend
@@ -201,12 +177,7 @@ async fn delete_action(
     Ok(json_response(StatusCode::OK, &action_json(&action, true)))
 }
 
-async fn put_action(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn put_action(state: &State, call: &Call, ns: &str, name: &str) -> Reply {
     let overwrite = call.flag("overwrite")?;
     let mut put = parse_action_put(&state.kinds, &state.limits, call)?;
     // A sequence's components are stored with `_` resolved (`WhiskActionPut.resolve`), and must
@@ -230,12 +201,7 @@ async fn put_action(
         .get_action(&doc_id, true)
         .await
         .map_err(store_error)?;
-    if existing.is_some() && !overwrite {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            messages::RESOURCE_EXISTS,
-        ));
-    }
+    let existing = replaced(existing, overwrite)?;
     if let Some(components) = &components {
         // The package view puts `.../actions/{pkg}/{name}` here as `{ns}/{name}`; the cycle check
         // needs the real path, which the request's own path gives.

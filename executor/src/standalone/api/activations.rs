@@ -2,31 +2,21 @@
 //! (filtered with the store's [`ActivationQuery`], summaries or whole records, or a count) and one
 //! record or a part of it.
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::request::{Call, only, own_namespace, store_error};
-use crate::message::Identity;
+use super::request::{Call, Reply, Routed, only, own_list, own_namespace, store_error};
 use crate::record::WhiskActivation;
-use crate::standalone::http::{ApiError, ResponseBody, json_response, messages};
+use crate::standalone::http::{ApiError, json_response};
 use crate::standalone::validate::{self, ListQuery};
 use crate::store::ActivationQuery;
 
 /// Routes `/api/v1/namespaces/{ns}/activations/{rest}` (`rest` = what follows `activations`).
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    rest: &[&str],
-) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply {
+    let (state, call, user) = (routed.state, routed.call, routed.user);
     match rest {
-        [] => {
-            let ns = own_namespace(user, ns, None)?;
-            only(&call.method, &["GET"])?;
-            list_activations(state, call, &ns).await
-        }
+        [] => list_activations(state, call, &own_list(routed, ns)?).await,
         [id, part @ ..] => {
             let namespace = validate::namespace(ns, &user.namespace.name)?;
             only(&call.method, &["GET"])?;
@@ -36,12 +26,7 @@ pub(super) async fn route(
                 [] => ActivationView::Whole,
                 ["logs"] => ActivationView::Logs,
                 ["result"] => ActivationView::Result,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        messages::ROUTE_NOT_FOUND,
-                    ));
-                }
+                _ => return Err(ApiError::route_not_found()),
             };
             get_activation(state, &ns, &id, view).await
         }
@@ -92,11 +77,7 @@ fn activation_summary(activation: &WhiskActivation) -> Value {
     Value::Object(map)
 }
 
-async fn list_activations(
-    state: &State,
-    call: &Call,
-    ns: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn list_activations(state: &State, call: &Call, ns: &str) -> Reply {
     let query = ListQuery::parse(&call.query, "activations")?;
     let filter = ActivationQuery {
         namespace: ns.to_string(),
@@ -130,12 +111,7 @@ async fn list_activations(
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 
-async fn get_activation(
-    state: &State,
-    ns: &str,
-    id: &str,
-    view: ActivationView,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn get_activation(state: &State, ns: &str, id: &str, view: ActivationView) -> Reply {
     let activation = state
         .backend
         .get_activation(ns, id)

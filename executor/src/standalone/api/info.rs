@@ -1,30 +1,27 @@
 //! The routes that describe the server and the caller: `GET /ping`, `GET /api/v1` (the API info)
 //! and `GET /api/v1/namespaces` (the caller's namespaces).
 
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::request::only;
+use super::request::{Reply, only};
 use crate::message::Identity;
-use crate::standalone::http::{ApiError, ResponseBody, json_response, text_response};
+use crate::standalone::http::{json_response, text_response};
 
 /// `GET /ping`: `pong`.
-pub(super) fn ping(method: &Method) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) fn ping(method: &Method) -> Reply {
     only(method, &["GET"])?;
     Ok(text_response(StatusCode::OK, "pong"))
 }
 
 /// `GET /api/v1`.
-pub(super) fn api_info(method: &Method) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) fn api_info(method: &Method) -> Reply {
     only(method, &["GET"])?;
     Ok(json_response(StatusCode::OK, &api_info_body()))
 }
 
 /// `GET /api/v1/namespaces`: the one namespace of the caller's key.
-pub(super) fn namespaces(
-    method: &Method,
-    user: &Identity,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) fn namespaces(method: &Method, user: &Identity) -> Reply {
     only(method, &["GET"])?;
     Ok(json_response(StatusCode::OK, &json!([user.namespace.name])))
 }

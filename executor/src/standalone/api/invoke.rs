@@ -12,7 +12,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::request::{Call, existing_action};
+use super::request::{Call, Reply, existing_action};
 use super::resolve::{ResolvedAction, ResolvedPackage, action_in};
 use super::sequences;
 use crate::document::{ActionDocument, Exec};
@@ -165,7 +165,7 @@ pub(super) async fn invoke(
     ns: &str,
     name: &str,
     tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Reply {
     let request = InvokeRequest::read(state, call)?;
     let action = existing_action(state, ns, name, false).await?;
     let action = ResolvedAction {
@@ -184,7 +184,7 @@ pub(super) async fn invoke_in_package(
     package: &ResolvedPackage,
     name: &str,
     tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Reply {
     let request = InvokeRequest::read(state, call)?;
     let action = action_in(state, package, name)
         .await?
@@ -198,7 +198,7 @@ async fn respond(
     action: ResolvedAction,
     request: InvokeRequest,
     tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Reply {
     if let Some(payload) = &request.payload {
         check_final(&action.document, payload.keys())?;
     }

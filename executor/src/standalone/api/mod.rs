@@ -40,18 +40,18 @@ use std::time::Duration;
 
 use hyper::body::Body;
 use hyper::header::HeaderValue;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 
 pub use invoke::MAX_BLOCKING_WAIT;
 pub use kinds::KindSet;
 
 use self::cors::{REST_CORS_METHODS, cors, empty_ok};
-use self::request::{Call, split_path};
+use self::request::{Call, Reply, Routed, split_path};
 use super::auth::Subjects;
 use super::backend::Backend;
 use super::http::{
-    ApiError, MAX_REQUEST_BYTES, REQUEST_ID_HEADER, ResponseBody, content_length, messages,
-    read_body, transaction_id,
+    ApiError, MAX_REQUEST_BYTES, REQUEST_ID_HEADER, ResponseBody, content_length, read_body,
+    transaction_id,
 };
 use crate::limits::LimitRanges;
 
@@ -109,11 +109,7 @@ where
     response
 }
 
-async fn route<B>(
-    state: &State,
-    request: Request<B>,
-    tid: &str,
-) -> Result<Response<ResponseBody>, ApiError>
+async fn route<B>(state: &State, request: Request<B>, tid: &str) -> Reply
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -132,10 +128,7 @@ where
         ["api", "v1", "namespaces", ..] if parts.method == Method::OPTIONS => return Ok(empty_ok()),
         ["api", "v1", "namespaces", ..] | ["api", "v1", "web", ..] => {}
         _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                messages::ROUTE_NOT_FOUND,
-            ));
+            return Err(ApiError::route_not_found());
         }
     }
     // Authenticate before reading the body, so an anonymous caller cannot make us buffer one.
@@ -158,19 +151,20 @@ where
         return web_actions::route(state, &call, tid).await;
     };
     let seg: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let routed = Routed {
+        state,
+        call: &call,
+        user: &user,
+        tid,
+    };
     match &seg[3..] {
         [] => info::namespaces(&call.method, &user),
-        [ns, "actions", package, name] => {
-            package_actions::route(state, &call, &user, ns, package, name, tid).await
-        }
-        [ns, "actions", rest @ ..] => actions::route(state, &call, &user, ns, rest, tid).await,
-        [ns, "activations", rest @ ..] => activations::route(state, &call, &user, ns, rest).await,
-        [ns, "packages", rest @ ..] => packages::route(state, &call, &user, ns, rest).await,
-        [ns, "triggers", rest @ ..] => triggers::route(state, &call, &user, ns, rest, tid).await,
-        [ns, "rules", rest @ ..] => rules::route(state, &call, &user, ns, rest, tid).await,
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        )),
+        [ns, "actions", package, name] => package_actions::route(&routed, ns, package, name).await,
+        [ns, "actions", rest @ ..] => actions::route(&routed, ns, rest).await,
+        [ns, "activations", rest @ ..] => activations::route(&routed, ns, rest).await,
+        [ns, "packages", rest @ ..] => packages::route(&routed, ns, rest).await,
+        [ns, "triggers", rest @ ..] => triggers::route(&routed, ns, rest).await,
+        [ns, "rules", rest @ ..] => rules::route(&routed, ns, rest).await,
+        _ => Err(ApiError::route_not_found()),
     }
 }

@@ -11,20 +11,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde_json::Value;
 
 use super::State;
 use super::actions;
 use super::invoke::invoke_in_package;
 use super::packages::{Lookup, lookup, merge};
-use super::request::{Call, method_not_allowed};
+use super::request::{Reply, Routed, method_not_allowed};
 use super::resolve::resolve_binding;
 use crate::document::{ActionDocument, Parameter};
-use crate::message::{ActivationMessage, Identity};
+use crate::message::ActivationMessage;
 use crate::record::WhiskActivation;
 use crate::standalone::backend::{Backend, BackendError, StoredAction};
-use crate::standalone::http::{ApiError, ResponseBody, messages};
+use crate::standalone::http::{ApiError, messages};
 use crate::standalone::validate;
 use crate::store::ActivationQuery;
 
@@ -32,15 +32,8 @@ use crate::store::ActivationQuery;
 const NOT_ALLOWED_ON_BINDING: &str = "Operation not permitted on package binding.";
 
 /// Routes `.../actions/{pkg}/{name}`.
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    package: &str,
-    name: &str,
-    tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, package: &str, name: &str) -> Reply {
+    let (state, call, user) = (routed.state, routed.call, routed.user);
     let own = user.namespace.name.as_str();
     let ns = validate::namespace(ns, own)?;
     let package = validate::entity_name(package)?;
@@ -83,7 +76,7 @@ pub(super) async fn route(
     }
     // An invoke runs the action as a sequence component of this name would run.
     if method == "POST" {
-        return invoke_in_package(state, call, user, &resolved, &name, tid).await;
+        return invoke_in_package(state, call, user, &resolved, &name, routed.tid).await;
     }
     let contents = resolved.package.doc_id();
     let parameters = resolved.parameters;
@@ -100,7 +93,11 @@ pub(super) async fn route(
         backend: view,
         ..state.clone()
     };
-    actions::route(&scoped, call, user, "_", &[&name], tid).await
+    let routed = Routed {
+        state: &scoped,
+        ..*routed
+    };
+    actions::route(&routed, "_", &[&name]).await
 }
 
 /// The backend as the action routes see it for one action in a package: the action they ask for

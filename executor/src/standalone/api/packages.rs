@@ -6,19 +6,19 @@
 
 use std::time::SystemTime;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::action_put::{into_parameters, parse_action_put, up_patch};
+use super::action_put::{into_parameters, parse_action_put, replaced, up_patch};
 use super::listing::{self, Listed};
-use super::request::{Call, method_not_allowed, only, store_error};
+use super::request::{Call, Reply, Routed, method_not_allowed, only, store_error};
+use super::triggers::document::{Typed, delete_document, put_typed, read_typed};
 use crate::document::{self, Parameter};
-use crate::message::Identity;
 use crate::record::epoch_millis;
-use crate::standalone::http::{ApiError, ResponseBody, json_object_body, json_response, messages};
-use crate::standalone::validate::{self, ListQuery};
+use crate::standalone::http::{ApiError, json_object_body, json_response, messages};
+use crate::standalone::validate;
 
 /// The `entityType` of package documents.
 pub(super) const PACKAGE_ENTITY_TYPE: &str = "package";
@@ -142,25 +142,22 @@ impl PackageDocument {
 }
 
 impl Listed for PackageDocument {
-    fn updated(&self) -> u64 {
-        self.updated
-    }
+    const COLLECTION: &'static str = "packages";
+    const ENTITY_TYPE: &'static str = PACKAGE_ENTITY_TYPE;
 
-    fn name(&self) -> &str {
-        &self.name
+    fn order(&self) -> (u64, &str) {
+        (self.updated, &self.name)
     }
 
     /// The list entry (`summaryAsJson`): no parameters, `binding` false for a package.
     fn summary(&self) -> Value {
-        json!({
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "annotations": self.annotations,
-            "updated": self.updated,
-            "binding": self.binding.as_ref().map_or(Value::Bool(false), |b| json!(b)),
-        })
+        let mut summary = listing::summary_fields(self);
+        let binding = self
+            .binding
+            .as_ref()
+            .map_or(Value::Bool(false), |b| json!(b));
+        summary.insert("binding".into(), binding);
+        Value::Object(summary)
     }
 }
 
@@ -176,23 +173,12 @@ pub(super) enum Lookup {
 
 /// Reads the document `doc_id` as a package.
 pub(super) async fn lookup(state: &State, doc_id: &str) -> Result<Lookup, ApiError> {
-    let Some(value) = state
-        .backend
-        .get_entity(doc_id)
-        .await
-        .map_err(store_error)?
-    else {
-        return Ok(Lookup::Missing);
-    };
-    if value.get("entityType").and_then(Value::as_str) != Some(PACKAGE_ENTITY_TYPE) {
-        return Ok(Lookup::Other);
+    match read_typed(state, doc_id, PACKAGE_ENTITY_TYPE).await? {
+        Typed::Missing => Ok(Lookup::Missing),
+        Typed::Other => Ok(Lookup::Other),
+        Typed::Corrupt => Err(ApiError::internal()),
+        Typed::Found(package) => Ok(Lookup::Package(Box::new(package))),
     }
-    serde_json::from_value(value)
-        .map(|package| Lookup::Package(Box::new(package)))
-        .map_err(|error| {
-            tracing::error!(%doc_id, %error, "unreadable package document");
-            ApiError::internal()
-        })
 }
 
 /// The package `doc_id`: `Ok(None)` when missing, 409 (`conformanceMessage`) when the name is
@@ -209,13 +195,8 @@ pub(super) async fn read_package(
 }
 
 /// Routes `/api/v1/namespaces/{ns}/packages/{rest}` (`rest` = what follows `packages`).
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    rest: &[&str],
-) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply {
+    let (state, call, user) = (routed.state, routed.call, routed.user);
     let own = user.namespace.name.as_str();
     match rest {
         [] => {
@@ -240,28 +221,15 @@ pub(super) async fn route(
                 _ => Err(method_not_allowed(&["GET", "PUT", "DELETE"])),
             }
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        )),
+        _ => Err(ApiError::route_not_found()),
     }
 }
 
-async fn list_packages(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    owner: bool,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let query = ListQuery::parse(&call.query, "packages")?;
-    let packages: Vec<PackageDocument> = listing::documents(state, PACKAGE_ENTITY_TYPE, ns).await?;
-    // Another namespace's listing is its published packages, bindings left out (the
-    // `packages-public` view).
-    let packages = packages
-        .into_iter()
-        .filter(|p| owner || (p.publish && p.binding.is_none()))
-        .collect();
-    Ok(listing::respond("packages", &query, packages))
+/// Another namespace's listing is its published packages, bindings left out (the
+/// `packages-public` view).
+async fn list_packages(state: &State, call: &Call, ns: &str, owner: bool) -> Reply {
+    let visible = |p: &PackageDocument| owner || (p.publish && p.binding.is_none());
+    listing::list_where(state, call, ns, visible).await
 }
 
 /// Why a READ of a package is refused (`PackageCollection.checkPackageReadPermission`).
@@ -337,12 +305,7 @@ pub(super) async fn readable_package(
     }
 }
 
-async fn get_package(
-    state: &State,
-    own: &str,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn get_package(state: &State, own: &str, ns: &str, name: &str) -> Reply {
     let package = readable_package(state, own, ns, name).await?;
     // A binding shows itself with the bound package's parameters under its own, and the bound
     // package's actions (`mergePackageWithBinding`).
@@ -461,13 +424,7 @@ fn with_binding_annotation(
     annotations
 }
 
-async fn put_package(
-    state: &State,
-    call: &Call,
-    own: &str,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn put_package(state: &State, call: &Call, own: &str, ns: &str, name: &str) -> Reply {
     let overwrite = call.flag("overwrite")?;
     if RESERVED_NAMES.contains(&name) {
         return Err(ApiError::bad_request(text::package_name_is_reserved(name)));
@@ -483,13 +440,7 @@ async fn put_package(
     let doc_id = format!("{ns}/{name}");
     let existing = read_package(state, &doc_id).await?;
     let annotations = put.annotations.map(into_parameters);
-    let package = match existing {
-        Some(_) if !overwrite => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                messages::RESOURCE_EXISTS,
-            ));
-        }
+    let package = match replaced(existing, overwrite)? {
         Some(old) => {
             if binding.is_some() && old.binding.is_none() {
                 return Err(ApiError::new(
@@ -529,28 +480,11 @@ async fn put_package(
             updated: epoch_millis(SystemTime::now()),
         },
     };
-    let value = serde_json::to_value(&package).map_err(|error| {
-        tracing::error!(%error, "package document not serialisable");
-        ApiError::internal()
-    })?;
-    let stored = state
-        .backend
-        .put_entity(&doc_id, value)
-        .await
-        .map_err(store_error)?;
-    let stored: PackageDocument = serde_json::from_value(stored).map_err(|error| {
-        tracing::error!(%error, "stored package unreadable");
-        ApiError::internal()
-    })?;
+    let stored = put_typed(state, &doc_id, &package).await?;
     Ok(json_response(StatusCode::OK, &stored.to_json()))
 }
 
-async fn delete_package(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn delete_package(state: &State, call: &Call, ns: &str, name: &str) -> Reply {
     let force = call.flag("force")?;
     let doc_id = format!("{ns}/{name}");
     let package = read_package(state, &doc_id)
@@ -577,11 +511,7 @@ async fn delete_package(
                 .map_err(store_error)?;
         }
     }
-    state
-        .backend
-        .delete_entity(&doc_id, package.rev.as_deref())
-        .await
-        .map_err(store_error)?;
+    delete_document(state, &doc_id, package.rev.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &package.to_json()))
 }
 

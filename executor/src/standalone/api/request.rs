@@ -1,14 +1,15 @@
 //! What every route shares about a request: the request as the handlers see it ([`Call`], body
-//! read), path decoding, the method and namespace checks, reading an action that must exist, and how
-//! a backend failure is answered.
+//! read; [`Routed`] once authenticated), path decoding, the method and namespace checks (the routes
+//! of a collection of the caller's own entities in [`entity_route`]), reading an action that must
+//! exist, and how a backend failure is answered.
 
 use bytes::Bytes;
-use hyper::{Method, StatusCode};
+use hyper::{Method, Response, StatusCode};
 
 use super::State;
 use crate::message::Identity;
 use crate::standalone::backend::{BackendError, StoredAction};
-use crate::standalone::http::{ApiError, messages};
+use crate::standalone::http::{ApiError, ResponseBody, messages};
 use crate::standalone::validate;
 
 /// The parts of a request the handlers use, body read.
@@ -74,6 +75,75 @@ fn percent_decode(text: &str) -> Vec<u8> {
 
 fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// What a route answers: a response, or the error OpenWhisk answers with.
+pub(super) type Reply = Result<Response<ResponseBody>, ApiError>;
+
+/// An authenticated request of the REST API as the collection routes take it: the state it is
+/// served with, the request as read, the caller and the transaction id.
+#[derive(Clone, Copy)]
+pub(super) struct Routed<'a> {
+    pub(super) state: &'a State,
+    pub(super) call: &'a Call,
+    pub(super) user: &'a Identity,
+    pub(super) tid: &'a str,
+}
+
+/// One entity of the caller's own namespace, as its route names it (`_` resolved).
+pub(super) struct EntityName {
+    pub(super) ns: String,
+    pub(super) name: String,
+    /// Its document id, `{ns}/{name}`.
+    pub(super) doc_id: String,
+}
+
+/// Where a request on a collection of the caller's own entities (actions, triggers, rules) goes:
+/// the list, or one entity by method.
+pub(super) enum EntityRoute {
+    /// `GET .../{collection}`, with the namespace resolved.
+    List(String),
+    Get(EntityName),
+    Put(EntityName),
+    Delete(EntityName),
+    Post(EntityName),
+}
+
+/// The methods an entity of [`entity_route`] answers.
+const ENTITY_METHODS: &[&str] = &["GET", "PUT", "DELETE", "POST"];
+
+/// Routes `.../{collection}/{rest}` of a collection of the caller's own entities, with the
+/// controller's refusals in its order: the list is the caller's own namespace, GET only; an entity
+/// is checked by [`own_entity`], then its method; deeper paths are no route.
+pub(super) fn entity_route(
+    routed: &Routed<'_>,
+    segment: &str,
+    rest: &[&str],
+) -> Result<EntityRoute, ApiError> {
+    match rest {
+        [] => own_list(routed, segment).map(EntityRoute::List),
+        [name] => {
+            let (ns, name) = own_entity(routed.user, segment, name)?;
+            let doc_id = format!("{ns}/{name}");
+            let entity = EntityName { ns, name, doc_id };
+            match routed.call.method.as_str() {
+                "GET" => Ok(EntityRoute::Get(entity)),
+                "PUT" => Ok(EntityRoute::Put(entity)),
+                "DELETE" => Ok(EntityRoute::Delete(entity)),
+                "POST" => Ok(EntityRoute::Post(entity)),
+                _ => Err(method_not_allowed(ENTITY_METHODS)),
+            }
+        }
+        _ => Err(ApiError::route_not_found()),
+    }
+}
+
+/// The list route of a collection, `{ns}/{collection}`: the caller's own namespace (checked
+/// first), GET only. Returns the namespace with `_` resolved.
+pub(super) fn own_list(routed: &Routed<'_>, segment: &str) -> Result<String, ApiError> {
+    let ns = own_namespace(routed.user, segment, None)?;
+    only(&routed.call.method, &["GET"])?;
+    Ok(ns)
 }
 
 pub(super) fn only(method: &Method, allowed: &[&str]) -> Result<(), ApiError> {

@@ -9,28 +9,24 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::State;
-use super::action_put::{into_parameters, up_patch};
+use super::action_put::{into_parameters, replaced, up_patch};
 use super::listing::{self, Listed};
 use super::packages::{Lookup, lookup};
-use super::request::{Call, method_not_allowed, only, own_entity, own_namespace, store_error};
+use super::request::{Call, EntityRoute, Reply, Routed, entity_route, store_error};
 use super::triggers::document::{
-    ReducedRule, RuleStatus, TRIGGER_ENTITY_TYPE, TriggerDocument, Typed, existing, find_trigger,
-    put_trigger, put_typed, read_typed,
+    ReducedRule, RuleStatus, TRIGGER_ENTITY_TYPE, TriggerDocument, Typed, delete_document,
+    existing, find_trigger, put_trigger, put_typed, read_typed,
 };
 use super::triggers::fqn::Fqn;
 use super::triggers::parse_entity_put;
 use crate::document::{self, Parameter};
-use crate::message::Identity;
 use crate::record::epoch_millis;
-use crate::standalone::http::{
-    ApiError, ResponseBody, json_object_body, json_response, messages, text_response,
-};
-use crate::standalone::validate::ListQuery;
+use crate::standalone::http::{ApiError, json_object_body, json_response, messages, text_response};
 
 /// The `entityType` of rule documents.
 const RULE_ENTITY_TYPE: &str = "rule";
@@ -54,13 +50,13 @@ mod text {
     }
 }
 
+/// The list entry is the rule as GET shows it, without a status.
 impl Listed for RuleDocument {
-    fn updated(&self) -> u64 {
-        self.updated
-    }
+    const COLLECTION: &'static str = "rules";
+    const ENTITY_TYPE: &'static str = RULE_ENTITY_TYPE;
 
-    fn name(&self) -> &str {
-        &self.name
+    fn order(&self) -> (u64, &str) {
+        (self.updated, &self.name)
     }
 
     fn summary(&self) -> Value {
@@ -118,35 +114,14 @@ impl RuleDocument {
 }
 
 /// Routes `/api/v1/namespaces/{ns}/rules/{rest}` (`rest` = what follows `rules`).
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    rest: &[&str],
-    _tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    match rest {
-        [] => {
-            let ns = own_namespace(user, ns, None)?;
-            only(&call.method, &["GET"])?;
-            list_rules(state, call, &ns).await
-        }
-        [name] => {
-            let (ns, name) = own_entity(user, ns, name)?;
-            let doc_id = format!("{ns}/{name}");
-            match call.method.as_str() {
-                "GET" => get_rule(state, &doc_id).await,
-                "PUT" => put_rule(state, call, &ns, &name).await,
-                "DELETE" => delete_rule(state, &doc_id).await,
-                "POST" => change_status(state, call, &doc_id).await,
-                _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
-            }
-        }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        )),
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply {
+    let (state, call) = (routed.state, routed.call);
+    match entity_route(routed, ns, rest)? {
+        EntityRoute::List(ns) => listing::list::<RuleDocument>(state, call, &ns).await,
+        EntityRoute::Get(rule) => get_rule(state, &rule.doc_id).await,
+        EntityRoute::Put(rule) => put_rule(state, call, &rule.ns, &rule.name).await,
+        EntityRoute::Delete(rule) => delete_rule(state, &rule.doc_id).await,
+        EntityRoute::Post(rule) => change_status(state, call, &rule.doc_id).await,
     }
 }
 
@@ -163,17 +138,7 @@ async fn status_of(state: &State, rule: &RuleDocument) -> Result<RuleStatus, Api
     Ok(trigger.map_or(RuleStatus::Inactive, |t| t.rule_status(&rule.doc_id())))
 }
 
-async fn list_rules(
-    state: &State,
-    call: &Call,
-    ns: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let query = ListQuery::parse(&call.query, "rules")?;
-    let rules: Vec<RuleDocument> = listing::documents(state, RULE_ENTITY_TYPE, ns).await?;
-    Ok(listing::respond("rules", &query, rules))
-}
-
-async fn get_rule(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn get_rule(state: &State, doc_id: &str) -> Reply {
     let rule = read_rule(state, doc_id).await?;
     let status = status_of(state, &rule).await?;
     Ok(json_response(StatusCode::OK, &rule.with_status(status)))
@@ -272,12 +237,7 @@ async fn check_exist(
     Ok(found)
 }
 
-async fn put_rule(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn put_rule(state: &State, call: &Call, ns: &str, name: &str) -> Reply {
     let overwrite = call.flag("overwrite")?;
     let (put, body) = parse_entity_put(state, call)?;
     let trigger = read_name(&body, "trigger", ns)?;
@@ -286,13 +246,7 @@ async fn put_rule(
     let doc_id = format!("{ns}/{name}");
     let old = existing::<RuleDocument>(state, &doc_id, RULE_ENTITY_TYPE).await?;
     let annotations = put.annotations.map(into_parameters);
-    let rule = match old {
-        Some(_) if !overwrite => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                messages::RESOURCE_EXISTS,
-            ));
-        }
+    let rule = match replaced(old, overwrite)? {
         Some(old) => {
             // An update keeps the status the old trigger records, and moves the rule to the new
             // trigger when it changed.
@@ -367,17 +321,13 @@ async fn put_rule(
     Ok(json_response(StatusCode::OK, &stored.with_status(status)))
 }
 
-async fn delete_rule(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn delete_rule(state: &State, doc_id: &str) -> Reply {
     let rule = read_rule(state, doc_id).await?;
     if let Some(mut trigger) = find_trigger(state, &rule.trigger.doc_id()).await? {
         trigger.remove_rule(doc_id);
         put_trigger(state, &trigger).await?;
     }
-    state
-        .backend
-        .delete_entity(doc_id, rule.rev.as_deref())
-        .await
-        .map_err(store_error)?;
+    delete_document(state, doc_id, rule.rev.as_deref()).await?;
     Ok(json_response(
         StatusCode::OK,
         &rule.with_status(RuleStatus::Inactive),
@@ -420,11 +370,7 @@ fn spray_class(value: &Value) -> &'static str {
 
 /// Enables or disables a rule: rewrites its entry in its trigger when the status changes; a
 /// request for the status it has is a plain 200.
-async fn change_status(
-    state: &State,
-    call: &Call,
-    doc_id: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn change_status(state: &State, call: &Call, doc_id: &str) -> Reply {
     let requested = requested_status(call)?;
     let rule = read_rule(state, doc_id).await?;
     let current = status_of(state, &rule).await?;

@@ -10,19 +10,20 @@ pub(super) mod fqn;
 
 use std::time::SystemTime;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Map, Value};
 
-use self::document::{TRIGGER_ENTITY_TYPE, TriggerDocument, existing, put_trigger};
+use self::document::{
+    TRIGGER_ENTITY_TYPE, TriggerDocument, delete_document, existing, put_trigger,
+};
 use super::State;
-use super::action_put::{ActionPut, into_parameters, parse_action_put, up_patch};
+use super::action_put::{ActionPut, into_parameters, parse_action_put, replaced, up_patch};
 use super::listing;
-use super::request::{Call, method_not_allowed, only, own_entity, own_namespace, store_error};
+use super::request::{Call, EntityRoute, Reply, Routed, entity_route};
 use crate::document::{DEFAULT_VERSION, Parameter};
-use crate::message::Identity;
 use crate::record::epoch_millis;
-use crate::standalone::http::{ApiError, ResponseBody, json_object_body, json_response, messages};
-use crate::standalone::validate::{self, ListQuery};
+use crate::standalone::http::{ApiError, json_object_body, json_response, messages};
+use crate::standalone::validate;
 
 /// The controller's text for a `feed` annotation that is not an entity path.
 const FEED_NOT_VALID: &str = "Feed name is not valid";
@@ -30,38 +31,19 @@ const FEED_NOT_VALID: &str = "Feed name is not valid";
 const FEED_ANNOTATION: &str = "feed";
 
 /// Routes `/api/v1/namespaces/{ns}/triggers/{rest}` (`rest` = what follows `triggers`).
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    user: &Identity,
-    ns: &str,
-    rest: &[&str],
-    tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    match rest {
-        [] => {
-            let ns = own_namespace(user, ns, None)?;
-            only(&call.method, &["GET"])?;
-            list_triggers(state, call, &ns).await
+pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply {
+    let (state, call) = (routed.state, routed.call);
+    match entity_route(routed, ns, rest)? {
+        EntityRoute::List(ns) => listing::list::<TriggerDocument>(state, call, &ns).await,
+        EntityRoute::Get(trigger) => {
+            let trigger = read_trigger(state, &trigger.doc_id).await?;
+            Ok(json_response(StatusCode::OK, &trigger.to_json()))
         }
-        [name] => {
-            let (ns, name) = own_entity(user, ns, name)?;
-            let doc_id = format!("{ns}/{name}");
-            match call.method.as_str() {
-                "GET" => {
-                    let trigger = read_trigger(state, &doc_id).await?;
-                    Ok(json_response(StatusCode::OK, &trigger.to_json()))
-                }
-                "PUT" => put(state, call, &ns, &name).await,
-                "DELETE" => delete(state, &doc_id).await,
-                "POST" => fire::fire(state, call, user, &doc_id, tid).await,
-                _ => Err(method_not_allowed(&["GET", "PUT", "DELETE", "POST"])),
-            }
+        EntityRoute::Put(trigger) => put(state, call, &trigger.ns, &trigger.name).await,
+        EntityRoute::Delete(trigger) => delete(state, &trigger.doc_id).await,
+        EntityRoute::Post(trigger) => {
+            fire::fire(state, call, routed.user, &trigger.doc_id, routed.tid).await
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        )),
     }
 }
 
@@ -70,16 +52,6 @@ async fn read_trigger(state: &State, doc_id: &str) -> Result<TriggerDocument, Ap
     existing(state, doc_id, TRIGGER_ENTITY_TYPE)
         .await?
         .ok_or_else(ApiError::not_found)
-}
-
-async fn list_triggers(
-    state: &State,
-    call: &Call,
-    ns: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let query = ListQuery::parse(&call.query, "triggers")?;
-    let triggers: Vec<TriggerDocument> = listing::documents(state, TRIGGER_ENTITY_TYPE, ns).await?;
-    Ok(listing::respond("triggers", &query, triggers))
 }
 
 /// Reads the fields a trigger or rule PUT shares with an action's (parameters, annotations,
@@ -113,12 +85,7 @@ pub(super) fn parse_entity_put(
     Ok((put, body))
 }
 
-async fn put(
-    state: &State,
-    call: &Call,
-    ns: &str,
-    name: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn put(state: &State, call: &Call, ns: &str, name: &str) -> Reply {
     let overwrite = call.flag("overwrite")?;
     let (put, body) = parse_entity_put(state, call)?;
     // `TriggerLimits` has no fields: any object reads, anything else does not.
@@ -133,13 +100,7 @@ async fn put(
     let doc_id = format!("{ns}/{name}");
     let old = existing::<TriggerDocument>(state, &doc_id, TRIGGER_ENTITY_TYPE).await?;
     let annotations = put.annotations.map(into_parameters);
-    let trigger = match old {
-        Some(_) if !overwrite => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                messages::RESOURCE_EXISTS,
-            ));
-        }
+    let trigger = match replaced(old, overwrite)? {
         // An update keeps the rules; only a new trigger's feed annotation is checked.
         Some(old) => TriggerDocument {
             parameters: put.parameters.unwrap_or(old.parameters),
@@ -187,13 +148,9 @@ fn check_feed(annotations: &[Parameter]) -> Result<(), ApiError> {
     }
 }
 
-async fn delete(state: &State, doc_id: &str) -> Result<Response<ResponseBody>, ApiError> {
+async fn delete(state: &State, doc_id: &str) -> Reply {
     let trigger = read_trigger(state, doc_id).await?;
-    state
-        .backend
-        .delete_entity(doc_id, trigger.rev.as_deref())
-        .await
-        .map_err(store_error)?;
+    delete_document(state, doc_id, trigger.rev.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &trigger.to_json()))
 }
 

@@ -5,48 +5,33 @@
 
 use factory::Status;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use super::State;
 use super::cors::{WEB_CORS_METHODS, cors, empty_ok};
 use super::invoke::{Outcome, check_final, run};
-use super::request::{Call, existing_action};
+use super::request::{Call, Reply, existing_action};
 use super::resolve::ResolvedAction;
 use crate::record::is_truthy;
-use crate::standalone::http::{
-    ACTIVATION_ID_HEADER, ApiError, ResponseBody, content_length, messages,
-};
+use crate::standalone::http::{ACTIVATION_ID_HEADER, ApiError, content_length, messages};
 use crate::standalone::validate;
 use crate::standalone::web::{self, Extension, WebRequest};
 
 /// Serves `/api/v1/web/{ns}/{package}/{name}[.ext][/rest]`: the owner's exported action, run
 /// blocking on the request's arguments, its result projected into an HTTP response.
-pub(super) async fn route(
-    state: &State,
-    call: &Call,
-    tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub(super) async fn route(state: &State, call: &Call, tid: &str) -> Reply {
     let seg: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     // /api/v1/web/{ns}/{package}/{name}[/rest...]
     let [_, _, _, ns, package, name_ext, rest @ ..] = seg.as_slice() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        ));
+        return Err(ApiError::route_not_found());
     };
     if !validate::is_entity_name(ns) || !validate::is_entity_name(package) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        ));
+        return Err(ApiError::route_not_found());
     }
     let (name, extension) = Extension::split(name_ext);
     if !validate::is_entity_name(name) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            messages::ROUTE_NOT_FOUND,
-        ));
+        return Err(ApiError::route_not_found());
     }
     // A request with valid credentials is the caller's; invalid or none is anonymous.
     let caller = state.subjects.authenticate(&call.headers).ok().cloned();

@@ -1,7 +1,8 @@
 //! The trigger document (`WhiskTrigger` with `_rev` and `entityType`) and the rules it carries:
 //! the controller keeps each rule's action and status in its trigger (`ReducedRule`), so that
-//! firing reads one document. Also the typed read of a trigger or rule document, which tells a
-//! missing name from one taken by another collection.
+//! firing reads one document. Also what the trigger, rule and package routes share of the store:
+//! the typed read of an entity document, which tells a missing name from one taken by another
+//! collection, and its write and delete.
 
 use std::collections::BTreeMap;
 
@@ -115,25 +116,13 @@ impl TriggerDocument {
     }
 }
 
+/// The list entry (the `triggers` view) is the default: no parameters, limits or rules.
 impl Listed for TriggerDocument {
-    fn updated(&self) -> u64 {
-        self.updated
-    }
+    const COLLECTION: &'static str = "triggers";
+    const ENTITY_TYPE: &'static str = TRIGGER_ENTITY_TYPE;
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The list entry (the `triggers` view): no parameters, limits or rules.
-    fn summary(&self) -> Value {
-        json!({
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "annotations": self.annotations,
-            "updated": self.updated,
-        })
+    fn order(&self) -> (u64, &str) {
+        (self.updated, &self.name)
     }
 }
 
@@ -230,6 +219,19 @@ pub(in crate::standalone::api) async fn put_typed<T: Serialize + DeserializeOwne
         tracing::error!(%doc_id, %error, "stored document unreadable");
         ApiError::internal()
     })
+}
+
+/// Deletes the entity document `doc_id` at its revision `rev`.
+pub(in crate::standalone::api) async fn delete_document(
+    state: &State,
+    doc_id: &str,
+    rev: Option<&str>,
+) -> Result<(), ApiError> {
+    state
+        .backend
+        .delete_entity(doc_id, rev)
+        .await
+        .map_err(store_error)
 }
 
 #[cfg(test)]

@@ -24,11 +24,10 @@ use super::document::{RuleStatus, TRIGGER_ENTITY_TYPE, TriggerDocument, existing
 use super::fqn::Fqn;
 use crate::message::{ActivationId, Identity};
 use crate::record::{ActivationResponse, Annotations, WhiskActivation, epoch_millis};
-use crate::standalone::api::request::Call;
+use crate::standalone::api::request::{Call, Reply, Routed};
 use crate::standalone::api::{State, actions, package_actions};
 use crate::standalone::http::{
-    ACTIVATION_ID_HEADER, ApiError, ResponseBody, content_length, json_object_body, json_response,
-    messages,
+    ACTIVATION_ID_HEADER, ApiError, content_length, json_object_body, json_response, messages,
 };
 use crate::standalone::validate;
 
@@ -75,7 +74,7 @@ pub(super) async fn fire(
     user: &Identity,
     doc_id: &str,
     tid: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Reply {
     validate::check_payload_size(content_length(&call.headers).unwrap_or(call.body.len() as u64))?;
     let payload = json_object_body(&call.headers, &call.body)?;
     let trigger: TriggerDocument = existing(state, doc_id, TRIGGER_ENTITY_TYPE)
@@ -217,11 +216,15 @@ async fn invoke(
         query: Vec::new(),
         body: Bytes::from(body),
     };
+    let invoke = Routed {
+        state,
+        call: &call,
+        user,
+        tid,
+    };
     let routed = match action.package() {
-        Some(package) => {
-            package_actions::route(state, &call, user, ns, package, &action.name, tid).await
-        }
-        None => actions::route(state, &call, user, ns, &[&action.name], tid).await,
+        Some(package) => package_actions::route(&invoke, ns, package, &action.name).await,
+        None => actions::route(&invoke, ns, &[&action.name]).await,
     };
     let failure = |status: StatusCode, error: String| {
         let kind = if status.is_server_error() {
