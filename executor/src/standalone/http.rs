@@ -305,13 +305,19 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// The media type of a request (`application/json` of `application/json; charset=utf-8`), lower case.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let media = value
+    let media = essence(value);
+    (!media.is_empty()).then_some(media)
+}
+
+/// The media type of a content type without its parameters (`application/json` of
+/// `application/json; charset=utf-8`), lower case; empty when there is none.
+pub fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    (!media.is_empty()).then_some(media)
+        .to_ascii_lowercase()
 }
 
 /// Whether a media type is JSON (`application/json` or `*/*+json`), as `isJsonFamily`.

@@ -8,7 +8,9 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::http::{ApiError, ResponseBody, is_json_family, json_response, media_type, messages};
+use super::http::{
+    ApiError, ResponseBody, essence, is_json_family, json_response, media_type, messages,
+};
 
 /// The parameters the controller adds to a web action's input.
 pub mod fields {
@@ -310,12 +312,7 @@ fn http_result(result: Value) -> Option<Result<Response<ResponseBody>, ApiError>
             let media = content_type
                 .clone()
                 .unwrap_or_else(|| "text/html".to_string());
-            let essence = media
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let essence = essence(&media);
             if !essence.contains('/') {
                 return Some(Err(ApiError::bad_request(
                     messages::HTTP_UNKNOWN_CONTENT_TYPE,
@@ -347,12 +344,7 @@ fn http_result(result: Value) -> Option<Result<Response<ResponseBody>, ApiError>
         }
         Some(json) => {
             let media = content_type.unwrap_or_else(|| "application/json".to_string());
-            let essence = media
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let essence = essence(&media);
             if !is_json_family(&essence) {
                 return Some(Err(ApiError::bad_request(
                     messages::HTTP_CONTENT_TYPE_ERROR,

@@ -50,42 +50,28 @@ pub(super) async fn route(routed: &Routed<'_>, ns: &str, rest: &[&str]) -> Reply
 /// or without code (`code=false`, and lists).
 fn action_json(action: &StoredAction, with_code: bool) -> Value {
     let doc = &action.document;
-    let mut exec = Map::new();
-    match &doc.exec {
+    let exec = match &doc.exec {
         Exec::Code {
             kind, binary, main, ..
-        } => {
-            exec.insert("kind".into(), Value::String(kind.clone()));
-            if with_code && let Some(code) = &action.code {
-                exec.insert("code".into(), Value::String(code_text(code)));
-            }
-            exec.insert("binary".into(), Value::Bool(*binary));
-            if let Some(main) = main {
-                exec.insert("main".into(), Value::String(main.clone()));
-            }
-        }
+        } => code_exec(action, with_code, kind, None, *binary, main.as_deref()),
         Exec::Blackbox {
             image,
             binary,
             main,
             ..
-        } => {
-            exec.insert("kind".into(), Value::String("blackbox".into()));
-            exec.insert("image".into(), Value::String(image.clone()));
-            if with_code && let Some(code) = &action.code {
-                exec.insert("code".into(), Value::String(code_text(code)));
-            }
-            exec.insert("binary".into(), Value::Bool(*binary));
-            if let Some(main) = main {
-                exec.insert("main".into(), Value::String(main.clone()));
-            }
-        }
-        other @ Exec::Sequence { .. } => {
-            if let Ok(Value::Object(map)) = serde_json::to_value(other) {
-                exec = map;
-            }
-        }
-    }
+        } => code_exec(
+            action,
+            with_code,
+            "blackbox",
+            Some(image),
+            *binary,
+            main.as_deref(),
+        ),
+        other @ Exec::Sequence { .. } => match serde_json::to_value(other) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        },
+    };
     json!({
         "namespace": doc.namespace,
         "name": doc.name,
@@ -97,6 +83,31 @@ fn action_json(action: &StoredAction, with_code: bool) -> Value {
         "limits": serde_json::to_value(doc.limits).unwrap_or(Value::Null),
         "updated": doc.updated,
     })
+}
+
+/// The `exec` of a code or blackbox action as the API shows it (a blackbox with its `image`): its
+/// code only when asked for and stored.
+fn code_exec(
+    action: &StoredAction,
+    with_code: bool,
+    kind: &str,
+    image: Option<&String>,
+    binary: bool,
+    main: Option<&str>,
+) -> Map<String, Value> {
+    let mut exec = Map::new();
+    exec.insert("kind".into(), Value::String(kind.to_string()));
+    if let Some(image) = image {
+        exec.insert("image".into(), Value::String(image.clone()));
+    }
+    if with_code && let Some(code) = &action.code {
+        exec.insert("code".into(), Value::String(code_text(code)));
+    }
+    exec.insert("binary".into(), Value::Bool(binary));
+    if let Some(main) = main {
+        exec.insert("main".into(), Value::String(main.to_string()));
+    }
+    exec
 }
 
 /// The summary a list shows (the `actions` view of the entities database).
