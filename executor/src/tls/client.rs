@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::SignatureScheme;
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientConfig, ResolvesClientCert};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::pin::Pins;
+use super::pin::{Pins, pinned_signature_checks};
 use super::{ALPN_HTTP1, Keystore, TlsError, provider};
 
 /// Trusts a server whose certificate is pinned (no name or date check: see
@@ -32,27 +32,7 @@ impl ServerCertVerifier for PinnedServerCert {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
-    }
+    pinned_signature_checks!();
 }
 
 /// Always presents one certificate (rustls' own resolver would parse it with WebPKI, which
@@ -83,11 +63,7 @@ pub fn client_config(
     versions: Option<&[&'static rustls::SupportedProtocolVersion]>,
 ) -> Result<ClientConfig, TlsError> {
     let provider = provider();
-    let pins = Pins::new(
-        &trusted.path,
-        &trusted.certificates,
-        provider.signature_verification_algorithms,
-    )?;
+    let pins = trusted.pins(&provider)?;
     let rustls_error = |source| TlsError::Rustls {
         path: trusted.path.clone(),
         source,

@@ -271,6 +271,16 @@ pub(crate) fn spki_and_subject(
 }
 
 impl Keystore {
+    /// The keystore's certificates pinned ([`pin::Pins`]), their handshake signatures checked with
+    /// `provider`'s algorithms: what both ends of the pinning trust.
+    pub fn pins(&self, provider: &CryptoProvider) -> Result<pin::Pins, TlsError> {
+        pin::Pins::new(
+            &self.path,
+            &self.certificates,
+            provider.signature_verification_algorithms,
+        )
+    }
+
     /// The key with its chain, as rustls signs with it, after checking that the key is the end
     /// entity certificate's. rustls' own check (`CertifiedKey::from_der`) parses the certificate
     /// with WebPKI, which refuses `genssl.sh`'s v1 certificates, so it is done here on the public
@@ -306,11 +316,7 @@ pub fn server_config(keystore: &Keystore, client_auth: bool) -> Result<ServerCon
     let provider = provider();
     let certified = keystore.certified_key(&provider)?;
     let verifier: Arc<dyn ClientCertVerifier> = if client_auth {
-        Arc::new(PinnedClientCerts::new(
-            path,
-            &keystore.certificates,
-            provider.signature_verification_algorithms,
-        )?)
+        Arc::new(PinnedClientCerts::new(keystore.pins(&provider)?))
     } else {
         Arc::new(NoClientAuth)
     };

@@ -132,6 +132,32 @@ impl Pins {
     }
 }
 
+/// The three signature methods of a verifier built on [`Pins`] (its field `.0`): rustls declares
+/// them alike on its server-certificate and client-certificate verifier traits, and both sides of
+/// the pinning answer them the same way, from the pinned certificate's key.
+macro_rules! pinned_signature_checks {
+    () => {
+        pinned_signature_checks!(@handshake verify_tls12_signature, verify_tls12);
+        pinned_signature_checks!(@handshake verify_tls13_signature, verify_tls13);
+
+        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
+            self.0.schemes()
+        }
+    };
+    // One TLS version's handshake-signature method, answered by the `Pins` check of that version.
+    (@handshake $method:ident, $check:ident) => {
+        fn $method(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            self.0.$check(message, cert, dss)
+        }
+    };
+}
+pub(crate) use pinned_signature_checks;
+
 /// Any signature failure as rustls' one error for it.
 fn bad_signature(_: webpki::Error) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::BadSignature)
@@ -150,14 +176,9 @@ fn bad_signature(_: webpki::Error) -> rustls::Error {
 pub struct PinnedClientCerts(Pins);
 
 impl PinnedClientCerts {
-    /// Pins `certificates` (from the keystore at `path`, for errors); signatures are checked with
-    /// `algorithms`.
-    pub fn new(
-        path: &Path,
-        certificates: &[CertificateDer<'_>],
-        algorithms: WebPkiSupportedAlgorithms,
-    ) -> Result<Self, TlsError> {
-        Pins::new(path, certificates, algorithms).map(Self)
+    /// The verifier that accepts exactly `pins`.
+    pub fn new(pins: Pins) -> Self {
+        Self(pins)
     }
 }
 
@@ -177,25 +198,5 @@ impl ClientCertVerifier for PinnedClientCerts {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
-    }
+    pinned_signature_checks!();
 }
