@@ -243,9 +243,31 @@ mod tests {
         (addr, cancel, task)
     }
 
+    /// Limits allowing `max_connections`, with a header timeout too long to fire ([`LONG`]) and
+    /// no maximum age: no connection is closed by a limit during a test.
+    fn limits(max_connections: usize) -> ServeLimits {
+        ServeLimits {
+            max_connections,
+            header_read_timeout: LONG,
+            max_connection_age: None,
+        }
+    }
+
+    /// A connection to the loop at `addr`.
+    async fn connect(addr: SocketAddr) -> TcpStream {
+        within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect")
+    }
+
     /// Sends one request on `stream` and reads its response (status line to body `pong`).
     async fn exchange(stream: &mut TcpStream) -> String {
         stream.write_all(REQUEST).await.expect("write request");
+        read_response(stream).await
+    }
+
+    /// Reads a response on `stream`, up to its body `pong`.
+    async fn read_response(stream: &mut TcpStream) -> String {
         let mut seen = Vec::new();
         let mut buf = [0u8; 1024];
         while !seen.ends_with(b"pong") {
@@ -271,14 +293,11 @@ mod tests {
     #[tokio::test]
     async fn test_partial_header_then_stall_is_disconnected_after_the_header_timeout() {
         let (addr, cancel, _task) = start(ServeLimits {
-            max_connections: 4,
             header_read_timeout: Duration::from_millis(200),
-            max_connection_age: None,
+            ..limits(4)
         })
         .await;
-        let mut stream = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut stream = connect(addr).await;
         stream
             .write_all(b"GET /ping HTTP/1.1\r\nHost: te")
             .await
@@ -298,14 +317,11 @@ mod tests {
     #[tokio::test]
     async fn test_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
         let (addr, cancel, _task) = start(ServeLimits {
-            max_connections: 4,
             header_read_timeout: Duration::from_millis(200),
-            max_connection_age: None,
+            ..limits(4)
         })
         .await;
-        let mut stream = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut stream = connect(addr).await;
         let response = within("a response", exchange(&mut stream)).await;
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         let rest = within(
@@ -319,26 +335,15 @@ mod tests {
 
     #[tokio::test]
     async fn test_connection_past_the_bound_waits_until_a_served_one_closes() {
-        let (addr, cancel, _task) = start(ServeLimits {
-            max_connections: 2,
-            header_read_timeout: LONG,
-            max_connection_age: None,
-        })
-        .await;
+        let (addr, cancel, _task) = start(limits(2)).await;
         // Two keep-alive connections, each answered once, so both hold a slot.
-        let mut first = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut first = connect(addr).await;
         within("first response", exchange(&mut first)).await;
-        let mut second = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut second = connect(addr).await;
         within("second response", exchange(&mut second)).await;
 
         // The third completes its handshake in the backlog but is not served...
-        let mut third = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut third = connect(addr).await;
         third.write_all(REQUEST).await.expect("write request");
         let mut buf = [0u8; 64];
         let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
@@ -348,30 +353,23 @@ mod tests {
         );
         // ...until one of the two closes; then its request is answered.
         drop(first);
-        let mut seen = Vec::new();
-        within("the waiting connection being served", async {
-            while !seen.ends_with(b"pong") {
-                let n = third.read(&mut buf).await.expect("read response");
-                assert!(n > 0, "connection closed before the response");
-                seen.extend_from_slice(&buf[..n]);
-            }
-        })
+        let response = within(
+            "the waiting connection being served",
+            read_response(&mut third),
+        )
         .await;
-        assert!(seen.starts_with(b"HTTP/1.1 200 OK"));
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         cancel.cancel();
     }
 
     #[tokio::test]
     async fn test_connection_is_dropped_at_its_maximum_age() {
         let (addr, cancel, _task) = start(ServeLimits {
-            max_connections: 4,
-            header_read_timeout: LONG,
             max_connection_age: Some(Duration::from_millis(200)),
+            ..limits(4)
         })
         .await;
-        let mut stream = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut stream = connect(addr).await;
         within("a response", exchange(&mut stream)).await;
         within(
             "the server closing a connection at its maximum age",
@@ -383,15 +381,8 @@ mod tests {
 
     #[tokio::test]
     async fn test_cancel_closes_idle_connections_and_returns() {
-        let (addr, cancel, task) = start(ServeLimits {
-            max_connections: 4,
-            header_read_timeout: LONG,
-            max_connection_age: None,
-        })
-        .await;
-        let mut stream = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let (addr, cancel, task) = start(limits(4)).await;
+        let mut stream = connect(addr).await;
         within("a response", exchange(&mut stream)).await;
         cancel.cancel();
         within("the loop returning after cancel", task)
@@ -406,15 +397,8 @@ mod tests {
 
     #[tokio::test]
     async fn test_garbage_gets_400_and_the_server_keeps_serving() {
-        let (addr, cancel, _task) = start(ServeLimits {
-            max_connections: 4,
-            header_read_timeout: LONG,
-            max_connection_age: None,
-        })
-        .await;
-        let mut bad = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let (addr, cancel, _task) = start(limits(4)).await;
+        let mut bad = connect(addr).await;
         bad.write_all(b"\x00\xff not http at all\r\n\r\n")
             .await
             .expect("write garbage");
@@ -424,9 +408,7 @@ mod tests {
             answer.starts_with(&format!("HTTP/1.1 {}", StatusCode::BAD_REQUEST.as_u16())),
             "{answer}"
         );
-        let mut good = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
+        let mut good = connect(addr).await;
         let response = within("a response after garbage", exchange(&mut good)).await;
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         cancel.cancel();
