@@ -27,7 +27,7 @@ use factory::Code;
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::couchdb::attach_code;
+use super::couchdb::prepare_action;
 use super::{ActivationQuery, ActivationStore, EntityStore, StoreError};
 use crate::document::ActionDocument;
 use crate::record::{ActivationDocument, WhiskActivation};
@@ -148,6 +148,24 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(files)
 }
 
+/// The entity documents whose file may hold an id starting with the encoded `prefix`
+/// ([`may_start_with`]), as `read` makes them of the file's bytes; a file that cannot be read, or
+/// that `read` refuses, is passed over.
+fn entity_documents<T>(
+    root: &Path,
+    prefix: &str,
+    read: impl Fn(&[u8]) -> Option<T>,
+) -> Result<impl Iterator<Item = T>, StoreError> {
+    Ok(json_files(&root.join(ENTITIES))?
+        .into_iter()
+        .filter(move |path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| may_start_with(name, prefix))
+        })
+        .filter_map(move |path| read(&read_limited(&path).ok()?)))
+}
+
 /// Both stores over one directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -174,10 +192,13 @@ impl LocalStore {
         root.join(ENTITIES).join(format!("{}.json", file_stem(id)))
     }
 
-    fn attachment_path(root: &Path, id: &str, name: &str) -> PathBuf {
+    fn attachments_dir(root: &Path, id: &str) -> PathBuf {
         root.join(ENTITIES)
             .join(format!("{}.attachments", file_stem(id)))
-            .join(encode_name(name))
+    }
+
+    fn attachment_path(root: &Path, id: &str, name: &str) -> PathBuf {
+        Self::attachments_dir(root, id).join(encode_name(name))
     }
 
     fn activation_path(root: &Path, namespace: &str, activation_id: &str) -> PathBuf {
@@ -221,6 +242,26 @@ fn read_document(root: &Path, id: &str) -> Result<Value, StoreError> {
     Ok(serde_json::from_slice(&bytes).map_err(crate::document::DocumentError::from)?)
 }
 
+/// Writes `document` as the entity `id`, pretty-printed as every entity file is.
+fn write_entity(root: &Path, id: &str, document: &impl serde::Serialize) -> Result<(), StoreError> {
+    write_atomic(
+        &LocalStore::entity_path(root, id),
+        &serde_json::to_vec_pretty(document)?,
+    )
+}
+
+/// The revision of the stored document `id`; `None` when there is none (or it has no `_rev`).
+fn current_revision(root: &Path, id: &str) -> Result<Option<String>, StoreError> {
+    match read_document(root, id) {
+        Ok(value) => Ok(value
+            .get("_rev")
+            .and_then(Value::as_str)
+            .map(str::to_string)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 #[async_trait]
 impl EntityStore for LocalStore {
     async fn get_action(
@@ -261,11 +302,7 @@ impl EntityStore for LocalStore {
         code: Option<Code>,
     ) -> Result<ActionDocument, StoreError> {
         let _guard = self.writes.lock().await;
-        let id = document.doc_id();
-        document.id = Some(id.clone());
-        document.entity_type = Some(crate::document::ACTION_ENTITY_TYPE.to_string());
-        document.updated = super::now_millis();
-        let upload = attach_code(&mut document, code);
+        let (id, upload) = prepare_action(&mut document, code);
         let mut attachments = serde_json::Map::new();
         if let Some((name, bytes, content_type)) = &upload {
             attachments.insert(
@@ -275,20 +312,11 @@ impl EntityStore for LocalStore {
         }
         document.attachments = (!attachments.is_empty()).then_some(attachments);
         self.blocking(move |root| {
-            let current = match read_document(root, &id) {
-                Ok(value) => value
-                    .get("_rev")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                Err(StoreError::NotFound) => None,
-                Err(error) => return Err(error),
-            };
+            let current = current_revision(root, &id)?;
             if current != document.rev {
                 return Err(StoreError::Conflict);
             }
-            let attachments_dir = root
-                .join(ENTITIES)
-                .join(format!("{}.attachments", file_stem(&id)));
+            let attachments_dir = LocalStore::attachments_dir(root, &id);
             if attachments_dir.exists() {
                 fs::remove_dir_all(&attachments_dir)?;
             }
@@ -297,10 +325,7 @@ impl EntityStore for LocalStore {
             }
             let content = serde_json::to_vec(&document)?;
             document.rev = Some(next_revision(current.as_deref(), &content));
-            write_atomic(
-                &LocalStore::entity_path(root, &id),
-                &serde_json::to_vec_pretty(&document)?,
-            )?;
+            write_entity(root, &id, &document)?;
             Ok(document)
         })
         .await
@@ -317,9 +342,7 @@ impl EntityStore for LocalStore {
                 return Err(StoreError::Conflict);
             }
             fs::remove_file(LocalStore::entity_path(root, &id))?;
-            let attachments_dir = root
-                .join(ENTITIES)
-                .join(format!("{}.attachments", file_stem(&id)));
+            let attachments_dir = LocalStore::attachments_dir(root, &id);
             if attachments_dir.exists() {
                 fs::remove_dir_all(attachments_dir)?;
             }
@@ -337,25 +360,10 @@ impl EntityStore for LocalStore {
         let prefix = encode_name(&format!("{namespace}/"));
         let namespace = namespace.to_string();
         self.blocking(move |root| {
-            let mut documents = Vec::new();
-            for path in json_files(&root.join(ENTITIES))? {
-                let is_candidate = path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| may_start_with(name, &prefix));
-                if !is_candidate {
-                    continue;
-                }
-                let Ok(bytes) = read_limited(&path) else {
-                    continue;
-                };
-                let Ok(document) = ActionDocument::from_json(&bytes) else {
-                    continue;
-                };
-                if document.namespace == namespace {
-                    documents.push(document);
-                }
-            }
+            let mut documents: Vec<_> =
+                entity_documents(root, &prefix, |bytes| ActionDocument::from_json(bytes).ok())?
+                    .filter(|document| document.namespace == namespace)
+                    .collect();
             documents.sort_by_key(ActionDocument::doc_id);
             Ok(documents.into_iter().skip(skip).take(limit).collect())
         })
@@ -377,14 +385,7 @@ impl EntityStore for LocalStore {
         let id = id.to_string();
         document.insert("_id".into(), Value::String(id.clone()));
         self.blocking(move |root| {
-            let current = match read_document(root, &id) {
-                Ok(value) => value
-                    .get("_rev")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                Err(StoreError::NotFound) => None,
-                Err(error) => return Err(error),
-            };
+            let current = current_revision(root, &id)?;
             let expected = document
                 .get("_rev")
                 .and_then(Value::as_str)
@@ -396,10 +397,7 @@ impl EntityStore for LocalStore {
             let revision = next_revision(current.as_deref(), &content);
             document.insert("_rev".into(), Value::String(revision));
             let document = Value::Object(document);
-            write_atomic(
-                &LocalStore::entity_path(root, &id),
-                &serde_json::to_vec_pretty(&document)?,
-            )?;
+            write_entity(root, &id, &document)?;
             Ok(document)
         })
         .await
@@ -418,28 +416,15 @@ impl EntityStore for LocalStore {
         let prefix = encode_name(&format!("{namespace}/"));
         let (entity_type, namespace) = (entity_type.to_string(), namespace.to_string());
         self.blocking(move |root| {
-            let mut documents = Vec::new();
-            for path in json_files(&root.join(ENTITIES))? {
-                let is_candidate = path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| may_start_with(name, &prefix));
-                if !is_candidate {
-                    continue;
-                }
-                let Ok(bytes) = read_limited(&path) else {
-                    continue;
-                };
-                let Ok(document) = serde_json::from_slice::<Value>(&bytes) else {
-                    continue;
-                };
+            let mut documents: Vec<_> = entity_documents(root, &prefix, |bytes| {
+                serde_json::from_slice::<Value>(bytes).ok()
+            })?
+            .filter(|document| {
                 let field = |name: &str| document.get(name).and_then(Value::as_str);
-                if field("entityType") == Some(entity_type.as_str())
+                field("entityType") == Some(entity_type.as_str())
                     && field("namespace") == Some(namespace.as_str())
-                {
-                    documents.push(document);
-                }
-            }
+            })
+            .collect();
             documents.sort_by(|a, b| {
                 let id = |d: &Value| d.get("_id").and_then(Value::as_str).map(str::to_string);
                 id(a).cmp(&id(b))

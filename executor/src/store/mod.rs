@@ -450,74 +450,40 @@ mod tests {
             StoreLevel::Failures,
             StoreLevel::FailuresNotApplicationErrors,
         );
-        assert!(should_store(
-            &none,
-            false,
-            true,
-            Status::Success,
-            always,
-            hard
-        ));
-        assert!(!should_store(
-            &none,
-            false,
-            false,
-            Status::Success,
-            always,
-            hard
-        ));
-        assert!(!should_store(
-            &none,
-            false,
-            false,
-            Status::ApplicationError,
-            always,
-            hard
-        ));
-        assert!(should_store(
-            &none,
-            false,
-            false,
-            Status::DeveloperError,
-            always,
-            hard
-        ));
-        assert!(should_store(
-            &none,
-            false,
-            true,
-            Status::ApplicationError,
-            failures,
-            always
-        ));
-        assert!(!should_store(
-            &none,
-            false,
-            true,
-            Status::Success,
-            failures,
-            always
-        ));
-        assert!(should_store(
-            &none,
-            true,
-            true,
-            Status::Success,
-            failures,
-            failures
-        ));
         let off = UserLimits {
             store_activations: Some(false),
             ..UserLimits::default()
         };
-        assert!(!should_store(
-            &off,
-            true,
-            true,
-            Status::WhiskError,
-            always,
-            always
-        ));
+        // (limits, extra logging, blocking, status, blocking level, non-blocking level, stored)
+        #[rustfmt::skip]
+        let cases = [
+            (&none, false, true, Status::Success, always, hard, true),
+            (&none, false, false, Status::Success, always, hard, false),
+            (&none, false, false, Status::ApplicationError, always, hard, false),
+            (&none, false, false, Status::DeveloperError, always, hard, true),
+            (&none, false, true, Status::ApplicationError, failures, always, true),
+            (&none, false, true, Status::Success, failures, always, false),
+            (&none, true, true, Status::Success, failures, failures, true),
+            (&off, true, true, Status::WhiskError, always, always, false),
+        ];
+        for (limits, extra_logging, blocking, status, blocking_level, non_blocking_level, stored) in
+            cases
+        {
+            assert_eq!(
+                should_store(
+                    limits,
+                    extra_logging,
+                    blocking,
+                    status,
+                    blocking_level,
+                    non_blocking_level
+                ),
+                stored,
+                "{status:?}, blocking {blocking}, extra logging {extra_logging}, levels \
+                 {blocking_level:?}/{non_blocking_level:?}, store_activations {:?}",
+                limits.store_activations
+            );
+        }
         assert_eq!(
             StoreLevel::parse("STORE_FAILURES"),
             Some(StoreLevel::Failures)

@@ -308,12 +308,27 @@ impl CouchEntityStore {
     }
 }
 
-/// Puts `code` into the document's exec (as the prepared reference) and returns the attachment to
-/// upload, if any.
-pub(crate) fn attach_code(
+/// An attachment to upload with an action: its name, bytes and content type.
+pub(crate) type Upload = (String, Vec<u8>, String);
+
+/// Readies `document` to be stored as an action, as both stores do before writing it: its `_id`
+/// (returned), entity type and `updated` set, and `code` put into its exec ([`attach_code`]), with
+/// the attachment to upload, if any.
+pub(crate) fn prepare_action(
     document: &mut ActionDocument,
     code: Option<Code>,
-) -> Option<(String, Vec<u8>, String)> {
+) -> (String, Option<Upload>) {
+    let id = document.doc_id();
+    document.id = Some(id.clone());
+    document.entity_type = Some(crate::document::ACTION_ENTITY_TYPE.to_string());
+    document.updated = super::now_millis();
+    let upload = attach_code(document, code);
+    (id, upload)
+}
+
+/// Puts `code` into the document's exec (as the prepared reference) and returns the attachment to
+/// upload, if any.
+fn attach_code(document: &mut ActionDocument, code: Option<Code>) -> Option<Upload> {
     let code = code?;
     let binary = matches!(code, Code::Binary(_));
     let (reference, upload) = match prepare_code(&code) {
@@ -379,11 +394,7 @@ impl EntityStore for CouchEntityStore {
         mut document: ActionDocument,
         code: Option<Code>,
     ) -> Result<ActionDocument, StoreError> {
-        let id = document.doc_id();
-        document.id = Some(id.clone());
-        document.entity_type = Some(crate::document::ACTION_ENTITY_TYPE.to_string());
-        document.updated = super::now_millis();
-        let upload = attach_code(&mut document, code);
+        let (id, upload) = prepare_action(&mut document, code);
         // Attachments of the previous revision are replaced, not carried over.
         document.attachments = None;
         let mut value = serde_json::to_value(&document)?;
