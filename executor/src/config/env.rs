@@ -100,6 +100,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "CONFIG_whisk_invoker_dedicated_namespaces",
 ];
 
+/// The prefix of the CouchDB names in [`IMPLEMENTED`] (`CONFIG_whisk_couchdb_provider`, which
+/// starts alike, is [`IGNORED`]).
+const COUCHDB_ENV_PREFIX: &str = "CONFIG_whisk_couchdb_";
+
 /// OpenWhisk's invoker class (`whisk.spi.InvokerProvider`), which selects the protocol.
 pub const SPI_INVOKER_PROVIDER_ENV: &str = "CONFIG_whisk_spi_InvokerProvider";
 
@@ -544,17 +548,11 @@ impl InvokerConfig {
     }
 
     fn apply_couchdb_env(&mut self, vars: &Vars<'_>) -> Result<(), ConfigError> {
-        const COUCH: [&str; 8] = [
-            "CONFIG_whisk_couchdb_protocol",
-            "CONFIG_whisk_couchdb_host",
-            "CONFIG_whisk_couchdb_port",
-            "CONFIG_whisk_couchdb_username",
-            "CONFIG_whisk_couchdb_password",
-            "CONFIG_whisk_couchdb_databases_WhiskEntity",
-            "CONFIG_whisk_couchdb_databases_WhiskActivation",
-            "CONFIG_whisk_couchdb_databases_WhiskAuth",
-        ];
-        if COUCH.iter().all(|name| vars.get(name).is_none()) {
+        // The CouchDB section exists when one of its implemented names holds a value.
+        let mut couch_names = IMPLEMENTED
+            .iter()
+            .filter(|name| name.starts_with(COUCHDB_ENV_PREFIX));
+        if couch_names.all(|name| vars.get(name).is_none()) {
             return Ok(());
         }
         let couch = self.couchdb.get_or_insert_with(CouchDbConfig::default);
