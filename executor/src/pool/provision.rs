@@ -229,6 +229,19 @@ mod tests {
         }
     }
 
+    /// A pool whose user memory holds one [`job`]'s action and no more, on a factory without stem
+    /// cells; with that memory, in MB.
+    async fn pool_with_room_for_one_job() -> (Arc<TestFactory>, Pool, u64) {
+        let factory = Arc::new(TestFactory::with_stem_cells(Vec::new()));
+        let memory = u64::from(job().action.limits.memory);
+        let config = PoolConfig {
+            user_memory_mb: memory,
+            ..config()
+        };
+        let pool = pool_of(factory.clone(), config, ManualClock::new()).await;
+        (factory, pool, memory)
+    }
+
     async fn shutdown(pool: &Pool) {
         tokio::time::timeout(BOUND, pool.shutdown(Duration::from_secs(1)))
             .await
@@ -298,13 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_provision_without_memory_fails_and_leaves_the_books_unchanged() {
-        let factory = Arc::new(TestFactory::with_stem_cells(Vec::new()));
-        let memory = u64::from(job().action.limits.memory);
-        let config = PoolConfig {
-            user_memory_mb: memory,
-            ..config()
-        };
-        let pool = pool_of(factory.clone(), config, ManualClock::new()).await;
+        let (factory, pool, memory) = pool_with_room_for_one_job().await;
         pool.provision(&job().action).await.expect("the first fits");
         let before = pool.stats();
 
@@ -342,13 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_provision_evicts_an_idle_warm_container_as_a_cold_start_does() {
-        let factory = Arc::new(TestFactory::with_stem_cells(Vec::new()));
-        let memory = u64::from(job().action.limits.memory);
-        let config = PoolConfig {
-            user_memory_mb: memory,
-            ..config()
-        };
-        let pool = pool_of(factory.clone(), config, ManualClock::new()).await;
+        let (_, pool, memory) = pool_with_room_for_one_job().await;
         assert_eq!(run(&pool, job()).await, Start::Cold);
         assert_eq!(pool.stats().warm, 1);
 
