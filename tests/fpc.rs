@@ -945,6 +945,18 @@ async fn test_a_thousand_activations_one_ack_and_one_record_each() {
         usize::try_from(CONTAINERS).expect("count"),
     )
     .await;
+    // Every container polls before the first push: a poller that started late on a busy machine
+    // would otherwise find the queue drained by the other three (echo runs in microseconds) and
+    // fail "every container ran activations" below although nothing is wrong.
+    let deadline = Instant::now() + KEY_TIMEOUT;
+    while fpc.scheduler.parked() < usize::try_from(CONTAINERS).expect("count") {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {CONTAINERS} containers poll",
+            fpc.scheduler.parked()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut expected = std::collections::HashSet::new();
     for n in 0..ACTIVATIONS {
         // Blocking with log limit 0: one combined ack each.
