@@ -93,7 +93,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, messages::RESOURCE_DOES_NOT_EXIST)
     }
 
-    /// 404 with the text for a path no route serves (`routeNotFound`).
+    /// 404 for a path no route matches, with Pekko's default text.
     pub fn route_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, messages::ROUTE_NOT_FOUND)
     }
