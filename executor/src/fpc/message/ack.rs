@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    ContainerCreationError, ContainerCreationMessage, CreationId, MessageError, parse_bounded,
-};
+use super::{ContainerCreationError, ContainerCreationMessage, CreationId};
 use crate::message::{FullyQualifiedEntityName, InvokerInstanceId, TransactionId};
 
 /// A creation ack (`ContainerCreationAckMessage`). Everything but `root_invoker_index`, `error` and
@@ -81,22 +79,19 @@ impl ContainerCreationAckMessage {
     pub fn is_success(&self) -> bool {
         self.error.is_none()
     }
-
-    /// Reads an ack from Kafka bytes (what a scheduler does).
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        parse_bounded(bytes)
-    }
-
-    /// The compact JSON text, as the Kafka record's value.
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
 }
+
+wire_json!(
+    ContainerCreationAckMessage,
+    "Reads an ack from Kafka bytes (what a scheduler does).",
+    "The compact JSON text, as the Kafka record's value."
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bytesize::ByteSize;
+    use crate::fpc::message::test_support::{assert_bad_values_refused, assert_keys_required};
     use serde_json::json;
 
     const CREATION: &str = include_str!("../../../tests/fixtures/fpc/creation.json");
@@ -184,27 +179,26 @@ mod tests {
     #[test]
     fn test_malformed_acks_are_errors() {
         let golden = json_of(ACK_FAILURE);
-        for key in [
-            "transid",
-            "creationId",
-            "invocationNamespace",
-            "action",
-            "actionMetaData",
-            "rootInvokerIndex",
-            "schedulerHost",
-            "rpcPort",
-            "retryCount",
-        ] {
-            let mut value = golden.clone();
-            value.as_object_mut().unwrap().remove(key);
-            assert!(
-                ContainerCreationAckMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted without {key}"
-            );
-        }
-        let mut value = golden.clone();
-        value["error"] = json!("NoSuchError");
-        assert!(ContainerCreationAckMessage::parse(value.to_string().as_bytes()).is_err());
+        assert_keys_required(
+            ContainerCreationAckMessage::parse,
+            &golden,
+            &[
+                "transid",
+                "creationId",
+                "invocationNamespace",
+                "action",
+                "actionMetaData",
+                "rootInvokerIndex",
+                "schedulerHost",
+                "rpcPort",
+                "retryCount",
+            ],
+        );
+        assert_bad_values_refused(
+            ContainerCreationAckMessage::parse,
+            &golden,
+            &[("error", json!("NoSuchError"))],
+        );
         let mut value = golden;
         value["rootInvokerIndex"]["instanceType"] = json!("controller");
         assert!(ContainerCreationAckMessage::parse(value.to_string().as_bytes()).is_err());

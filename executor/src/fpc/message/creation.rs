@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CreationId, MessageError, SchedulerInstanceId, parse_bounded};
+use super::{CreationId, SchedulerInstanceId};
 use crate::message::{FullyQualifiedEntityName, TransactionId};
 
 /// Namespace of the scheduler's warm-up orders (`WarmUp.warmUpAction`).
@@ -45,17 +45,6 @@ pub struct ContainerCreationMessage {
 }
 
 impl ContainerCreationMessage {
-    /// Reads a creation order from Kafka bytes. [`super::ContainerMessage::parse`] reads either
-    /// order from `invoker{N}`.
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        parse_bounded(bytes)
-    }
-
-    /// The compact JSON text.
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
-
     /// Whether this is the scheduler's warm-up order (action `whisk.system/warmUp`, no version, no
     /// binding), which the invoker drops without a container or an ack.
     pub fn is_warm_up(&self) -> bool {
@@ -106,9 +95,17 @@ impl ContainerCreationMessage {
     }
 }
 
+wire_json!(
+    ContainerCreationMessage,
+    "Reads a creation order from Kafka bytes. [`super::ContainerMessage::parse`] reads either order from `invoker{N}`.",
+    "The compact JSON text."
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fpc::message::MessageError;
+    use crate::fpc::message::test_support::{assert_bad_values_refused, assert_keys_required};
     use serde_json::json;
 
     const CREATION: &str = include_str!("../../../tests/fixtures/fpc/creation.json");
@@ -246,42 +243,35 @@ mod tests {
     #[test]
     fn test_malformed_creations_are_errors() {
         let golden: Value = serde_json::from_str(CREATION).unwrap();
-        let required = [
-            "transid",
-            "invocationNamespace",
-            "action",
-            "whiskActionMetaData",
-            "rootSchedulerIndex",
-            "schedulerHost",
-            "rpcPort",
-            "retryCount",
-            "creationId",
-        ];
-        for key in required {
-            let mut value = golden.clone();
-            value.as_object_mut().unwrap().remove(key);
-            assert!(
-                ContainerCreationMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted without {key}"
-            );
-        }
-        for (key, bad) in [
-            ("creationId", json!("9F1C7A2B3D4E4F5A8B6C7D8E9F0A1B2C")),
-            ("creationId", json!("abc")),
-            ("rpcPort", json!(65536)),
-            ("retryCount", json!(-1)),
-            ("revision", json!(3)),
-            ("action", json!({"path": "", "name": "x"})),
-            ("rootSchedulerIndex", json!({"asString": "../x"})),
-            ("rootSchedulerIndex", json!("0")),
-        ] {
-            let mut value = golden.clone();
-            value[key] = bad.clone();
-            assert!(
-                ContainerCreationMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted {key} = {bad}"
-            );
-        }
+        assert_keys_required(
+            ContainerCreationMessage::parse,
+            &golden,
+            &[
+                "transid",
+                "invocationNamespace",
+                "action",
+                "whiskActionMetaData",
+                "rootSchedulerIndex",
+                "schedulerHost",
+                "rpcPort",
+                "retryCount",
+                "creationId",
+            ],
+        );
+        assert_bad_values_refused(
+            ContainerCreationMessage::parse,
+            &golden,
+            &[
+                ("creationId", json!("9F1C7A2B3D4E4F5A8B6C7D8E9F0A1B2C")),
+                ("creationId", json!("abc")),
+                ("rpcPort", json!(65536)),
+                ("retryCount", json!(-1)),
+                ("revision", json!(3)),
+                ("action", json!({"path": "", "name": "x"})),
+                ("rootSchedulerIndex", json!({"asString": "../x"})),
+                ("rootSchedulerIndex", json!("0")),
+            ],
+        );
         assert!(matches!(
             ContainerCreationMessage::parse(b"{"),
             Err(MessageError::Json(_))

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{MessageError, parse_bounded};
 use crate::message::{FullyQualifiedEntityName, TransactionId};
 
 /// An order to shut down the containers of an action's old revision (`ContainerDeletionMessage`):
@@ -26,22 +25,16 @@ pub struct ContainerDeletionMessage {
     pub whisk_action_meta_data: Value,
 }
 
-impl ContainerDeletionMessage {
-    /// Reads a deletion order from Kafka bytes. [`super::ContainerMessage::parse`] reads either
-    /// order from `invoker{N}`.
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        parse_bounded(bytes)
-    }
-
-    /// The compact JSON text.
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
-}
+wire_json!(
+    ContainerDeletionMessage,
+    "Reads a deletion order from Kafka bytes. [`super::ContainerMessage::parse`] reads either order from `invoker{N}`.",
+    "The compact JSON text."
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fpc::message::test_support::{assert_bad_values_refused, assert_keys_required};
     use serde_json::json;
 
     const DELETION: &str = include_str!("../../../tests/fixtures/fpc/deletion.json");
@@ -67,22 +60,21 @@ mod tests {
     #[test]
     fn test_malformed_deletions_are_errors() {
         let golden: Value = serde_json::from_str(DELETION).unwrap();
-        for key in [
-            "transid",
-            "invocationNamespace",
-            "action",
-            "whiskActionMetaData",
-        ] {
-            let mut value = golden.clone();
-            value.as_object_mut().unwrap().remove(key);
-            assert!(
-                ContainerDeletionMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted without {key}"
-            );
-        }
-        let mut value = golden.clone();
-        value["revision"] = json!(["1-a"]);
-        assert!(ContainerDeletionMessage::parse(value.to_string().as_bytes()).is_err());
+        assert_keys_required(
+            ContainerDeletionMessage::parse,
+            &golden,
+            &[
+                "transid",
+                "invocationNamespace",
+                "action",
+                "whiskActionMetaData",
+            ],
+        );
+        assert_bad_values_refused(
+            ContainerDeletionMessage::parse,
+            &golden,
+            &[("revision", json!(["1-a"]))],
+        );
         let mut value = golden;
         value["revision"] = Value::Null;
         let message = ContainerDeletionMessage::parse(value.to_string().as_bytes()).unwrap();

@@ -18,6 +18,26 @@
 //! `ack.rs`, `creation_error.rs`, `resource.rs`, `scheduler.rs`, and the parts they share:
 //! `creation_id.rs`, `revision.rs`. Everything is re-exported here.
 
+/// The `parse` and `to_json` of a wire value (`$type`), the same for every value here: read from
+/// bytes bounded and checked like the classic messages ([`parse_bounded`]), written as compact
+/// JSON ([`to_json`]). `$read` and `$written` are their docs: what is read from where, and what
+/// the text is for.
+macro_rules! wire_json {
+    ($type:ty, $read:literal, $written:literal $(,)?) => {
+        impl $type {
+            #[doc = $read]
+            pub fn parse(bytes: &[u8]) -> Result<Self, super::MessageError> {
+                super::parse_bounded(bytes)
+            }
+
+            #[doc = $written]
+            pub fn to_json(&self) -> String {
+                super::to_json(self)
+            }
+        }
+    };
+}
+
 mod ack;
 mod container;
 mod creation;
@@ -65,4 +85,44 @@ fn parse_bounded<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Messag
 /// with string keys, which always serialize.
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("an FPC message serializes")
+}
+
+/// Checks shared by the values' tests.
+#[cfg(test)]
+mod test_support {
+    use serde_json::Value;
+
+    use super::MessageError;
+
+    /// Asserts that `parse` refuses `golden` with any one of `keys` removed.
+    pub(super) fn assert_keys_required<T>(
+        parse: impl Fn(&[u8]) -> Result<T, MessageError>,
+        golden: &Value,
+        keys: &[&str],
+    ) {
+        for key in keys {
+            let mut value = golden.clone();
+            value.as_object_mut().expect("an object").remove(*key);
+            assert!(
+                parse(value.to_string().as_bytes()).is_err(),
+                "accepted without {key}"
+            );
+        }
+    }
+
+    /// Asserts that `parse` refuses `golden` with `key` set to `bad`, for each pair of `cases`.
+    pub(super) fn assert_bad_values_refused<T>(
+        parse: impl Fn(&[u8]) -> Result<T, MessageError>,
+        golden: &Value,
+        cases: &[(&str, Value)],
+    ) {
+        for (key, bad) in cases {
+            let mut value = golden.clone();
+            value[*key] = bad.clone();
+            assert!(
+                parse(value.to_string().as_bytes()).is_err(),
+                "accepted {key} = {bad}"
+            );
+        }
+    }
 }

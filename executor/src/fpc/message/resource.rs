@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MessageError, parse_bounded};
-
 /// The invoker's state as the scheduler and the controller read it (the controller's
 /// `InvokerState` names). Only `Up` invokers get containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,21 +39,16 @@ pub struct InvokerResourceMessage {
     pub dedicated_namespaces: Vec<String>,
 }
 
-impl InvokerResourceMessage {
-    /// Reads a health value from etcd bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        parse_bounded(bytes)
-    }
-
-    /// The compact JSON text, as the etcd value.
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
-}
+wire_json!(
+    InvokerResourceMessage,
+    "Reads a health value from etcd bytes.",
+    "The compact JSON text, as the etcd value."
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fpc::message::test_support::{assert_bad_values_refused, assert_keys_required};
     use serde_json::{Value, json};
 
     const RESOURCE: &str = include_str!("../../../tests/fixtures/fpc/resource.json");
@@ -112,28 +105,22 @@ mod tests {
     #[test]
     fn test_malformed_resource_messages_are_errors() {
         let golden: Value = serde_json::from_str(RESOURCE).unwrap();
-        for key in ["status", "freeMemory", "busyMemory", "inProgressMemory"] {
-            let mut value = golden.clone();
-            value.as_object_mut().unwrap().remove(key);
-            assert!(
-                InvokerResourceMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted without {key}"
-            );
-        }
-        for (key, bad) in [
-            ("status", json!("Up")),
-            ("status", json!("unresponsive")),
-            ("freeMemory", json!(-1)),
-            ("busyMemory", json!("256")),
-            ("tags", json!("gpu")),
-        ] {
-            let mut value = golden.clone();
-            value[key] = bad.clone();
-            assert!(
-                InvokerResourceMessage::parse(value.to_string().as_bytes()).is_err(),
-                "accepted {key} = {bad}"
-            );
-        }
+        assert_keys_required(
+            InvokerResourceMessage::parse,
+            &golden,
+            &["status", "freeMemory", "busyMemory", "inProgressMemory"],
+        );
+        assert_bad_values_refused(
+            InvokerResourceMessage::parse,
+            &golden,
+            &[
+                ("status", json!("Up")),
+                ("status", json!("unresponsive")),
+                ("freeMemory", json!(-1)),
+                ("busyMemory", json!("256")),
+                ("tags", json!("gpu")),
+            ],
+        );
         assert!(InvokerResourceMessage::parse(b"").is_err());
     }
 }

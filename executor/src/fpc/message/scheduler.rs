@@ -116,17 +116,11 @@ impl From<SchedulerEndpoints> for EndpointsWire {
     }
 }
 
-impl SchedulerEndpoints {
-    /// Reads a leader-key value from etcd bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Self, super::MessageError> {
-        super::parse_bounded(bytes)
-    }
-
-    /// The compact JSON text (with `pekkoPort`).
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
-}
+wire_json!(
+    SchedulerEndpoints,
+    "Reads a leader-key value from etcd bytes.",
+    "The compact JSON text (with `pekkoPort`)."
+);
 
 /// A scheduler's state, the value of `{cluster}/scheduler/{S}`:
 /// `{"sid":{"asString":"0"},"queueSize":3,"endpoints":{…}}`.
@@ -153,17 +147,11 @@ fn deserialize_sid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String,
     Ok(SchedulerInstanceId::deserialize(deserializer)?.as_string)
 }
 
-impl SchedulerStates {
-    /// Reads a scheduler-state value from etcd bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Self, super::MessageError> {
-        super::parse_bounded(bytes)
-    }
-
-    /// The compact JSON text.
-    pub fn to_json(&self) -> String {
-        super::to_json(self)
-    }
-}
+wire_json!(
+    SchedulerStates,
+    "Reads a scheduler-state value from etcd bytes.",
+    "The compact JSON text."
+);
 
 #[cfg(test)]
 mod tests {
