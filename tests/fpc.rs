@@ -37,6 +37,9 @@ use crate::scheduler::FakeScheduler;
 const LEASE_TTL_S: u64 = 3;
 /// `pause-grace` of the invokers under test.
 const PAUSE_GRACE_MS: u64 = 2_000;
+/// Pause grace of the thousand-activation case: its four containers wait this long for work, far
+/// longer than their creation and the pushes take.
+const IDLE_UNTIL_LOADED_MS: u64 = 120_000;
 /// How long a key may take to appear or go.
 const KEY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The revision the fake scheduler names when the test does not care.
@@ -932,7 +935,15 @@ async fn test_a_thousand_activations_one_ack_and_one_record_each() {
         .expect("echo0 has a revision")
         .to_string();
     let port = fpc.scheduler.port();
-    fpc.cluster.start_invoker(0, fpc.options("1024 MB"));
+    // A container that gets no work within pause grace goes (it was never warmed). With the suite's
+    // 2 s and four creations one after the other, a loaded machine can remove the first before the
+    // fourth exists; here they must all wait for the activations.
+    let mut options = fpc.options("1024 MB");
+    options.pool.retain(|(key, _)| key != "pause_grace_ms");
+    options
+        .pool
+        .push(("pause_grace_ms".into(), IDLE_UNTIL_LOADED_MS.to_string()));
+    fpc.cluster.start_invoker(0, options);
     fpc.health(InvokerStatus::Up).await;
     for n in 0..CONTAINERS {
         let cid = creation_id(100 + n);
