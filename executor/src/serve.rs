@@ -3,16 +3,11 @@
 //!
 //! Both listen where anonymous clients can reach them, so the loop bounds what one client can hold:
 //!
-//! - at most [`ServeLimits::max_connections`] connections are served at once. Further connections
-//!   wait (their TCP handshake completes, nothing is read or answered) until a served connection
-//!   closes: the first one accepted and held by the loop, the rest in the kernel's listen backlog.
-//!   Waiting instead of accept-and-close keeps a burst of honest clients (probes, `wsk`) working and
-//!   never spins the accept loop. While one waits, every served connection is asked to close once
-//!   its current request is answered (hyper's graceful shutdown, at once for a connection idle
-//!   between requests): an idle keep-alive connection would otherwise hold its slot until the
-//!   header-read timeout, so a burst of more keep-alive clients than slots would keep the rest
-//!   waiting that long. Nothing is asked of the connections while no one waits, so a server at
-//!   exactly its bound keeps its keep-alive connections;
+//! - at most [`ServeLimits::max_connections`] connections are served at once. The loop does not
+//!   accept beyond that: further connections wait in the kernel's listen backlog (their TCP
+//!   handshake completes, nothing is read or answered) until a served connection closes. Waiting
+//!   instead of accept-and-close keeps a burst of honest clients (probes, `wsk`) working and never
+//!   spins the accept loop;
 //! - a connection must send a complete request head within [`ServeLimits::header_read_timeout`].
 //!   hyper restarts that timer whenever a keep-alive connection goes idle between requests, so the
 //!   same bound closes a silent new connection, a client dripping its headers (slowloris) and an
@@ -44,7 +39,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -104,38 +99,19 @@ pub async fn serve_with<H, F>(
     let handler = Arc::new(handler);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
-    // Bumped whenever a connection waits for a slot: served connections then close once their
-    // current request is answered.
-    let (make_room, _) = watch::channel(0u64);
     loop {
         // A slot first, then the accept: past the bound, connections stay in the backlog.
-        let (permit, accepted) = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => {
-                let accepted = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    accepted = listener.accept() => accepted,
-                };
-                (permit, accepted)
-            }
-            // Full: take the next connection, if one comes, and make room for it.
-            Err(_) => {
-                let accepted = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    accepted = listener.accept() => accepted,
-                };
-                if accepted.is_ok() {
-                    make_room.send_modify(|generation| *generation = generation.wrapping_add(1));
-                }
-                let permit = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    permit = Arc::clone(&slots).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        // The semaphore is never closed; if it were, nothing more could be served.
-                        Err(_) => break,
-                    },
-                };
-                (permit, accepted)
-            }
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; if it were, nothing more could be served.
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -150,7 +126,6 @@ pub async fn serve_with<H, F>(
         let handler = Arc::clone(&handler);
         let cancel = cancel.clone();
         let tls = tls.clone();
-        let mut make_room = make_room.subscribe();
         connections.spawn(async move {
             let _permit = permit;
             let age = async {
@@ -161,7 +136,7 @@ pub async fn serve_with<H, F>(
             };
             tokio::pin!(age);
             let Some(tls) = tls else {
-                drive(stream, peer, limits, handler, &cancel, &mut make_room, age).await;
+                drive(stream, peer, limits, handler, &cancel, age).await;
                 return;
             };
             let handshake = tokio::time::timeout(limits.header_read_timeout, tls.accept(stream));
@@ -180,22 +155,21 @@ pub async fn serve_with<H, F>(
                     }
                 },
             };
-            drive(stream, peer, limits, handler, &cancel, &mut make_room, age).await;
+            drive(stream, peer, limits, handler, &cancel, age).await;
         });
     }
     connections.close();
     connections.wait().await;
 }
 
-/// Serves one connection's requests until it ends, `age` fires, or (after `cancel`, or when
-/// `make_room` changes) its current request is answered.
+/// Serves one connection's requests until it ends, `age` fires, or (after `cancel`) its current
+/// request is answered.
 async fn drive<I, H, F>(
     io: I,
     peer: SocketAddr,
     limits: ServeLimits,
     handler: Arc<H>,
     cancel: &CancellationToken,
-    make_room: &mut watch::Receiver<u64>,
     mut age: Pin<&mut impl Future<Output = ()>>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -222,13 +196,6 @@ async fn drive<I, H, F>(
                 break;
             }
             () = cancel.cancelled(), if !stopping => {
-                stopping = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            // A connection waits for a slot (or the loop is gone): answer the current request, if
-            // any, and close.
-            _ = make_room.changed(), if !stopping => {
-                tracing::debug!(%peer, "closing to make room for a waiting connection");
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
@@ -367,35 +334,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn test_connections_at_the_bound_keep_alive_while_no_one_waits() {
+    async fn test_connection_past_the_bound_waits_until_a_served_one_closes() {
         let (addr, cancel, _task) = start(limits(2)).await;
-        let mut first = connect(addr).await;
-        within("first response", exchange(&mut first)).await;
-        let mut second = connect(addr).await;
-        within("second response", exchange(&mut second)).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // Both slots taken, nobody waiting: both connections still serve requests.
-        within("first again", exchange(&mut first)).await;
-        within("second again", exchange(&mut second)).await;
-        cancel.cancel();
-    }
-
-    #[tokio::test]
-    async fn test_idle_connections_make_room_for_one_past_the_bound() {
-        let (addr, cancel, _task) = start(limits(2)).await;
-        // Two keep-alive connections, each answered once and idle, hold both slots; their
-        // header-read timeout (LONG) would keep them for minutes.
+        // Two keep-alive connections, each answered once, so both hold a slot.
         let mut first = connect(addr).await;
         within("first response", exchange(&mut first)).await;
         let mut second = connect(addr).await;
         within("second response", exchange(&mut second)).await;
 
-        // A third one is answered at once: the idle ones are closed to make room for it.
+        // The third completes its handshake in the backlog but is not served...
         let mut third = connect(addr).await;
-        let response = within("the waiting connection being served", exchange(&mut third)).await;
+        third.write_all(REQUEST).await.expect("write request");
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+        assert!(
+            early.is_err(),
+            "a connection past the bound was served or closed: {early:?}"
+        );
+        // ...until one of the two closes; then its request is answered.
+        drop(first);
+        let response = within(
+            "the waiting connection being served",
+            read_response(&mut third),
+        )
+        .await;
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-        within("first closed", until_closed(&mut first)).await;
-        within("second closed", until_closed(&mut second)).await;
         cancel.cancel();
     }
 
