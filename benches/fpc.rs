@@ -32,6 +32,12 @@ mod results;
     reason = "the shared support module has more than this bench uses"
 )]
 mod etcd;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the one picker, also included by the support modules this bench includes"
+)]
+#[path = "../executor/tests/support/ports.rs"]
+mod ports;
 #[path = "../executor/tests/support/pouchdb.rs"]
 #[allow(
     dead_code,
@@ -48,7 +54,6 @@ mod scheduler;
 mod tansu;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -78,11 +83,10 @@ const ACTION: &str = "guest/echo0";
 /// Both invokers' `fetch.wait.max.ms` (Tansu holds every fetch for the whole wait).
 const FETCH_WAIT_MS: u32 = 5;
 
+/// A port for an invoker's admin server, from the test support's picker (outside the ephemeral
+/// range, so no client socket takes it before the invoker binds it).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    ports::free_port(std::net::Ipv4Addr::LOCALHOST)
 }
 
 fn now_millis() -> u64 {

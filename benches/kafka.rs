@@ -31,6 +31,12 @@
 #[path = "support/results.rs"]
 mod results;
 
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the one picker, also included by the support modules this bench includes"
+)]
+#[path = "../executor/tests/support/ports.rs"]
+mod ports;
 #[path = "../executor/tests/support/pouchdb.rs"]
 #[allow(
     dead_code,
@@ -45,7 +51,6 @@ mod pouchdb;
 mod tansu;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,11 +77,10 @@ const ROUND_TRIPS: usize = 200;
 const IDLE: Duration = Duration::from_secs(3);
 const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
+/// A port for an invoker's admin server, from the test support's picker (outside the ephemeral
+/// range, so no client socket takes it before the invoker binds it).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    ports::free_port(std::net::Ipv4Addr::LOCALHOST)
 }
 
 fn now_millis() -> u64 {
