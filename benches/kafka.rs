@@ -6,7 +6,8 @@
 //! Cases, each with one and with two invoker processes (ids 0 and 1, each on its own topic, one
 //! broker, messages alternating between the topics):
 //! - `sequential`: one message at a time (pure latency);
-//! - `windowed`: up to `WINDOW` messages outstanding (throughput, latency under load).
+//! - `windowed`: up to 32, then 256 messages outstanding (`WINDOWS`; throughput, latency and the
+//!   invoker's CPU per activation under a light and a heavy load).
 //!
 //! Bounded: at most `SEQUENTIAL` / `WINDOWED` messages and `PHASE_LIMIT` per phase.
 //!
@@ -22,12 +23,17 @@
 //! produce → consume round trips on a topic of the same broker, with the harness's client settings;
 //! the sequential e2e p50 minus two such round trips (message in, ack out) is the invoker's part.
 //!
-//! Run: `cargo bench --bench kafka` (`BENCH_INVOKERS=1,2`, `BENCH_FETCH_WAIT_MS=5`,
-//! `BENCH_REVISION=1` to name the action's revision in the messages, `BENCH_INVOKER_BIN=path` to
-//! run another build of the invoker, `BENCH_WINDOWED=n` for another count of windowed messages; needs `tansu` and
-//! `pouchdb-server`, as the tests do). The latencies, the round trips and the invoker CPU per
-//! activation also go to `target/bench-results/kafka.json` (`benches/support/results.rs`).
+//! Run: `cargo bench --bench kafka`. Options: `BENCH_INVOKERS=1,2`; `BENCH_FETCH_WAIT_MS=5`;
+//! `BENCH_REVISION=1` to name the action's revision in the messages; `BENCH_INVOKER_BIN=path` to
+//! run another build of the invoker; `BENCH_WINDOW=32,128` for other windows;
+//! `BENCH_WINDOWED=n` for another count of messages per windowed phase; `BENCH_RELAY=1` to run the
+//! invoker's Kafka plumbing alone in place of each invoker (`benches/support/relay.rs`: the floor
+//! of the Kafka path). Needs `tansu` and `pouchdb-server`, as the tests do. The latencies, the
+//! round trips and the invoker CPU per activation also go to `target/bench-results/kafka.json`
+//! (`benches/support/results.rs`).
 
+#[path = "support/relay.rs"]
+mod relay;
 #[path = "support/results.rs"]
 mod results;
 
@@ -70,7 +76,18 @@ const WINDOWED: usize = 3000;
 /// Most messages `BENCH_WINDOWED` may ask for: the phase stays within [`PHASE_LIMIT`] at the rates
 /// measured here (900-1,200/s with the action cached).
 const MAX_WINDOWED: usize = 60_000;
-const WINDOW: usize = 32;
+/// Messages outstanding in the windowed phases by default, one phase each (`BENCH_WINDOW` sets
+/// others, comma-separated, each up to [`MAX_WINDOW`]): a light and a heavy load, because the
+/// invoker's CPU per activation falls as its poll batches grow (per-batch costs are shared).
+const WINDOWS: [usize; 2] = [32, 256];
+/// Most messages `BENCH_WINDOW` may keep outstanding.
+const MAX_WINDOW: usize = 1024;
+/// Each windowed phase runs at least this many messages per outstanding one (10,240 for a window
+/// of 256), so a phase at a high rate still lasts seconds against `/proc`'s 10 ms ticks.
+const MESSAGES_PER_WINDOW_SLOT: usize = 40;
+/// The echo action's memory limit: each invoker's user memory is this times half the largest
+/// window (16,384 MB, maxPeek 128, for the default windows).
+const ACTION_MB: usize = 128;
 const WARMUP: usize = 50;
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 const ROUND_TRIPS: usize = 200;
@@ -290,8 +307,9 @@ fn start_invoker(
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nhosts = \"{kafka}\"\n\n[http]\nport = {}\n\n[pool]\nuser_memory = \"2048 MB\"\n\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
+            "[kafka]\nhosts = \"{kafka}\"\n\n[http]\nport = {}\n\n[pool]\nuser_memory = \"{} MB\"\n\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
             free_port(),
+            user_memory_mb(),
             couch.port,
             couch.username,
             couch.password,
@@ -302,6 +320,19 @@ fn start_invoker(
     )
     .expect("config");
     let log = std::fs::File::create(dir.join(format!("invoker{id}.log"))).expect("log");
+    if relay_mode() {
+        let child = Command::new(std::env::current_exe().expect("the bench binary"))
+            .env(relay::ROLE, id.to_string())
+            .env(relay::BOOTSTRAP, kafka)
+            .env(relay::FETCH_WAIT, fetch_wait_ms().to_string())
+            .env(relay::MAX_PEEK, (user_memory_mb() / ACTION_MB).to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the relay");
+        return Invoker(child);
+    }
     let child = Command::new(invoker_binary())
         .args([
             "invoker",
@@ -345,14 +376,43 @@ fn fetch_wait_ms() -> u32 {
         .unwrap_or(5)
 }
 
-/// Messages of the windowed phase: `BENCH_WINDOWED` (at most [`MAX_WINDOWED`]), default
-/// [`WINDOWED`]. A longer phase gives a profiler (`perf record -p`) more of it than of the rest.
-fn windowed_count() -> usize {
+/// Messages of a windowed phase: `BENCH_WINDOWED` (at most [`MAX_WINDOWED`]), default
+/// [`WINDOWED`] or [`MESSAGES_PER_WINDOW_SLOT`] per outstanding message, whichever is more. A
+/// longer phase gives a profiler (`perf record -p`) more of it than of the rest.
+fn windowed_count(window: usize) -> usize {
     std::env::var("BENCH_WINDOWED")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|count| *count > 0)
-        .map_or(WINDOWED, |count| count.min(MAX_WINDOWED))
+        .map_or(WINDOWED.max(MESSAGES_PER_WINDOW_SLOT * window), |count| {
+            count.min(MAX_WINDOWED)
+        })
+}
+
+/// Messages outstanding in each windowed phase: `BENCH_WINDOW` (comma-separated, each 2 to
+/// [`MAX_WINDOW`]), default [`WINDOWS`].
+fn windows() -> Vec<usize> {
+    let chosen: Vec<usize> = std::env::var("BENCH_WINDOW")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|value| value.trim().parse::<usize>().ok())
+        .map(|window| window.clamp(2, MAX_WINDOW))
+        .collect();
+    if chosen.is_empty() {
+        WINDOWS.to_vec()
+    } else {
+        chosen
+    }
+}
+
+/// Each invoker's user memory, MB: [`ACTION_MB`] times half the largest window.
+fn user_memory_mb() -> usize {
+    ACTION_MB * windows().into_iter().max().unwrap_or(WINDOWS[0]) / 2
+}
+
+/// Whether the invokers are replaced by relays of their Kafka plumbing alone (`BENCH_RELAY=1`).
+fn relay_mode() -> bool {
+    std::env::var("BENCH_RELAY").is_ok_and(|v| v == "1")
 }
 
 /// Whether messages name the action's revision (`BENCH_REVISION=1`), as a controller does, so the
@@ -390,6 +450,9 @@ struct Harness {
     /// The action's revision the messages name, if any ([`with_revision`]).
     revision: Option<String>,
     sent: usize,
+    /// Deliveries of produced messages not yet confirmed: the harness does not wait for each
+    /// produce before the next, so that its own round trips do not bound a large window.
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
     /// Activation ids whose ack the live read did not get before its phase ended.
     unanswered: HashSet<String>,
     /// The next offset the live read of `completed0` expects, and how many offsets it skipped.
@@ -403,14 +466,23 @@ impl Harness {
         let (id, payload) = message(index, self.sent, self.revision.as_deref());
         self.sent += 1;
         outstanding.insert(id, Instant::now());
-        self.producer
-            .send(
-                FutureRecord::<(), str>::to(&self.topics[index]).payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
+        let delivery = self
+            .producer
+            .send_result(FutureRecord::<(), str>::to(&self.topics[index]).payload(&payload))
             .map_err(|(error, _)| error)
             .expect("produce");
+        self.deliveries.push(delivery);
+    }
+
+    /// Waits for every produced message's delivery: a message the broker refused fails the bench.
+    async fn confirm_deliveries(&mut self) {
+        for delivery in self.deliveries.drain(..) {
+            delivery
+                .await
+                .expect("delivery report")
+                .map_err(|(error, _)| error)
+                .expect("produce");
+        }
     }
 
     /// The latency of the next slot-freeing ack of an outstanding message.
@@ -454,8 +526,10 @@ impl Harness {
                 None => break,
             }
         }
+        let wall = start.elapsed();
+        self.confirm_deliveries().await;
         self.unanswered.extend(outstanding.into_keys());
-        (latencies, start.elapsed())
+        (latencies, wall)
     }
 }
 
@@ -627,6 +701,7 @@ async fn case(invokers: usize) -> CaseResult {
         topics: (0..invokers).map(|id| format!("invoker{id}")).collect(),
         revision: with_revision().then_some(revision),
         sent: 0,
+        deliveries: Vec::new(),
         unanswered: HashSet::new(),
         next_offset: 0,
         skipped_offsets: 0,
@@ -665,42 +740,47 @@ async fn case(invokers: usize) -> CaseResult {
     let mut series = Vec::new();
     record(&mut series, invokers, 1, &sequential, wall);
     let mut rows = vec![row("sequential", invokers, sequential, wall)];
-    let before = CpuSnapshot::take(&pids);
-    let windowed_count = windowed_count();
-    let (windowed, wall) = harness.phase(windowed_count, WINDOW).await;
-    let (cpu_ms, threads, switches) = CpuSnapshot::take(&pids).since(&before, ticks);
-    phases.push(PhaseCpu {
-        phase: format!("windowed ({WINDOW} outstanding)"),
-        activations: windowed.len(),
-        wall,
-        cpu_ms,
-        threads,
-        switches,
-    });
-    if windowed.len() < windowed_count {
-        eprintln!(
-            "only {} of {windowed_count} answered; warnings of the invokers:",
-            windowed.len()
-        );
-        for id in 0..invokers {
-            let log = std::fs::read_to_string(dir.path().join(format!("invoker{id}.log")))
-                .unwrap_or_default();
-            for line in log
-                .lines()
-                .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-                .take(40)
-            {
-                eprintln!("invoker{id}: {line}");
+    let mut points = vec![(1.0, phases[0].per_activation_us())];
+    for window in windows() {
+        let count = windowed_count(window);
+        let before = CpuSnapshot::take(&pids);
+        let (windowed, wall) = harness.phase(count, window).await;
+        let (cpu_ms, threads, switches) = CpuSnapshot::take(&pids).since(&before, ticks);
+        let phase = PhaseCpu {
+            phase: format!("windowed ({window} outstanding)"),
+            activations: windowed.len(),
+            wall,
+            cpu_ms,
+            threads,
+            switches,
+        };
+        points.push((window as f64, phase.per_activation_us()));
+        phases.push(phase);
+        if windowed.len() < count {
+            eprintln!(
+                "only {} of {count} answered; warnings of the invokers:",
+                windowed.len()
+            );
+            for id in 0..invokers {
+                let log = std::fs::read_to_string(dir.path().join(format!("invoker{id}.log")))
+                    .unwrap_or_default();
+                for line in log
+                    .lines()
+                    .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+                    .take(40)
+                {
+                    eprintln!("invoker{id}: {line}");
+                }
             }
         }
+        record(&mut series, invokers, window, &windowed, wall);
+        rows.push(row(
+            &format!("windowed ({window} outstanding)"),
+            invokers,
+            windowed,
+            wall,
+        ));
     }
-    record(&mut series, invokers, WINDOW, &windowed, wall);
-    rows.push(row(
-        &format!("windowed ({WINDOW} outstanding)"),
-        invokers,
-        windowed,
-        wall,
-    ));
     // Tell acks the broker hid from the live read apart from acks never sent.
     let (reread, records) = reread_completed(&tansu.bootstrap()).await;
     let in_topic = harness
@@ -730,10 +810,7 @@ async fn case(invokers: usize) -> CaseResult {
         &name,
         "µs",
         "concurrent activations",
-        vec![
-            (1.0, phases[0].per_activation_us()),
-            (WINDOW as f64, phases[1].per_activation_us()),
-        ],
+        points,
     ));
     let mut cost = vec![format!(
         "| {invokers} | idle ({:.1} s) | 0 | {:.1} | {idle_ms:.0} ({idle_ms_per_s:.1} ms/s) | - | - | \
@@ -764,11 +841,21 @@ async fn case(invokers: usize) -> CaseResult {
         roundtrip.len(),
         e2e_p50 - 2.0 * roundtrip_p50
     );
+    let windowed_cpu: Vec<String> = phases[1..]
+        .iter()
+        .map(|phase| {
+            format!(
+                "{:.0} µs {} ({:.0} µs net of idle {idle_ms_per_s:.1} ms/s, {:.0}/s)",
+                phase.per_activation_us(),
+                phase.phase,
+                phase.net_of_idle_us(idle_ms_per_s),
+                phase.activations as f64 / phase.wall.as_secs_f64()
+            )
+        })
+        .collect();
     let cpu_note = format!(
-        "{invokers} invoker(s): invoker CPU {:.0} µs per activation windowed ({:.0} µs net of idle \
-         {idle_ms_per_s:.1} ms/s), {:.0} µs sequential",
-        phases[1].per_activation_us(),
-        phases[1].net_of_idle_us(idle_ms_per_s),
+        "{invokers} invoker(s): invoker CPU per activation {}; {:.0} µs sequential",
+        windowed_cpu.join(", "),
         phases[0].per_activation_us()
     );
     CaseResult {
@@ -791,6 +878,16 @@ fn threads_column(threads: &[(String, f64)]) -> String {
 }
 
 fn main() {
+    if let Some(id) = std::env::var(relay::ROLE)
+        .ok()
+        .and_then(|id| id.parse().ok())
+    {
+        if let Err(error) = relay::run(id) {
+            eprintln!("relay: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut recorder = results::Recorder::start("kafka");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -818,10 +915,19 @@ fn main() {
         }
         costs.extend(result.cost);
     }
+    if relay_mode() {
+        println!(
+            "BENCH_RELAY=1: every \"invoker\" below is the relay of the invoker's Kafka plumbing \
+             alone (benches/support/relay.rs), not the invoker\n"
+        );
+    }
     println!(
-        "invokers' fetch.wait.max.ms = {}, window = {WINDOW}, user memory 2048 MB (maxPeek 16), \
+        "invokers' fetch.wait.max.ms = {}, windows = {:?}, user memory {} MB (maxPeek {}), \
          revision {}\n",
         fetch_wait_ms(),
+        windows(),
+        user_memory_mb(),
+        user_memory_mb() / ACTION_MB,
         if with_revision() {
             "given (action cached)"
         } else {
