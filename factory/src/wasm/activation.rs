@@ -211,11 +211,7 @@ pub(crate) async fn run(
     let watcher = scratch
         .as_ref()
         .map(|dir| ScratchWatcher::start(dir, &shared.config.scratch));
-    arm_deadline(
-        &mut store,
-        deadline,
-        watcher.as_ref().map(ScratchWatcher::over),
-    );
+    arm_deadline(&mut store, watcher.as_ref().map(ScratchWatcher::over));
 
     let ending = match module.instance_pre().instantiate_async(&mut store).await {
         Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
@@ -283,7 +279,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Arms the per-tick callback that keeps the guest within its limits and its worker shared: at
 /// every epoch tick the guest is interrupted ([`Trap::Interrupt`], reported as its timeout) once
-/// the wall-clock `deadline` has passed, or stopped once its scratch directory went over a cap;
+/// the wall-clock deadline of its [`ActivationState`] has passed, or stopped once its scratch directory went over a cap;
 /// otherwise it yields to tokio's scheduler and runs on at the next turn. So a timeout fires
 /// between `timeout` and `timeout` + one tick, and no guest holds a worker longer than one tick
 /// (but for its first slice when it started on a quiet engine: see [`engine`](super::engine)).
@@ -295,7 +291,6 @@ async fn blocking<T: Send + 'static>(
 /// timers, would wake that much late.
 pub(crate) fn arm_deadline(
     store: &mut Store<ActivationState>,
-    deadline: Option<Instant>,
     scratch_over: Option<Arc<AtomicBool>>,
 ) {
     store.set_epoch_deadline(1);
@@ -307,7 +302,11 @@ pub(crate) fn arm_deadline(
             context.data_mut().scratch_exceeded = true;
             return Ok(UpdateDeadline::Interrupt);
         }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if context
+            .data()
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             return Ok(UpdateDeadline::Interrupt);
         }
         Ok(UpdateDeadline::YieldCustom(

@@ -271,7 +271,7 @@ impl WasmFactory {
                     reason: describe(&error),
                 })?;
         }
-        activation::arm_deadline(&mut store, deadline, None);
+        activation::arm_deadline(&mut store, None);
         module
             .instance_pre()
             .instantiate_async(&mut store)
