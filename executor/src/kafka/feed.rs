@@ -299,37 +299,34 @@ fn feed_loop(mut consumer: BaseConsumer, state: FeedState) {
         }
         drop(permit);
         polled_empty = batch.is_empty();
-        if batch.is_empty() {
-            maybe_report_lag(
-                &consumer,
-                &config.topic,
-                next_offset,
-                &mut last_lag,
-                &metrics,
-            );
-            continue;
-        }
-        let mut offsets = TopicPartitionList::new();
-        for (_, offset, partition, _) in &batch {
-            // One partition in practice; the last offset per partition wins.
-            let _ =
-                offsets.add_partition_offset(&config.topic, *partition, Offset::Offset(offset + 1));
-            next_offset = Some(offset + 1);
-        }
-        if let Err(error) = consumer.commit(&offsets, CommitMode::Sync) {
-            // OpenWhisk logs and goes on; the messages are still processed.
-            warn!(%error, "synchronous commit failed");
-        }
-        for (payload, offset, _, permit) in batch {
-            if tx
-                .blocking_send(Delivered {
-                    payload,
-                    offset,
-                    permit,
-                })
-                .is_err()
-            {
-                return;
+        // An empty poll skips the commit and the hand-over; either way the lag is reported once a
+        // loop, below.
+        if !batch.is_empty() {
+            let mut offsets = TopicPartitionList::new();
+            for (_, offset, partition, _) in &batch {
+                // One partition in practice; the last offset per partition wins.
+                let _ = offsets.add_partition_offset(
+                    &config.topic,
+                    *partition,
+                    Offset::Offset(offset + 1),
+                );
+                next_offset = Some(offset + 1);
+            }
+            if let Err(error) = consumer.commit(&offsets, CommitMode::Sync) {
+                // OpenWhisk logs and goes on; the messages are still processed.
+                warn!(%error, "synchronous commit failed");
+            }
+            for (payload, offset, _, permit) in batch {
+                if tx
+                    .blocking_send(Delivered {
+                        payload,
+                        offset,
+                        permit,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
         maybe_report_lag(
