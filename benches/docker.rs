@@ -9,23 +9,27 @@
 //! `cargo bench --bench docker`; results and the machine go to `benches/RESULTS-docker.md` by hand.
 //! Every loop is bounded in count and in time; all traffic goes to our own containers on this host.
 
+#[path = "support/activation_context.rs"]
+mod activation_context;
 #[path = "support/results.rs"]
 mod results;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use factory::docker::{DockerConfig, DockerFactory, Manifest};
 use factory::wasm::{WASM_WASIP1_KIND, WasmConfig, WasmFactory};
 use factory::{
-    ActivationContext, Code, ContainerSpec, Factory, InitRequest, Limits, Purpose, RunRequest,
+    Code, Container, ContainerSpec, Factory, InitRequest, Limits, Outcome, Purpose, RunRequest,
     Status,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::activation_context::context;
 
 /// Cold starts measured per (factory, action).
 const COLD_ITERATIONS: usize = 15;
@@ -34,6 +38,8 @@ const WARM_ITERATIONS: usize = 200;
 const WARMUP: usize = 5;
 /// No single series runs longer than this, whatever its count.
 const SERIES_BUDGET: Duration = Duration::from_secs(90);
+/// Each activation's deadline, from its init or run: as long as its time limit ([`limits`]).
+const DEADLINE: Duration = Duration::from_secs(30);
 
 fn limits() -> Limits {
     Limits {
@@ -41,18 +47,6 @@ fn limits() -> Limits {
         memory: 256,
         logs: 10,
         concurrency: 1,
-    }
-}
-
-fn context() -> ActivationContext {
-    ActivationContext {
-        activation_id: "0123456789abcdef0123456789abcdef".into(),
-        namespace: "guest".into(),
-        action_name: "/guest/bench".into(),
-        action_version: Some("0.0.1".into()),
-        transaction_id: "bench".into(),
-        api_key: None,
-        deadline: SystemTime::now() + Duration::from_secs(30),
     }
 }
 
@@ -98,7 +92,7 @@ fn init(code: Code) -> InitRequest {
         main: None,
         code: Some(code),
         env: Default::default(),
-        context: context(),
+        context: context(DEADLINE),
         limits: limits(),
     }
 }
@@ -106,9 +100,20 @@ fn init(code: Code) -> InitRequest {
 fn run(action: &str) -> RunRequest {
     RunRequest {
         params: params(action),
-        context: context(),
+        context: context(DEADLINE),
         limits: limits(),
     }
+}
+
+/// Fails the bench, naming the subject and the action, when a measured run did not succeed.
+fn assert_success(subject: &Subject, action: &str, outcome: &Outcome) {
+    assert_eq!(
+        outcome.status,
+        Status::Success,
+        "{} {action}: {:?}",
+        subject.label,
+        outcome.result
+    );
 }
 
 async fn cold(subject: &Subject, action: &str) -> Vec<Duration> {
@@ -126,18 +131,13 @@ async fn cold(subject: &Subject, action: &str) -> Vec<Duration> {
         let outcome = container.run(run(action)).await;
         container.destroy().await.expect("destroy");
         samples.push(started.elapsed());
-        assert_eq!(
-            outcome.status,
-            Status::Success,
-            "{} {action}: {:?}",
-            subject.label,
-            outcome.result
-        );
+        assert_success(subject, action, &outcome);
     }
     samples
 }
 
-async fn warm(subject: &Subject, action: &str) -> Vec<Duration> {
+/// A container of `subject` initialised with `action`.
+async fn initialised(subject: &Subject, action: &str) -> Arc<dyn Container> {
     let container = subject
         .factory
         .create(spec(subject.kind))
@@ -147,6 +147,11 @@ async fn warm(subject: &Subject, action: &str) -> Vec<Duration> {
         .init(init((subject.code)(action)))
         .await
         .expect("init");
+    container
+}
+
+async fn warm(subject: &Subject, action: &str) -> Vec<Duration> {
+    let container = initialised(subject, action).await;
     for _ in 0..WARMUP {
         container.run(run(action)).await;
     }
@@ -156,13 +161,7 @@ async fn warm(subject: &Subject, action: &str) -> Vec<Duration> {
         let started = Instant::now();
         let outcome = container.run(run(action)).await;
         samples.push(started.elapsed());
-        assert_eq!(
-            outcome.status,
-            Status::Success,
-            "{} {action}: {:?}",
-            subject.label,
-            outcome.result
-        );
+        assert_success(subject, action, &outcome);
     }
     container.destroy().await.expect("destroy");
     samples
@@ -220,15 +219,7 @@ async fn post_run(stream: &mut TcpStream, address: SocketAddr, body: &[u8]) -> u
 /// The runtime's own `/run` on a warm container of `subject`, posted straight to it: on a new
 /// connection per run, or on one connection kept alive.
 async fn bare(subject: &Subject, action: &str, keep_alive: bool) -> Vec<Duration> {
-    let container = subject
-        .factory
-        .create(spec(subject.kind))
-        .await
-        .expect("create");
-    container
-        .init(init((subject.code)(action)))
-        .await
-        .expect("init");
+    let container = initialised(subject, action).await;
     let address = address_of(container.id());
     let body = factory::docker::wire::run_body(&run(action)).to_string();
     let mut kept = TcpStream::connect(address).await.expect("connect");

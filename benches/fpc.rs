@@ -23,6 +23,14 @@
 //! Run: `cargo bench --bench fpc` (needs `tansu`, `pouchdb-server` and `etcd`, as the tests do).
 //! The latencies also go to `target/bench-results/fpc.json` (`benches/support/results.rs`).
 
+#[path = "support/echo_action.rs"]
+mod echo_action;
+#[path = "support/invoker_process.rs"]
+mod invoker_process;
+#[path = "support/latencies.rs"]
+mod latencies;
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
 #[path = "support/results.rs"]
 mod results;
 
@@ -55,19 +63,20 @@ mod tansu;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use executor::fpc::grpc::{ActivationClient, FetchReply, PollRequest};
-use executor::message::AcknowledgementMessage;
-use executor::store::couchdb::{CouchClient, CouchDbConfig};
+use executor::store::couchdb::CouchDbConfig;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+use crate::echo_action::{ACTION, activation_message, now_millis};
+use crate::invoker_process::{Invoker, print_warnings};
+use crate::latencies::percentile;
 use crate::scheduler::FakeScheduler;
 
 const SEQUENTIAL: usize = 200;
@@ -77,27 +86,10 @@ const WARMUP: usize = 50;
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 /// How long one ack, a creation ack or a container's first poll may take.
 const WAIT: Duration = Duration::from_secs(30);
-const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-/// The action's document id.
-const ACTION: &str = "guest/echo0";
 /// Both invokers' `fetch.wait.max.ms` (Tansu holds every fetch for the whole wait).
 const FETCH_WAIT_MS: u32 = 5;
-
-/// A port for an invoker's admin server, from the test support's picker (outside the ephemeral
-/// range, so no client socket takes it before the invoker binds it).
-fn free_port() -> u16 {
-    ports::free_port(std::net::Ipv4Addr::LOCALHOST)
-}
-
-fn now_millis() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
-}
+/// Each invoker's user memory: 16 slots of the echo action's 128 MB.
+const USER_MEMORY_MB: usize = 2048;
 
 /// One line of a command's output, or `?`.
 fn command_line(program: &str, args: &[&str]) -> String {
@@ -110,54 +102,15 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// utime + stime of process `pid` (a number, or `self`), in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    proc_cpu::process_ticks(pid).expect("/proc stat")
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat`: `getconf CLK_TCK`, else 100.
-fn clock_ticks() -> (f64, bool) {
-    match command_line("getconf", &["CLK_TCK"]).parse::<f64>() {
-        Ok(ticks) if ticks > 0.0 => (ticks, true),
-        _ => (100.0, false),
-    }
-}
-
-/// utime + stime of a process, in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`, counted after
-/// the parenthesised command name, which may hold spaces).
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    let after_name = &stat[stat.rfind(')').expect("stat has a name") + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // After the name, field 3 (state) is at index 0: field n is at index n - 3.
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
-}
-
-struct Invoker(Child);
-
-impl Invoker {
-    fn pid(&self) -> String {
-        self.0.id().to_string()
-    }
-}
-
-impl Drop for Invoker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Starts invoker `id`; `fpc_etcd` = `Some(etcd endpoint)` starts it in FPC mode.
@@ -168,7 +121,6 @@ fn start_invoker(
     dir: &Path,
     fpc_etcd: Option<&str>,
 ) -> Invoker {
-    let config = dir.join(format!("invoker{id}.toml"));
     // In FPC mode a container that ran nothing for pause-grace stops polling and pauses until the
     // scheduler resumes it with a creation order; this bench's fake scheduler never does, so the
     // containers must not pause between phases.
@@ -177,53 +129,20 @@ fn start_invoker(
     } else {
         ""
     };
-    std::fs::write(
+    let config = invoker_process::write_config(dir, id, kafka, couch, USER_MEMORY_MB, pool_extra);
+    let mut command = invoker_process::command(
+        env!("CARGO_BIN_EXE_wasm-invoker"),
+        id,
         &config,
-        format!(
-            "[kafka]\nhosts = \"{kafka}\"\n\n[http]\nport = {}\n\n[pool]\nuser_memory = \"2048 MB\"\n{pool_extra}\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
-            free_port(),
-            couch.port,
-            couch.username,
-            couch.password,
-            couch.entity_db,
-            couch.activation_db,
-            couch.auth_db
-        ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(dir.join(format!("invoker{id}.log"))).expect("log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasm-invoker"));
-    command
-        .args([
-            "invoker",
-            "--id",
-            &id.to_string(),
-            "--unique-name",
-            &id.to_string(),
-            "--config",
-        ])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .env(
-            "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs",
-            FETCH_WAIT_MS.to_string(),
-        )
-        .env_remove("KAFKA_HOSTS")
-        .env_remove("PORT")
-        .env_remove("RUNTIMES_MANIFEST");
+        FETCH_WAIT_MS,
+    );
     if let Some(etcd) = fpc_etcd {
         command.env("CONFIG_whisk_etcd_hosts", etcd).env(
             "CONFIG_whisk_spi_InvokerProvider",
             "org.apache.openwhisk.core.invoker.FPCInvokerReactive",
         );
     }
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start the invoker");
-    Invoker(child)
+    Invoker::spawn(command, dir, id, "start the invoker")
 }
 
 /// A non-blocking `ActivationMessage` for `guest/echo0` answered on `completed0`; `revision` as the
@@ -231,20 +150,8 @@ fn start_invoker(
 /// container's action and queue are keyed by).
 fn message(n: usize, revision: Option<&str>) -> (String, String) {
     let id = format!("{:032x}", n as u128 | (0xbf << 100));
-    let message = json!({
-        "transid": [format!("bench{n:027}"), now_millis()],
-        "action": {"path": "guest", "name": "echo0", "version": "0.0.1"},
-        "revision": revision,
-        "user": {"subject": "guest", "namespace": {"name": "guest", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502"},
-                 "authkey": {"api_key": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:key"}, "rights": [], "limits": {}},
-        "activationId": id,
-        "rootControllerIndex": {"asString": "0", "instanceType": "controller"},
-        "blocking": false,
-        "content": {"n": n},
-        "initArgs": [],
-        "lockedArgs": {}
-    });
-    (id, message.to_string())
+    let message = activation_message(&id, n, revision);
+    (id, message)
 }
 
 /// A creation order to invoker `invoker` for `guest/echo0` at `rev`, polling the scheduler on
@@ -329,15 +236,10 @@ impl Harness {
                 Ok(Ok(message)) => message,
                 _ => return None,
             };
-            let Ok(ack) = AcknowledgementMessage::parse(message.payload().unwrap_or_default())
-            else {
-                continue;
-            };
-            if !ack.frees_slot() {
-                continue;
-            }
-            if let Some(sent) = outstanding.remove(&ack.activation_id().to_string()) {
-                return Some(sent.elapsed());
+            if let Some(latency) =
+                latencies::ack_latency(message.payload().unwrap_or_default(), outstanding)
+            {
+                return Some(latency);
             }
         }
     }
@@ -350,7 +252,7 @@ impl Harness {
         window: usize,
         pid: &str,
     ) -> Phase {
-        let (ticks, _) = clock_ticks();
+        let ticks = proc_cpu::clock_ticks();
         let invoker_before = cpu_ticks(pid);
         let bench_before = cpu_ticks("self");
         let mut outstanding = HashMap::new();
@@ -378,14 +280,6 @@ impl Harness {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 /// The samples of one phase (`outstanding` messages at a time), and its rate and percentiles as
 /// points against the load, for the summary.
 fn record(
@@ -395,36 +289,19 @@ fn record(
     outstanding: usize,
     phase: &Phase,
 ) {
-    let mut sorted = phase.latencies.clone();
-    sorted.sort();
     let name = if containers == "-" {
         format!("{path} echo")
     } else {
         format!("{path} echo, {containers} container(s)")
     };
-    series.push(results::Series::samples(
+    latencies::record(
+        series,
         "fpc_latency",
-        &format!("{name}, {outstanding} outstanding"),
-        "ms",
-        sorted.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
-    ));
-    let rate = sorted.len() as f64 / phase.wall.as_secs_f64();
-    series.push(results::Series::points(
-        "throughput",
         &name,
-        "activations/s",
-        "concurrent activations",
-        vec![(outstanding as f64, rate)],
-    ));
-    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
-        series.push(results::Series::points(
-            "e2e_latency",
-            &format!("{name}, {label}"),
-            "ms",
-            "load (activations/s)",
-            vec![(rate, percentile(&sorted, p))],
-        ));
-    }
+        outstanding,
+        &phase.latencies,
+        phase.wall,
+    );
 }
 
 fn row(path: &str, containers: &str, case: &str, phase: Phase) -> String {
@@ -443,44 +320,6 @@ fn row(path: &str, containers: &str, case: &str, phase: Phase) -> String {
     )
 }
 
-/// Stores `guest/echo0` with its module as a `couch:` attachment; returns the final revision.
-async fn setup_store(couch: &CouchDbConfig) -> String {
-    let client = CouchClient::new(couch).expect("couch client");
-    for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
-        client.ensure_db(db).await.expect("db");
-    }
-    let module = std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds"))
-        .expect("module");
-    let document = json!({
-        "_id": ACTION, "entityType": "action", "namespace": "guest", "name": "echo0",
-        "exec": {"kind": "wasm:wasip1", "binary": true,
-                 "code": {"attachmentName": format!("couch:{ATTACHMENT}"), "attachmentType": "application/octet-stream"}},
-        "parameters": [], "limits": {"timeout": 5000, "memory": 128, "logs": 0, "concurrency": 1},
-        "version": "0.0.1", "publish": false, "annotations": [], "updated": now_millis()
-    });
-    let rev = client
-        .put_json(&[&couch.entity_db, ACTION], &document)
-        .await
-        .expect("doc");
-    let response = client
-        .request(
-            hyper::Method::PUT,
-            &[&couch.entity_db, ACTION, ATTACHMENT],
-            &format!("rev={rev}"),
-            Some("application/octet-stream"),
-            Some(Bytes::from(module)),
-        )
-        .await
-        .expect("attachment");
-    assert!(response.status.is_success());
-    // The attachment made a new revision: the one creation orders and activations name.
-    let stored = client
-        .get_json(&[&couch.entity_db, ACTION], "")
-        .await
-        .expect("read the action back");
-    stored["_rev"].as_str().expect("a revision").to_string()
-}
-
 fn consumer(bootstrap: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -493,17 +332,6 @@ fn consumer(bootstrap: &str, topic: &str) -> StreamConsumer {
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     consumer
-}
-
-fn print_warnings(dir: &Path, id: u32) {
-    let log = std::fs::read_to_string(dir.join(format!("invoker{id}.log"))).unwrap_or_default();
-    for line in log
-        .lines()
-        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-        .take(40)
-    {
-        eprintln!("invoker{id}: {line}");
-    }
 }
 
 /// Orders `count` more containers (creation ids from `first`) and waits for their success acks and
@@ -620,7 +448,7 @@ async fn run() -> (Vec<String>, usize, String, Vec<results::Series>) {
         .await;
     let pouch = pouchdb::PouchDb::start();
     let couch = pouch.config("bench");
-    let rev = setup_store(&couch).await;
+    let rev = echo_action::setup_store(&couch).await;
     let etcd = etcd::Etcd::start();
     let scheduler = FakeScheduler::start().await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -643,7 +471,7 @@ async fn run() -> (Vec<String>, usize, String, Vec<results::Series>) {
     // Classic: invoker 0 alone, then stopped.
     {
         let invoker = start_invoker(0, &bootstrap, &couch, dir.path(), None);
-        let pid = invoker.pid();
+        let pid = invoker.id().to_string();
         rows.extend(
             phases(
                 &mut harness,
@@ -660,7 +488,7 @@ async fn run() -> (Vec<String>, usize, String, Vec<results::Series>) {
 
     // FPC: invoker 1 alone, with 1 and then 4 containers.
     let invoker = start_invoker(1, &bootstrap, &couch, dir.path(), Some(&etcd.endpoint()));
-    let pid = invoker.pid();
+    let pid = invoker.id().to_string();
     let target = Target::Scheduler(&scheduler, &rev);
     for (first, count, total) in [(1, 1, 1), (2, 3, 4)] {
         create_containers(
@@ -747,7 +575,8 @@ async fn probe_round_trips(scheduler: &FakeScheduler) -> String {
 
 fn main() {
     let mut recorder = results::Recorder::start("fpc");
-    let (ticks, from_getconf) = clock_ticks();
+    let getconf_ticks = proc_cpu::getconf_clock_ticks();
+    let ticks = getconf_ticks.unwrap_or(proc_cpu::ASSUMED_CLOCK_TICKS);
     println!(
         "machine: nproc = {}, uname -r = {}, load average before: {}",
         command_line("nproc", &[]),
@@ -756,7 +585,7 @@ fn main() {
     );
     println!(
         "command: cargo bench --bench fpc; CLK_TCK = {ticks}{}",
-        if from_getconf {
+        if getconf_ticks.is_some() {
             " (getconf)"
         } else {
             " (assumed)"
@@ -771,7 +600,7 @@ fn main() {
         recorder.push(series);
     }
     println!(
-        "window = {WINDOW}, user memory 2048 MB, invokers' fetch.wait.max.ms = {FETCH_WAIT_MS}, \
+        "window = {WINDOW}, user memory {USER_MEMORY_MB} MB, invokers' fetch.wait.max.ms = {FETCH_WAIT_MS}, \
          scheduler poll timeout 1 s, {WARMUP} warm-up activations per case\n"
     );
     println!(

@@ -32,6 +32,14 @@
 //! round trips and the invoker CPU per activation also go to `target/bench-results/kafka.json`
 //! (`benches/support/results.rs`).
 
+#[path = "support/echo_action.rs"]
+mod echo_action;
+#[path = "support/invoker_process.rs"]
+mod invoker_process;
+#[path = "support/latencies.rs"]
+mod latencies;
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
 #[path = "support/relay.rs"]
 mod relay;
 #[path = "support/results.rs"]
@@ -57,17 +65,19 @@ mod pouchdb;
 mod tansu;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use executor::message::AcknowledgementMessage;
-use executor::store::couchdb::CouchClient;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::json;
+
+use crate::echo_action::activation_message;
+use crate::invoker_process::Invoker;
+use crate::latencies::{percentile, record};
+use crate::proc_cpu::{CpuSnapshot, threads_column};
 
 const SEQUENTIAL: usize = 200;
 /// Messages of the windowed phase by default (`BENCH_WINDOWED` sets another count, up to
@@ -92,116 +102,8 @@ const WARMUP: usize = 50;
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 const ROUND_TRIPS: usize = 200;
 const IDLE: Duration = Duration::from_secs(3);
-const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-
-/// A port for an invoker's admin server, from the test support's picker (outside the ephemeral
-/// range, so no client socket takes it before the invoker binds it).
-fn free_port() -> u16 {
-    ports::free_port(std::net::Ipv4Addr::LOCALHOST)
-}
-
-fn now_millis() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat`: `getconf CLK_TCK`, else the usual 100.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|out| out.trim().parse::<f64>().ok())
-        .filter(|ticks| *ticks > 0.0)
-        .unwrap_or(100.0)
-}
-
-/// utime + stime in clock ticks from a `/proc/.../stat` file (fields 14 and 15, counted after the
-/// parenthesised name, which may hold spaces); 0 when the process or thread is gone.
-fn stat_ticks(path: &std::path::Path) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0;
-    };
-    let Some(end) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
-    // After the name, field 3 (state) is at index 0: field n is at index n - 3.
-    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    field(14).unwrap_or(0) + field(15).unwrap_or(0)
-}
-
-/// CPU ticks of the processes `pids`, whole and per thread group (thread name without its trailing
-/// digits and dashes: `rdk:broker`, `tokio-runtime-w`, ...). Threads that ended between two
-/// snapshots drop out of the groups, not out of the whole.
-#[derive(Default)]
-struct CpuSnapshot {
-    total: u64,
-    threads: HashMap<String, u64>,
-    /// Context switches (voluntary and not) of the threads alive now: each is a thread going to
-    /// sleep or being woken, which the profile shows as the largest cost.
-    switches: u64,
-}
-
-/// The voluntary plus involuntary context switches of one thread (`/proc/.../status`).
-fn context_switches(status: &std::path::Path) -> u64 {
-    std::fs::read_to_string(status)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.contains("ctxt_switches:"))
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
-impl CpuSnapshot {
-    fn take(pids: &[u32]) -> Self {
-        let mut snapshot = Self::default();
-        for pid in pids {
-            snapshot.total += stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")));
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-                continue;
-            };
-            for task in tasks.flatten() {
-                let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-                let group = name
-                    .trim()
-                    .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
-                    .to_string();
-                *snapshot.threads.entry(group).or_default() +=
-                    stat_ticks(&task.path().join("stat"));
-                snapshot.switches += context_switches(&task.path().join("status"));
-            }
-        }
-        snapshot
-    }
-
-    /// Milliseconds of CPU since `before`, whole and per thread group (largest first), and the
-    /// context switches since.
-    fn since(&self, before: &Self, ticks: f64) -> (f64, Vec<(String, f64)>, u64) {
-        let ms = |t: u64| t as f64 * 1000.0 / ticks;
-        let mut groups: Vec<(String, f64)> = self
-            .threads
-            .iter()
-            .map(|(name, after)| {
-                let earlier = before.threads.get(name).copied().unwrap_or(0);
-                (name.clone(), ms(after.saturating_sub(earlier)))
-            })
-            .filter(|(_, ms)| *ms > 0.0)
-            .collect();
-        groups.sort_by(|a, b| b.1.total_cmp(&a.1));
-        (
-            ms(self.total.saturating_sub(before.total)),
-            groups,
-            self.switches.saturating_sub(before.switches),
-        )
-    }
-}
+/// The summary's series of this bench's latency samples.
+const LATENCY_METRIC: &str = "kafka_latency";
 
 /// The invokers' CPU over one phase.
 struct PhaseCpu {
@@ -279,84 +181,24 @@ async fn round_trips(bootstrap: &str, topic: &str, count: usize) -> Vec<Duration
     latencies
 }
 
-struct Invoker(Child);
-
-impl Drop for Invoker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_invoker(
     id: u32,
     kafka: &str,
     couch: &executor::store::couchdb::CouchDbConfig,
     dir: &std::path::Path,
 ) -> Invoker {
-    let config = dir.join(format!("invoker{id}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[kafka]\nhosts = \"{kafka}\"\n\n[http]\nport = {}\n\n[pool]\nuser_memory = \"{} MB\"\n\n[couchdb]\nprotocol = \"http\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\npassword = \"{}\"\nentity_db = \"{}\"\nactivation_db = \"{}\"\nauth_db = \"{}\"\n",
-            free_port(),
-            user_memory_mb(),
-            couch.port,
-            couch.username,
-            couch.password,
-            couch.entity_db,
-            couch.activation_db,
-            couch.auth_db
-        ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(dir.join(format!("invoker{id}.log"))).expect("log");
+    let config = invoker_process::write_config(dir, id, kafka, couch, user_memory_mb(), "");
     if relay_mode() {
-        let child = Command::new(std::env::current_exe().expect("the bench binary"))
+        let mut command = Command::new(std::env::current_exe().expect("the bench binary"));
+        command
             .env(relay::ROLE, id.to_string())
             .env(relay::BOOTSTRAP, kafka)
             .env(relay::FETCH_WAIT, fetch_wait_ms().to_string())
-            .env(relay::MAX_PEEK, (user_memory_mb() / ACTION_MB).to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start the relay");
-        return Invoker(child);
+            .env(relay::MAX_PEEK, (user_memory_mb() / ACTION_MB).to_string());
+        return Invoker::spawn(command, dir, id, "start the relay");
     }
-    let child = Command::new(invoker_binary())
-        .args([
-            "invoker",
-            "--id",
-            &id.to_string(),
-            "--unique-name",
-            &id.to_string(),
-            "--config",
-        ])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .env(
-            "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs",
-            fetch_wait_ms().to_string(),
-        )
-        .env_remove("KAFKA_HOSTS")
-        .env_remove("PORT")
-        .env_remove("RUNTIMES_MANIFEST")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start the invoker");
-    Invoker(child)
+    let command = invoker_process::command(invoker_binary(), id, &config, fetch_wait_ms());
+    Invoker::spawn(command, dir, id, "start the invoker")
 }
 
 /// The invoker binary: `BENCH_INVOKER_BIN` when set (a saved build, to compare two builds side by
@@ -427,20 +269,8 @@ fn message(topic_index: usize, n: usize, revision: Option<&str>) -> (String, Str
         "{:032x}",
         ((topic_index as u128) << 64) | n as u128 | (0xbe << 100)
     );
-    let message = json!({
-        "transid": [format!("bench{n:027}"), now_millis()],
-        "action": {"path": "guest", "name": "echo0", "version": "0.0.1"},
-        "revision": revision,
-        "user": {"subject": "guest", "namespace": {"name": "guest", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502"},
-                 "authkey": {"api_key": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:key"}, "rights": [], "limits": {}},
-        "activationId": id,
-        "rootControllerIndex": {"asString": "0", "instanceType": "controller"},
-        "blocking": false,
-        "content": {"n": n},
-        "initArgs": [],
-        "lockedArgs": {}
-    });
-    (id, message.to_string())
+    let message = activation_message(&id, n, revision);
+    (id, message)
 }
 
 struct Harness {
@@ -497,15 +327,10 @@ impl Harness {
                 self.skipped_offsets += message.offset() - self.next_offset;
             }
             self.next_offset = self.next_offset.max(message.offset() + 1);
-            let Ok(ack) = AcknowledgementMessage::parse(message.payload().unwrap_or_default())
-            else {
-                continue;
-            };
-            if !ack.frees_slot() {
-                continue;
-            }
-            if let Some(sent) = outstanding.remove(&ack.activation_id().to_string()) {
-                return Some(sent.elapsed());
+            if let Some(latency) =
+                latencies::ack_latency(message.payload().unwrap_or_default(), outstanding)
+            {
+                return Some(latency);
             }
         }
     }
@@ -530,51 +355,6 @@ impl Harness {
         self.confirm_deliveries().await;
         self.unanswered.extend(outstanding.into_keys());
         (latencies, wall)
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
-/// The samples of one phase (`outstanding` messages at a time), and its rate and percentiles as
-/// points against the load, for the summary.
-fn record(
-    series: &mut Vec<results::Series>,
-    invokers: usize,
-    outstanding: usize,
-    latencies: &[Duration],
-    wall: Duration,
-) {
-    let mut sorted = latencies.to_vec();
-    sorted.sort();
-    let name = format!("kafka echo, {invokers} invoker(s)");
-    series.push(results::Series::samples(
-        "kafka_latency",
-        &format!("{name}, {outstanding} outstanding"),
-        "ms",
-        sorted.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
-    ));
-    let rate = sorted.len() as f64 / wall.as_secs_f64();
-    series.push(results::Series::points(
-        "throughput",
-        &name,
-        "activations/s",
-        "concurrent activations",
-        vec![(outstanding as f64, rate)],
-    ));
-    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
-        series.push(results::Series::points(
-            "e2e_latency",
-            &format!("{name}, {label}"),
-            "ms",
-            "load (activations/s)",
-            vec![(rate, percentile(&sorted, p))],
-        ));
     }
 }
 
@@ -619,45 +399,6 @@ async fn reread_completed(bootstrap: &str) -> (HashSet<String>, usize) {
     (ids, records)
 }
 
-/// Creates the databases and the `echo0` action with its module as attachment; returns the
-/// action's revision.
-async fn setup_store(couch: &executor::store::couchdb::CouchDbConfig) -> String {
-    let client = CouchClient::new(couch).expect("couch client");
-    for db in [&couch.entity_db, &couch.activation_db, &couch.auth_db] {
-        client.ensure_db(db).await.expect("db");
-    }
-    let module = std::fs::read(ow_action::artifacts::wasm_module("echo").expect("echo builds"))
-        .expect("module");
-    let document = json!({
-        "_id": "guest/echo0", "entityType": "action", "namespace": "guest", "name": "echo0",
-        "exec": {"kind": "wasm:wasip1", "binary": true,
-                 "code": {"attachmentName": format!("couch:{ATTACHMENT}"), "attachmentType": "application/octet-stream"}},
-        "parameters": [], "limits": {"timeout": 5000, "memory": 128, "logs": 0, "concurrency": 1},
-        "version": "0.0.1", "publish": false, "annotations": [], "updated": now_millis()
-    });
-    let rev = client
-        .put_json(&[&couch.entity_db, "guest/echo0"], &document)
-        .await
-        .expect("doc");
-    let response = client
-        .request(
-            hyper::Method::PUT,
-            &[&couch.entity_db, "guest/echo0", ATTACHMENT],
-            &format!("rev={rev}"),
-            Some("application/octet-stream"),
-            Some(Bytes::from(module)),
-        )
-        .await
-        .expect("attachment");
-    assert!(response.status.is_success());
-    let body: serde_json::Value =
-        serde_json::from_slice(&response.body).expect("attachment answer");
-    body["rev"]
-        .as_str()
-        .expect("attachment revision")
-        .to_string()
-}
-
 /// What one case measured.
 struct CaseResult {
     rows: Vec<String>,
@@ -668,14 +409,14 @@ struct CaseResult {
 }
 
 async fn case(invokers: usize) -> CaseResult {
-    let ticks = clock_ticks();
+    let ticks = proc_cpu::clock_ticks();
     let tansu = tansu::Tansu::start();
     tansu
         .create_topics(&["completed0", "health", "roundtrip"])
         .await;
     let pouch = pouchdb::PouchDb::start();
     let couch = pouch.config("bench");
-    let revision = setup_store(&couch).await;
+    let revision = echo_action::setup_store(&couch).await;
     let dir = tempfile::tempdir().expect("tmp");
     let running: Vec<Invoker> = (0..invokers)
         .map(|id| start_invoker(id as u32, &tansu.bootstrap(), &couch, dir.path()))
@@ -706,7 +447,7 @@ async fn case(invokers: usize) -> CaseResult {
         next_offset: 0,
         skipped_offsets: 0,
     };
-    let pids: Vec<u32> = running.iter().map(|invoker| invoker.0.id()).collect();
+    let pids: Vec<u32> = running.iter().map(Invoker::id).collect();
     // Warm up: every invoker has joined its group and has a warm container.
     let (warm, _) = harness.phase(WARMUP, invokers).await;
     assert_eq!(
@@ -737,8 +478,9 @@ async fn case(invokers: usize) -> CaseResult {
     let mut sorted_sequential = sequential.clone();
     sorted_sequential.sort();
     let e2e_p50 = percentile(&sorted_sequential, 0.5);
+    let name = format!("kafka echo, {invokers} invoker(s)");
     let mut series = Vec::new();
-    record(&mut series, invokers, 1, &sequential, wall);
+    record(&mut series, LATENCY_METRIC, &name, 1, &sequential, wall);
     let mut rows = vec![row("sequential", invokers, sequential, wall)];
     let mut points = vec![(1.0, phases[0].per_activation_us())];
     for window in windows() {
@@ -762,18 +504,10 @@ async fn case(invokers: usize) -> CaseResult {
                 windowed.len()
             );
             for id in 0..invokers {
-                let log = std::fs::read_to_string(dir.path().join(format!("invoker{id}.log")))
-                    .unwrap_or_default();
-                for line in log
-                    .lines()
-                    .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-                    .take(40)
-                {
-                    eprintln!("invoker{id}: {line}");
-                }
+                invoker_process::print_warnings(dir.path(), id as u32);
             }
         }
-        record(&mut series, invokers, window, &windowed, wall);
+        record(&mut series, LATENCY_METRIC, &name, window, &windowed, wall);
         rows.push(row(
             &format!("windowed ({window} outstanding)"),
             invokers,
@@ -797,7 +531,6 @@ async fn case(invokers: usize) -> CaseResult {
         harness.unanswered.len() - in_topic
     );
     drop(running);
-    let name = format!("kafka echo, {invokers} invoker(s)");
     let roundtrip_p50 = percentile(&roundtrip, 0.5);
     series.push(results::Series::samples(
         "kafka_bare_roundtrip",
@@ -864,17 +597,6 @@ async fn case(invokers: usize) -> CaseResult {
         series,
         cost,
     }
-}
-
-/// The thread groups that spent at least 1 % of a phase's CPU, as `name ms (share)`.
-fn threads_column(threads: &[(String, f64)]) -> String {
-    let total: f64 = threads.iter().map(|(_, ms)| ms).sum();
-    threads
-        .iter()
-        .filter(|(_, ms)| *ms >= total / 100.0)
-        .map(|(name, ms)| format!("{name} {ms:.0} ({:.0} %)", ms * 100.0 / total))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn main() {

@@ -40,6 +40,8 @@
     reason = "criterion_group! generates an undocumented function"
 )]
 
+#[path = "support/activation_context.rs"]
+mod activation_context;
 #[path = "support/results.rs"]
 mod results;
 
@@ -50,11 +52,12 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, Throughput, criterion_group};
 use factory::wasm::{FuelMode, WASM_WASIP1_KIND, WasmConfig, WasmFactory};
 use factory::{
-    ActivationContext, Code, Container, ContainerSpec, Factory, InitRequest, Limits, Purpose,
-    RunRequest, Status,
+    Code, Container, ContainerSpec, Factory, InitRequest, Limits, Purpose, RunRequest, Status,
 };
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
+
+use crate::activation_context::context;
 
 /// Pool slots of the bench factories: more than the concurrent activations of the throughput case.
 const POOL: u32 = 128;
@@ -71,22 +74,12 @@ const FAIRNESS_PERIOD: Duration = Duration::from_millis(2);
 /// CPU-bound guests running beside the `fairness/echo` activations, and the workers they share.
 const FAIRNESS_SPINS: usize = 2;
 const FAIRNESS_WORKERS: usize = 2;
+/// Each activation's deadline, from its init or run: far beyond any activation measured here.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn code(name: &str) -> Code {
     let path = ow_action::artifacts::wasm_module(name).expect("the example actions build");
     Code::Binary(Arc::from(std::fs::read(path).expect("the built module")))
-}
-
-fn context() -> ActivationContext {
-    ActivationContext {
-        activation_id: "0123456789abcdef0123456789abcdef".into(),
-        namespace: "guest".into(),
-        action_name: "/guest/bench".into(),
-        action_version: Some("0.0.1".into()),
-        transaction_id: "bench".into(),
-        api_key: None,
-        deadline: SystemTime::now() + Duration::from_secs(60),
-    }
 }
 
 fn factory(config: WasmConfig) -> WasmFactory {
@@ -110,7 +103,7 @@ async fn deploy(factory: &WasmFactory, code: &Code) -> Arc<dyn Container> {
         main: None,
         code: Some(code.clone()),
         env: BTreeMap::new(),
-        context: context(),
+        context: context(DEADLINE),
         limits: Limits::default(),
     };
     container.init(init).await.expect("init");
@@ -120,7 +113,7 @@ async fn deploy(factory: &WasmFactory, code: &Code) -> Arc<dyn Container> {
 async fn run(container: &dyn Container, params: Value) {
     let request = RunRequest {
         params,
-        context: context(),
+        context: context(DEADLINE),
         limits: Limits::default(),
     };
     let outcome = container.run(request).await;
@@ -400,7 +393,7 @@ fn fairness(spins: usize) -> Vec<Duration> {
             rt.spawn(async move {
                 let request = RunRequest {
                     params: json!({}),
-                    context: context(),
+                    context: context(DEADLINE),
                     limits: Limits::default(),
                 };
                 spin.run(request).await
