@@ -23,6 +23,8 @@
 //! Run: `cargo bench --bench fpc` (needs `tansu`, `pouchdb-server` and `etcd`, as the tests do).
 //! The latencies also go to `target/bench-results/fpc.json` (`benches/support/results.rs`).
 
+#[path = "support/deliveries.rs"]
+mod deliveries;
 #[path = "support/echo_action.rs"]
 mod echo_action;
 #[path = "support/invoker_process.rs"]
@@ -272,14 +274,7 @@ impl Harness {
             }
         }
         let wall = start.elapsed();
-        // Every produced message reached the broker: one it refused fails the bench.
-        for delivery in self.deliveries.drain(..) {
-            delivery
-                .await
-                .expect("delivery report")
-                .map_err(|(error, _)| error)
-                .expect("produce");
-        }
+        deliveries::confirm(&mut self.deliveries).await;
         self.unanswered += outstanding.len();
         Phase {
             latencies,

@@ -32,6 +32,8 @@
 //! round trips and the invoker CPU per activation also go to `target/bench-results/kafka.json`
 //! (`benches/support/results.rs`).
 
+#[path = "support/deliveries.rs"]
+mod deliveries;
 #[path = "support/echo_action.rs"]
 mod echo_action;
 #[path = "support/invoker_process.rs"]
@@ -304,17 +306,6 @@ impl Harness {
         self.deliveries.push(delivery);
     }
 
-    /// Waits for every produced message's delivery: a message the broker refused fails the bench.
-    async fn confirm_deliveries(&mut self) {
-        for delivery in self.deliveries.drain(..) {
-            delivery
-                .await
-                .expect("delivery report")
-                .map_err(|(error, _)| error)
-                .expect("produce");
-        }
-    }
-
     /// The latency of the next slot-freeing ack of an outstanding message.
     async fn receive(&mut self, outstanding: &mut HashMap<String, Instant>) -> Option<Duration> {
         loop {
@@ -352,7 +343,7 @@ impl Harness {
             }
         }
         let wall = start.elapsed();
-        self.confirm_deliveries().await;
+        deliveries::confirm(&mut self.deliveries).await;
         self.unanswered.extend(outstanding.into_keys());
         (latencies, wall)
     }

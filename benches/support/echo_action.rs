@@ -2,7 +2,7 @@
 //! its document `guest/echo0` in the store with the module as a `couch:` attachment (log limit 0),
 //! and the non-blocking `ActivationMessage` that asks an invoker to run it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use executor::store::couchdb::{CouchClient, CouchDbConfig};
@@ -15,13 +15,7 @@ const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
 /// Milliseconds since 1970, as OpenWhisk's messages carry time.
 pub fn now_millis() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
+    executor::record::epoch_millis(SystemTime::now())
 }
 
 /// A non-blocking `ActivationMessage` `id` for `guest/echo0` with the content `{"n": n}`, answered
