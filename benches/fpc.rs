@@ -2,7 +2,8 @@
 //! docs/fpc.md) next to the classic Kafka path, in one run on one broker, for the wasm `echo` action
 //! (log limit 0, non-blocking: one Completion ack per activation, records stored in pouchdb-server).
 //!
-//! - `classic`: invoker 0 (classic mode); each `ActivationMessage` is produced to `invoker0`.
+//! - `classic`: invoker 0 (classic mode); each `ActivationMessage` is produced to `invoker0`. Both
+//!   paths name the action's revision, as a controller does.
 //! - `fpc`: invoker 1 in FPC mode (`CONFIG_whisk_etcd_hosts` and
 //!   `CONFIG_whisk_spi_InvokerProvider=...FPCInvokerReactive`, a real etcd), started after invoker 0
 //!   has stopped, so the two never share the two cores. Creation orders on `invoker1` make C
@@ -147,12 +148,12 @@ fn start_invoker(
     Invoker::spawn(command, dir, id, "start the invoker")
 }
 
-/// A non-blocking `ActivationMessage` for `guest/echo0` answered on `completed0`; `revision` as the
-/// path needs it (classic: `null`, as benches/kafka.rs; FPC: the document's revision, which the
-/// container's action and queue are keyed by).
-fn message(n: usize, revision: Option<&str>) -> (String, String) {
+/// A non-blocking `ActivationMessage` for `guest/echo0` at the document's `revision` (as a
+/// controller sends it on both paths: the classic invoker then serves the action from its cache, and
+/// FPC keys the container's action and queue by it), answered on `completed0`.
+fn message(n: usize, revision: &str) -> (String, String) {
     let id = format!("{:032x}", n as u128 | (0xbf << 100));
-    let message = activation_message(&id, n, revision);
+    let message = activation_message(&id, n, Some(revision));
     (id, message)
 }
 
@@ -181,8 +182,8 @@ fn creation(rev: &str, creation_id: &str, port: u16) -> Value {
 
 /// Where a phase's activations go.
 enum Target<'a> {
-    /// Produced to this topic (classic).
-    Topic(&'a str),
+    /// Produced to this topic at this revision (classic).
+    Topic(&'a str, &'a str),
     /// Pushed into the fake scheduler's queue of `guest/echo0` at this revision (FPC).
     Scheduler(&'a FakeScheduler, &'a str),
 }
@@ -215,8 +216,8 @@ impl Harness {
         let n = self.sent;
         self.sent += 1;
         match target {
-            Target::Topic(topic) => {
-                let (id, payload) = message(n, None);
+            Target::Topic(topic, rev) => {
+                let (id, payload) = message(n, rev);
                 outstanding.insert(id, Instant::now());
                 let delivery = self
                     .producer
@@ -226,7 +227,7 @@ impl Harness {
                 self.deliveries.push(delivery);
             }
             Target::Scheduler(scheduler, rev) => {
-                let (id, payload) = message(n, Some(rev));
+                let (id, payload) = message(n, rev);
                 outstanding.insert(id, Instant::now());
                 scheduler.push_activation("guest", ACTION, rev, payload);
             }
@@ -481,7 +482,7 @@ async fn run() -> (Vec<String>, usize, String, Vec<results::Series>) {
         rows.extend(
             phases(
                 &mut harness,
-                &Target::Topic("invoker0"),
+                &Target::Topic("invoker0", &rev),
                 "classic",
                 "-",
                 &pid,
@@ -543,7 +544,7 @@ async fn probe_round_trips(scheduler: &FakeScheduler) -> String {
     let mut queued = Vec::with_capacity(PROBE);
     let mut parked = Vec::with_capacity(PROBE);
     for n in 0..PROBE {
-        scheduler.push_activation("guest", "guest/probe", "p", message(n, Some("p")).1);
+        scheduler.push_activation("guest", "guest/probe", "p", message(n, "p").1);
         let start = Instant::now();
         let reply = tokio::time::timeout(WAIT, client.fetch(&request)).await;
         assert!(
@@ -558,7 +559,7 @@ async fn probe_round_trips(scheduler: &FakeScheduler) -> String {
         };
         tokio::time::sleep(Duration::from_millis(5)).await;
         let start = Instant::now();
-        scheduler.push_activation("guest", "guest/probe", "p", message(n, Some("p")).1);
+        scheduler.push_activation("guest", "guest/probe", "p", message(n, "p").1);
         let reply = tokio::time::timeout(WAIT, call).await;
         assert!(
             matches!(reply, Ok(Ok(Ok(FetchReply::Activation(_))))),

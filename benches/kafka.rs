@@ -24,7 +24,8 @@
 //! the sequential e2e p50 minus two such round trips (message in, ack out) is the invoker's part.
 //!
 //! Run: `cargo bench --bench kafka`. Options: `BENCH_INVOKERS=1,2`; `BENCH_FETCH_WAIT_MS=5`;
-//! `BENCH_REVISION=1` to name the action's revision in the messages; `BENCH_INVOKER_BIN=path` to
+//! `BENCH_REVISION=0` for messages without the action's revision (`null`: the invoker reads the
+//! action from CouchDB for each); `BENCH_INVOKER_BIN=path` to
 //! run another build of the invoker; `BENCH_WINDOW=32,128` for other windows;
 //! `BENCH_WINDOWED=n` for another count of messages per windowed phase; `BENCH_RELAY=1` to run the
 //! invoker's Kafka plumbing alone in place of each invoker (`benches/support/relay.rs`: the floor
@@ -259,11 +260,11 @@ fn relay_mode() -> bool {
     std::env::var("BENCH_RELAY").is_ok_and(|v| v == "1")
 }
 
-/// Whether messages name the action's revision (`BENCH_REVISION=1`), as a controller does, so the
-/// invoker serves the action from its cache; by default `revision` is null and every activation
-/// reads the document and its 76 KB attachment from CouchDB again.
+/// Whether messages name the action's revision, as a controller does, so the invoker serves the
+/// action from its cache (the default); with `BENCH_REVISION=0` `revision` is null and every
+/// activation reads the document and its 76 KB attachment from CouchDB again.
 fn with_revision() -> bool {
-    std::env::var("BENCH_REVISION").is_ok_and(|v| v == "1")
+    std::env::var("BENCH_REVISION").map_or(true, |v| v != "0")
 }
 
 fn message(topic_index: usize, n: usize, revision: Option<&str>) -> (String, String) {
