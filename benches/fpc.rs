@@ -77,7 +77,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
-use crate::echo_action::{ACTION, activation_message, now_millis};
+use crate::echo_action::{ACTION, MEMORY_MB, activation_message, now_millis};
 use crate::invoker_process::{Invoker, print_warnings};
 use crate::latencies::percentile;
 use crate::scheduler::FakeScheduler;
@@ -91,8 +91,8 @@ const PHASE_LIMIT: Duration = Duration::from_secs(90);
 const WAIT: Duration = Duration::from_secs(30);
 /// Both invokers' `fetch.wait.max.ms` (Tansu holds every fetch for the whole wait).
 const FETCH_WAIT_MS: u32 = 5;
-/// Each invoker's user memory: 16 slots of the echo action's 128 MB.
-const USER_MEMORY_MB: usize = 2048;
+/// Each invoker's user memory: 16 slots of the echo action (2048 MB).
+const USER_MEMORY_MB: usize = 16 * MEMORY_MB;
 
 /// One line of a command's output, or `?`.
 fn command_line(program: &str, args: &[&str]) -> String {
@@ -169,7 +169,7 @@ fn creation(rev: &str, creation_id: &str, port: u16) -> Value {
             "namespace": "guest", "name": "echo0",
             "exec": {"kind": "wasm:wasip1", "binary": true},
             "parameters": [],
-            "limits": {"timeout": 5000, "memory": 128, "logs": 0, "concurrency": 1},
+            "limits": {"timeout": 5000, "memory": MEMORY_MB, "logs": 0, "concurrency": 1},
             "version": "0.0.1", "publish": false, "annotations": [], "updated": now_millis()
         },
         "rootSchedulerIndex": {"asString": "0"},

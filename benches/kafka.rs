@@ -77,7 +77,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::echo_action::activation_message;
+use crate::echo_action::{MEMORY_MB, activation_message};
 use crate::invoker_process::Invoker;
 use crate::latencies::{percentile, record};
 use crate::proc_cpu::{CpuSnapshot, threads_column};
@@ -98,9 +98,6 @@ const MAX_WINDOW: usize = 1024;
 /// Each windowed phase runs at least this many messages per outstanding one (10,240 for a window
 /// of 256), so a phase at a high rate still lasts seconds against `/proc`'s 10 ms ticks.
 const MESSAGES_PER_WINDOW_SLOT: usize = 40;
-/// The echo action's memory limit: each invoker's user memory is this times half the largest
-/// window (16,384 MB, maxPeek 128, for the default windows).
-const ACTION_MB: usize = 128;
 const WARMUP: usize = 50;
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 const ROUND_TRIPS: usize = 200;
@@ -190,16 +187,16 @@ fn start_invoker(
     couch: &executor::store::couchdb::CouchDbConfig,
     dir: &std::path::Path,
 ) -> Invoker {
-    let config = invoker_process::write_config(dir, id, kafka, couch, user_memory_mb(), "");
     if relay_mode() {
         let mut command = Command::new(std::env::current_exe().expect("the bench binary"));
         command
             .env(relay::ROLE, id.to_string())
             .env(relay::BOOTSTRAP, kafka)
             .env(relay::FETCH_WAIT, fetch_wait_ms().to_string())
-            .env(relay::MAX_PEEK, (user_memory_mb() / ACTION_MB).to_string());
+            .env(relay::MAX_PEEK, (user_memory_mb() / MEMORY_MB).to_string());
         return Invoker::spawn(command, dir, id, "start the relay");
     }
+    let config = invoker_process::write_config(dir, id, kafka, couch, user_memory_mb(), "");
     let command = invoker_process::command(invoker_binary(), id, &config, fetch_wait_ms());
     Invoker::spawn(command, dir, id, "start the invoker")
 }
@@ -250,9 +247,10 @@ fn windows() -> Vec<usize> {
     }
 }
 
-/// Each invoker's user memory, MB: [`ACTION_MB`] times half the largest window.
+/// Each invoker's user memory, MB: the echo action's memory times half the largest window
+/// (16,384 MB, maxPeek 128, for the default windows).
 fn user_memory_mb() -> usize {
-    ACTION_MB * windows().into_iter().max().unwrap_or(WINDOWS[0]) / 2
+    MEMORY_MB * windows().into_iter().max().unwrap_or(WINDOWS[0]) / 2
 }
 
 /// Whether the invokers are replaced by relays of their Kafka plumbing alone (`BENCH_RELAY=1`).
@@ -641,7 +639,7 @@ fn main() {
         fetch_wait_ms(),
         windows(),
         user_memory_mb(),
-        user_memory_mb() / ACTION_MB,
+        user_memory_mb() / MEMORY_MB,
         if with_revision() {
             "given (action cached)"
         } else {

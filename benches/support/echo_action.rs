@@ -10,6 +10,9 @@ use serde_json::json;
 
 /// The action's document id.
 pub const ACTION: &str = "guest/echo0";
+/// The action's memory limit, MB: what each of its activations reserves of an invoker's user
+/// memory, so user memory / this is the invoker's maxPeek.
+pub const MEMORY_MB: usize = 128;
 /// The id of the module's attachment.
 const ATTACHMENT: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
@@ -52,7 +55,7 @@ pub async fn setup_store(couch: &CouchDbConfig) -> String {
         "_id": ACTION, "entityType": "action", "namespace": "guest", "name": "echo0",
         "exec": {"kind": "wasm:wasip1", "binary": true,
                  "code": {"attachmentName": format!("couch:{ATTACHMENT}"), "attachmentType": "application/octet-stream"}},
-        "parameters": [], "limits": {"timeout": 5000, "memory": 128, "logs": 0, "concurrency": 1},
+        "parameters": [], "limits": {"timeout": 5000, "memory": MEMORY_MB, "logs": 0, "concurrency": 1},
         "version": "0.0.1", "publish": false, "annotations": [], "updated": now_millis()
     });
     let rev = client

@@ -1,4 +1,5 @@
-//! The Kafka floor of the invoker (`BENCH_RELAY=1` in `benches/kafka.rs`): a process that does
+//! The Kafka floor of the invoker (`BENCH_RELAY=1` in `benches/kafka.rs`, which includes
+//! `benches/support/echo_action.rs` as `mod echo_action`): a process that does
 //! only the invoker's Kafka part of an activation, with the invoker's own plumbing. It reads
 //! `invoker{N}` through [`executor::kafka::Feed`] (same consumer settings, same synchronous commit
 //! per poll batch, the invoker's permits), parses each `ActivationMessage`, and hands a
@@ -22,7 +23,7 @@ pub const ROLE: &str = "BENCH_RELAY_ID";
 pub const BOOTSTRAP: &str = "BENCH_RELAY_BOOTSTRAP";
 /// The relay's `fetch.wait.max.ms`.
 pub const FETCH_WAIT: &str = "BENCH_RELAY_FETCH_WAIT_MS";
-/// The relay's permits: the invoker's slots for `echo` (128 MB) in its user memory.
+/// The relay's permits: the invoker's slots for `echo` in its user memory.
 pub const MAX_PEEK: &str = "BENCH_RELAY_MAX_PEEK";
 
 /// Runs the relay until the process is killed; `Err` says why it could not start.
@@ -49,7 +50,7 @@ pub fn run(id: u32) -> Result<(), String> {
         let producer = Arc::new(Producer::new(&bootstrap).map_err(|error| error.to_string())?);
         let instance = InvokerInstanceId::new(
             id,
-            ByteSize::mb(max_peek as u64 * 128),
+            ByteSize::mb((max_peek * crate::echo_action::MEMORY_MB) as u64),
             Some(id.to_string()),
             None,
         );
