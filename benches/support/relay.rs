@@ -4,7 +4,7 @@
 //! `invoker{N}` through [`executor::kafka::Feed`] (same consumer settings, same synchronous commit
 //! per poll batch, the invoker's permits), parses each `ActivationMessage`, and hands a
 //! `CompletionMessage` to [`executor::kafka::Producer`], freeing the slot once the ack is queued
-//! and awaiting its delivery on a task of its own, as the invoker's ack sender does. No action is
+//! and handling its delivery report on the producer's thread, as the invoker's ack sender does. No action is
 //! fetched or run and no record is stored: the harness measures this process's CPU per activation
 //! exactly as it measures the invoker's, so the difference of the two runs is what the invoker
 //! spends beyond its Kafka plumbing.
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use executor::bytesize::ByteSize;
-use executor::kafka::{Feed, FeedConfig, Producer, ensure_topic};
+use executor::kafka::{DeliveryReport, Feed, FeedConfig, OnDelivery, Producer, ensure_topic};
 use executor::message::{AcknowledgementMessage, ActivationMessage, InvokerInstanceId};
 use executor::metrics::Metrics;
 use tokio::sync::Semaphore;
@@ -42,7 +42,8 @@ pub fn run(id: u32) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|error| format!("runtime: {error}"))?;
-    runtime.block_on(async move {
+    // On a worker, as the invoker's command runs (see its `main.rs`).
+    let relay = runtime.spawn(async move {
         let topic = format!("invoker{id}");
         ensure_topic(&bootstrap, &topic)
             .await
@@ -78,18 +79,22 @@ pub fn run(id: u32) -> Result<(), String> {
                     is_system_error: false,
                     instance,
                 };
-                let pending = producer.enqueue(&message.ack_topic(), &ack.to_json());
-                drop(delivered.permit);
-                match pending {
-                    Ok(pending) => {
-                        if let Err(error) = pending.delivered().await {
-                            eprintln!("relay: ack not delivered: {error}");
-                        }
+                // As the invoker's acks: the delivery report is handled on the producer's thread.
+                let then: OnDelivery = Box::new(|report: DeliveryReport| {
+                    if let Err(error) = report.result {
+                        eprintln!("relay: ack not delivered: {error}");
                     }
-                    Err(error) => eprintln!("relay: ack not queued: {error}"),
+                });
+                let queued = producer.enqueue_then(&message.ack_topic(), &ack.to_json(), then);
+                drop(delivered.permit);
+                if let Err(error) = queued {
+                    eprintln!("relay: ack not queued: {error}");
                 }
             });
         }
         Ok(())
-    })
+    });
+    runtime
+        .block_on(relay)
+        .map_err(|error| format!("relay task: {error}"))?
 }

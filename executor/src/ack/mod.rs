@@ -14,7 +14,8 @@
 //! is re-sent shrunk. `isSystemError` is true only for status 3. The transid is echoed unchanged.
 //!
 //! [`AckSender::acknowledge`] returns once the acks are in the producer's queue, so the
-//! activation's slot is free at once; their delivery goes on in the background ([`delivery`]):
+//! activation's slot is free at once; their delivery goes on in the background, usually without a
+//! task of its own ([`delivery`]):
 //! an ack the broker does not take is sent again until [`DEFAULT_ACK_RETRY_WINDOW`] (configurable)
 //! after its activation ended.
 
@@ -150,7 +151,14 @@ impl AckSender {
             )],
         };
         let topic = format!("{}{}", self.topic_prefix, message.ack_topic());
-        let event = self.event(message, activation);
+        let mut event = self.event(message, activation);
+        let acks = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => self.hand_over_inline(&runtime, &topic, acks, &mut event),
+            Err(_) => acks,
+        };
+        if acks.is_empty() {
+            return;
+        }
         let (handed, handed_over) = oneshot::channel();
         let sender = self.clone();
         self.deliveries.spawn(

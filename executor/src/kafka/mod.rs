@@ -21,7 +21,7 @@ use crate::message::MAX_MESSAGE_BYTES;
 #[cfg(feature = "fault-injection")]
 pub use feed::INJECTED_FEED_PANIC;
 pub use feed::{Delivered, Feed, FeedConfig, REJOIN_LIMIT, prefetch_settings};
-pub use producer::{Pending, Producer, SendError};
+pub use producer::{DeliveryReport, OnDelivery, Pending, Producer, SendError};
 
 /// How long one poll waits for a message (OpenWhisk's invoker long-polls 1 s). Also bounds how long
 /// stopping the feed takes.

@@ -12,9 +12,11 @@
 //!
 //! # Delivery reports
 //!
-//! Each record carries a tokio oneshot as its librdkafka opaque; the delivery callback
-//! ([`Deliveries`]) completes it. The callbacks run on one thread of ours per client that polls the
-//! client's event queue. Not rust-rdkafka's `FutureProducer`/`ThreadedProducer`: their thread polls
+//! Each record carries its [`OnDelivery`] as its librdkafka opaque, and the delivery callback
+//! ([`Deliveries`]) calls it. [`Producer::enqueue`]'s completes a tokio oneshot, which a task awaits
+//! ([`Pending::delivered`]); [`Producer::enqueue_then`]'s runs the caller's own code, so that a
+//! delivery nobody needs to wait for wakes no task. The callbacks run on one thread of ours per
+//! client that polls the client's event queue. Not rust-rdkafka's `FutureProducer`/`ThreadedProducer`: their thread polls
 //! 100 ms at a time and `BaseProducer::poll` rounds the remaining time down to whole milliseconds,
 //! so the last millisecond of every poll is a busy loop (10 ms of CPU per second, idle or not). Ours
 //! polls [`POLL_SPAN`] at a time, so that loop costs a tenth of that; a delivery report still wakes
@@ -44,24 +46,68 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(50);
 /// then purged). Its last millisecond is a busy loop (see the module doc): 1 ms of CPU per second.
 const POLL_SPAN: Duration = Duration::from_secs(1);
 
-/// The broker's answer for one record, as the delivery callback reports it.
-type Report = Result<(), KafkaError>;
+/// The broker's answer for one record handed over with [`Producer::enqueue_then`].
+#[derive(Debug)]
+pub struct DeliveryReport {
+    /// The producer generation that took the record (see [`Producer::recreate`]).
+    pub generation: u64,
+    /// Whether the broker took it.
+    pub result: Result<(), SendError>,
+}
 
-/// The producer's context: completes each record's oneshot with its delivery report.
+/// What runs with a record's [`DeliveryReport`], on the producer's delivery thread: it must be quick
+/// and must not block (hand anything longer to the runtime).
+pub type OnDelivery = Box<dyn FnOnce(DeliveryReport) + Send + Sync>;
+
+/// A record's librdkafka opaque: calls its [`OnDelivery`] exactly once, with the broker's answer or,
+/// if librdkafka drops the record without one, with [`SendError::Abandoned`].
+struct Delivery {
+    bytes: usize,
+    generation: u64,
+    then: Option<OnDelivery>,
+}
+
+impl Delivery {
+    fn report(mut self, result: Result<(), SendError>) {
+        if let Some(then) = self.then.take() {
+            then(DeliveryReport {
+                generation: self.generation,
+                result,
+            });
+        }
+    }
+
+    /// Drops the record's callback unused: the queue refused the record, and its sender was told.
+    fn disarm(mut self) {
+        self.then = None;
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(then) = self.then.take() {
+            then(DeliveryReport {
+                generation: self.generation,
+                result: Err(SendError::Abandoned),
+            });
+        }
+    }
+}
+
+/// The producer's context: runs each record's [`OnDelivery`] with its delivery report.
 struct Deliveries;
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = Box<oneshot::Sender<Report>>;
+    type DeliveryOpaque = Box<Delivery>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, sender: Self::DeliveryOpaque) {
-        let report = match result {
+    fn delivery(&self, result: &DeliveryResult<'_>, delivery: Self::DeliveryOpaque) {
+        let result = match result {
             Ok(_) => Ok(()),
-            Err((error, _)) => Err(error.clone()),
+            Err((error, _)) => Err(SendError::classify(error.clone(), delivery.bytes)),
         };
-        // The receiver is gone when its sender stopped waiting (a cancelled delivery task).
-        let _ = sender.send(report);
+        delivery.report(result);
     }
 }
 
@@ -136,8 +182,7 @@ impl std::fmt::Debug for Producer {
 /// A record in librdkafka's queue: await [`Pending::delivered`] for the broker's answer.
 #[must_use = "a pending record says nothing until its delivery is awaited"]
 pub struct Pending {
-    report: oneshot::Receiver<Report>,
-    bytes: usize,
+    report: oneshot::Receiver<Result<(), SendError>>,
     /// The producer generation that took the record.
     pub generation: u64,
 }
@@ -145,7 +190,6 @@ pub struct Pending {
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
-            .field("bytes", &self.bytes)
             .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
@@ -154,11 +198,7 @@ impl std::fmt::Debug for Pending {
 impl Pending {
     /// Waits for the broker's answer (at most `message.timeout.ms`).
     pub async fn delivered(self) -> Result<(), SendError> {
-        match self.report.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(SendError::classify(error, self.bytes)),
-            Err(_) => Err(SendError::Abandoned),
-        }
+        self.report.await.unwrap_or(Err(SendError::Abandoned))
     }
 }
 
@@ -238,17 +278,37 @@ impl Producer {
 
     /// Hands one record (null key, UTF-8 JSON value) to the local queue; returns at once.
     pub fn enqueue(&self, topic: &str, payload: &str) -> Result<Pending, SendError> {
-        let (client, generation) = self.current();
         let (sender, report) = oneshot::channel();
-        let record =
-            BaseRecord::<(), str, _>::with_opaque_to(topic, Box::new(sender)).payload(payload);
+        // The receiver is gone when its task stopped waiting (a cancelled delivery task).
+        let then: OnDelivery = Box::new(move |delivered: DeliveryReport| {
+            let _ = sender.send(delivered.result);
+        });
+        let generation = self.enqueue_then(topic, payload, then)?;
+        Ok(Pending { report, generation })
+    }
+
+    /// Hands one record to the local queue like [`enqueue`](Self::enqueue), and runs `then` with
+    /// its [`DeliveryReport`] on the delivery thread; returns the generation that took it. When the
+    /// queue refuses the record, the error is returned here and `then` is dropped uncalled.
+    pub fn enqueue_then(
+        &self,
+        topic: &str,
+        payload: &str,
+        then: OnDelivery,
+    ) -> Result<u64, SendError> {
+        let (client, generation) = self.current();
+        let delivery = Box::new(Delivery {
+            bytes: payload.len(),
+            generation,
+            then: Some(then),
+        });
+        let record = BaseRecord::<(), str, _>::with_opaque_to(topic, delivery).payload(payload);
         match client.producer.send(record) {
-            Ok(()) => Ok(Pending {
-                report,
-                bytes: payload.len(),
-                generation,
-            }),
-            Err((error, _)) => Err(SendError::classify(error, payload.len())),
+            Ok(()) => Ok(generation),
+            Err((error, record)) => {
+                record.delivery_opaque.disarm();
+                Err(SendError::classify(error, payload.len()))
+            }
         }
     }
 
@@ -293,5 +353,76 @@ impl Producer {
         if let Err(error) = client.producer.flush(Timeout::After(timeout)) {
             warn!(%error, "flushing the producer failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A delivery whose callback sends what it was called with.
+    fn delivery(generation: u64) -> (Delivery, mpsc::Receiver<DeliveryReport>) {
+        let (sender, reports) = mpsc::channel();
+        let then: OnDelivery = Box::new(move |report| {
+            let _ = sender.send(report);
+        });
+        let delivery = Delivery {
+            bytes: 10,
+            generation,
+            then: Some(then),
+        };
+        (delivery, reports)
+    }
+
+    #[test]
+    fn test_a_report_runs_the_callback_once_with_its_generation() {
+        let (delivery, reports) = delivery(7);
+        delivery.report(Ok(()));
+        let report = reports.try_recv().expect("the callback ran");
+        assert_eq!(report.generation, 7);
+        assert!(report.result.is_ok());
+        assert!(reports.try_recv().is_err(), "the callback ran twice");
+    }
+
+    #[test]
+    fn test_a_record_dropped_without_a_report_is_abandoned() {
+        let (delivery, reports) = delivery(3);
+        drop(delivery);
+        let report = reports.try_recv().expect("the callback ran");
+        assert_eq!(report.generation, 3);
+        assert!(matches!(report.result, Err(SendError::Abandoned)));
+    }
+
+    #[test]
+    fn test_a_disarmed_record_never_runs_its_callback() {
+        let (delivery, reports) = delivery(0);
+        delivery.disarm();
+        assert!(matches!(
+            reports.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn test_a_record_the_local_queue_refuses_is_returned_as_an_error_and_not_reported() {
+        // No broker is needed (nothing listens on port 9): librdkafka checks a record's size against
+        // `message.max.bytes` before it queues the record.
+        let producer = Producer::new("127.0.0.1:9").expect("a client needs no broker to start");
+        let (sender, reports) = mpsc::channel();
+        let then: OnDelivery = Box::new(move |report: DeliveryReport| {
+            let _ = sender.send(report.result.is_ok());
+        });
+        let huge = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        let refused = producer.enqueue_then("t", &huge, then);
+        assert!(
+            matches!(refused, Err(SendError::TooLarge(_))),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            reports.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        ));
     }
 }
