@@ -4,6 +4,8 @@
 //!   a blocking-thread hop, a fresh store + WASI context + instance, the run, the output parsed).
 //! - `warm/instantiate_only`: the pooled instantiation alone (store + WASI context + instance,
 //!   created and dropped, nothing run).
+//! - `warm/instantiate_bare`: wasmtime's share of that: the same module on the same engine and pool,
+//!   in an empty store with every import a trap (no WASI context, limiter, fuel or deadline).
 //! - `*_keep_resident_0`: the same cases with `keep_resident_bytes = 0` (every finished instance's
 //!   pages released with `madvise`, wasmtime's default), for comparison.
 //! - `cold/compile`: create + init of `echo` with an empty cache (validation, compilation, linking).
@@ -150,6 +152,12 @@ fn warm(c: &mut Criterion) {
             rt.block_on(factory.instantiate_only(&module))
                 .expect("instantiates")
         });
+    });
+    let bare = factory
+        .bare_instantiation(&module)
+        .expect("echo links with trapping imports");
+    group.bench_function("instantiate_bare", |b| {
+        b.iter(|| rt.block_on(bare.instantiate()).expect("instantiates"));
     });
     let (released_module, _) = released_factory.load(&echo, None).expect("echo loads");
     group.bench_function("instantiate_only_keep_resident_0", |b| {

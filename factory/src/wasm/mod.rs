@@ -282,6 +282,29 @@ impl WasmFactory {
         Ok(())
     }
 
+    /// wasmtime's own share of [`instantiate_only`](Self::instantiate_only), for benches: `module`
+    /// linked with every import a trap and no store data, instantiated on this factory's engine
+    /// and pool. What `instantiate_only` costs beyond [`BareInstantiation::instantiate`] is the
+    /// activation's own setup (WASI context, limiter, fuel, deadline). Blocking: it links once.
+    pub fn bare_instantiation(
+        &self,
+        module: &CompiledModule,
+    ) -> Result<BareInstantiation, WasmError> {
+        let engine = self.shared.engine.engine();
+        let module = module.instance_pre().module();
+        let mut linker = Linker::<()>::new(engine);
+        let pre = linker
+            .define_unknown_imports_as_traps(module)
+            .and_then(|()| linker.instantiate_pre(module))
+            .map_err(|error| WasmError::Linker {
+                reason: describe(&error),
+            })?;
+        Ok(BareInstantiation {
+            engine: engine.clone(),
+            pre,
+        })
+    }
+
     /// Drops every compiled module from memory (the disk cache stays), so the next load comes from
     /// disk or compilation. For benches.
     pub fn clear_memory_cache(&self) {
@@ -292,6 +315,34 @@ impl WasmFactory {
     /// next load of each checks its tag again. For benches comparing a first load with later ones.
     pub fn forget_checked_files(&self) {
         self.shared.cache.forget_checked_files();
+    }
+}
+
+/// A module linked for [`WasmFactory::bare_instantiation`]: instances with nothing of an
+/// activation around them, the floor an activation's instantiation stands on.
+pub struct BareInstantiation {
+    engine: wasmtime::Engine,
+    pre: wasmtime::InstancePre<()>,
+}
+
+impl std::fmt::Debug for BareInstantiation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareInstantiation").finish_non_exhaustive()
+    }
+}
+
+impl BareInstantiation {
+    /// Creates an empty store and an instance in it, and drops both (which resets the pool slot),
+    /// as [`WasmFactory::instantiate_only`] does. Takes no pool permit either.
+    pub async fn instantiate(&self) -> Result<(), WasmError> {
+        let mut store = Store::new(&self.engine, ());
+        self.pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|error| WasmError::Instantiate {
+                reason: describe(&error),
+            })?;
+        Ok(())
     }
 }
 

@@ -124,3 +124,30 @@ async fn test_a_cancelled_activation_frees_its_slot() {
     let echo = deploy(&factory, "echo").await;
     assert_eq!(echo.run(json!({})).await.status, Status::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_bench_probes_give_every_slot_back() {
+    // `instantiate_only` and `bare_instantiation` take no permit: each must return its slot on
+    // drop, or the pool runs dry within TEST_POOL calls.
+    let factory = factory_with(config());
+    let (module, _) = factory
+        .load(&example_code("echo"), None)
+        .expect("echo loads");
+    let bare = factory
+        .bare_instantiation(&module)
+        .expect("echo links with trapping imports");
+    for round in 0..3 * TEST_POOL {
+        factory
+            .instantiate_only(&module)
+            .await
+            .unwrap_or_else(|e| panic!("instantiate_only, round {round}: {e}"));
+        bare.instantiate()
+            .await
+            .unwrap_or_else(|e| panic!("bare instantiation, round {round}: {e}"));
+    }
+    assert_eq!(
+        factory.metrics().pool_core_instances,
+        0,
+        "every instance went back to the pool"
+    );
+}
