@@ -28,7 +28,7 @@ use factory::docker::manifest::MANIFEST_ENV;
 use tracing::info;
 
 use super::scheduler::split_list;
-use super::{AdminProtocol, ConfigError, FETCH_WAIT_ENV, InvokerConfig};
+use super::{AdminProtocol, ConfigError, FETCH_WAIT_ENV, InvokerConfig, LINGER_ENV};
 use crate::bytesize::ByteSize;
 use crate::store::StoreLevel;
 use crate::store::couchdb::CouchDbConfig;
@@ -52,6 +52,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "CONFIG_whisk_kafka_topics_prefix",
     "CONFIG_whisk_kafka_topics_userEvent_prefix",
     FETCH_WAIT_ENV,
+    LINGER_ENV,
     KAFKA_SECURITY_PROTOCOL_ENV,
     "CONFIG_whisk_userEvents_enabled",
     "CONFIG_whisk_invoker_username",
@@ -528,6 +529,10 @@ impl InvokerConfig {
         set(
             &mut self.kafka.fetch_wait_max_ms,
             vars.parse(FETCH_WAIT_ENV, "a number of milliseconds")?,
+        );
+        set(
+            &mut self.kafka.producer_linger_ms,
+            vars.parse(LINGER_ENV, "a number of milliseconds")?,
         );
         set(
             &mut self.kafka.user_events_enabled,

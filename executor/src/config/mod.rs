@@ -23,6 +23,7 @@
 //! | `CONFIG_whisk_kafka_topics_prefix` | `kafka.topic_prefix` |
 //! | `CONFIG_whisk_kafka_topics_userEvent_prefix` | `kafka.user_event_topic_prefix` |
 //! | `CONFIG_whisk_kafka_consumer_fetchMaxWaitMs` | `kafka.fetch_wait_max_ms` |
+//! | `CONFIG_whisk_kafka_producer_lingerMs` | `kafka.producer_linger_ms` |
 //! | `CONFIG_whisk_kafka_common_securityProtocol` | checked: only `PLAINTEXT` (any case) is accepted |
 //! | `CONFIG_whisk_userEvents_enabled` | `kafka.user_events_enabled` (`true` / `false`) |
 //! | `CONFIG_whisk_invoker_username` / `_password` | `http.username` / `.password` |
@@ -143,6 +144,9 @@ const SHUTDOWN_MARGIN_MS: u64 = 30_000;
 /// OpenWhisk's environment name of the Kafka consumer's `fetch.wait.max.ms`
 /// (`whisk.kafka.consumer.fetch-max-wait-ms`).
 pub const FETCH_WAIT_ENV: &str = "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs";
+/// The environment name of `kafka.producer_linger_ms` (OpenWhisk passes every
+/// `whisk.kafka.producer` key to its Kafka client, `linger-ms` as `linger.ms`).
+pub const LINGER_ENV: &str = "CONFIG_whisk_kafka_producer_lingerMs";
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +333,14 @@ impl InvokerConfig {
         }
         if self.kafka.hosts.trim().is_empty() {
             return invalid("kafka.hosts is empty".to_string());
+        }
+        if self.kafka.producer_linger_ms > crate::kafka::MAX_PRODUCER_LINGER_MS {
+            return invalid(format!(
+                "kafka.producer_linger_ms {} is above the Kafka client's largest, {} \
+                 ({LINGER_ENV})",
+                self.kafka.producer_linger_ms,
+                crate::kafka::MAX_PRODUCER_LINGER_MS
+            ));
         }
         if self.http.protocol == AdminProtocol::Https {
             let https = &self.http.https;

@@ -168,6 +168,45 @@ fn test_fetch_wait_is_read_with_the_other_environment_names() {
 }
 
 #[test]
+fn test_producer_linger_comes_from_toml_then_openwhisk_name_and_is_bounded() {
+    let mut config = InvokerConfig::from_toml_str("[kafka]\nproducer_linger_ms = 2").unwrap();
+    assert_eq!(config.kafka.producer_linger_ms, 2);
+    assert_eq!(
+        InvokerConfig::default().kafka.producer_linger_ms,
+        0,
+        "each ack leaves at once by default, as from OpenWhisk's invoker"
+    );
+    config
+        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "1")]))
+        .unwrap();
+    assert_eq!(config.kafka.producer_linger_ms, 1, "the environment wins");
+    config
+        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "")]))
+        .unwrap();
+    assert_eq!(
+        config.kafka.producer_linger_ms, 1,
+        "an empty value is ignored"
+    );
+    let error = config
+        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "-1")]))
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("environment variable CONFIG_whisk_kafka_producer_lingerMs="),
+        "{error}"
+    );
+    assert!(config.validate().is_ok());
+    config.kafka.producer_linger_ms = 1_001;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("kafka.producer_linger_ms 1001 is above")
+            && error.contains("CONFIG_whisk_kafka_producer_lingerMs"),
+        "{error}"
+    );
+}
+
+#[test]
 fn test_pool_config_is_derived_from_the_invoker_config() {
     let defaults = InvokerConfig::default().pool_config();
     let pool = crate::pool::PoolConfig::default();

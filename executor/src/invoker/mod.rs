@@ -112,6 +112,8 @@ pub struct InvokerParts {
     pub kafka_hosts: String,
     /// The feed's `fetch.wait.max.ms` (default [`crate::kafka::DEFAULT_FETCH_WAIT_MAX_MS`]).
     pub fetch_wait_max_ms: u32,
+    /// The producer's `linger.ms` (default [`crate::kafka::DEFAULT_PRODUCER_LINGER_MS`]).
+    pub producer_linger_ms: u32,
     /// How many messages the feed holds at once ([`InvokerConfig::max_peek`]).
     pub max_peek: usize,
     /// Topic prefix (`whisk.kafka.topics.prefix`).
@@ -216,6 +218,7 @@ impl Invoker {
             instance: config.invoker_instance_id(),
             kafka_hosts: config.kafka.hosts.clone(),
             fetch_wait_max_ms: config.kafka.fetch_wait_max_ms,
+            producer_linger_ms: config.kafka.producer_linger_ms,
             max_peek: config.max_peek(pool.max_peek()),
             topic_prefix: config.kafka.topic_prefix.clone(),
             events_topic: config

@@ -49,7 +49,7 @@ impl Node {
     pub(crate) async fn start(parts: &InvokerParts) -> Result<Self, InvokerError> {
         let topic = format!("{}invoker{}", parts.topic_prefix, parts.instance.instance);
         kafka::ensure_topic(&parts.kafka_hosts, &topic).await?;
-        let producer = Producer::new(&parts.kafka_hosts)?;
+        let producer = Producer::with_linger(&parts.kafka_hosts, parts.producer_linger_ms)?;
 
         let blacklist = Arc::new(Blacklist::default());
         blacklist.refresh(parts.entities.as_ref()).await;

@@ -166,6 +166,8 @@ pub struct Producer {
 
 struct Shared {
     bootstrap: String,
+    /// `linger.ms` of every client, the replacements' too.
+    linger_ms: u32,
     current: RwLock<Arc<Client>>,
     /// Bumped by every replacement, so that many failed sends replace the client once.
     generation: AtomicU64,
@@ -217,13 +219,13 @@ impl Drop for Client {
 }
 
 impl Client {
-    fn new(bootstrap: &str) -> Result<Self, KafkaPlumbingError> {
+    fn new(bootstrap: &str, linger_ms: u32) -> Result<Self, KafkaPlumbingError> {
         let config = common(bootstrap)
             .set("acks", "1")
             .set("request.timeout.ms", "30000")
             .set("metadata.max.age.ms", "15000")
             .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
-            .set("linger.ms", "0")
+            .set("linger.ms", linger_ms.to_string())
             .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
             .clone();
         let producer = BaseProducer::from_config_and_context(&config, Deliveries)
@@ -251,12 +253,21 @@ impl Client {
 }
 
 impl Producer {
-    /// A producer for `bootstrap`.
+    /// A producer for `bootstrap` that sends each record at once
+    /// ([`DEFAULT_PRODUCER_LINGER_MS`](super::DEFAULT_PRODUCER_LINGER_MS)).
     pub fn new(bootstrap: &str) -> Result<Self, KafkaPlumbingError> {
+        Self::with_linger(bootstrap, super::DEFAULT_PRODUCER_LINGER_MS)
+    }
+
+    /// A producer for `bootstrap` whose records wait up to `linger_ms` for others to share their
+    /// produce request (librdkafka's `linger.ms`; above
+    /// [`MAX_PRODUCER_LINGER_MS`](super::MAX_PRODUCER_LINGER_MS) the configuration refuses it).
+    pub fn with_linger(bootstrap: &str, linger_ms: u32) -> Result<Self, KafkaPlumbingError> {
         Ok(Self {
             shared: Arc::new(Shared {
                 bootstrap: bootstrap.to_string(),
-                current: RwLock::new(Arc::new(Client::new(bootstrap)?)),
+                linger_ms,
+                current: RwLock::new(Arc::new(Client::new(bootstrap, linger_ms)?)),
                 generation: AtomicU64::new(0),
             }),
         })
@@ -338,7 +349,7 @@ impl Producer {
         if self.generation() != seen {
             return Ok(false);
         }
-        let fresh = Arc::new(Client::new(&self.shared.bootstrap)?);
+        let fresh = Arc::new(Client::new(&self.shared.bootstrap, self.shared.linger_ms)?);
         // The old client closes on its poller thread once the last send holding it is done.
         drop(std::mem::replace(&mut *current, fresh));
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
@@ -424,5 +435,28 @@ mod tests {
             reports.try_recv(),
             Err(mpsc::TryRecvError::Disconnected)
         ));
+    }
+
+    #[test]
+    fn test_every_linger_the_configuration_accepts_starts_a_producer() {
+        use crate::kafka::{KafkaPlumbingError, MAX_PRODUCER_LINGER_MS, SEND_TIMEOUT};
+        for linger_ms in [0, 1, MAX_PRODUCER_LINGER_MS] {
+            if let Err(error) = Producer::with_linger("127.0.0.1:9", linger_ms) {
+                panic!("linger.ms {linger_ms}: {error}");
+            }
+        }
+        // librdkafka itself refuses a linger that is not below the send timeout.
+        let at_timeout = u32::try_from(SEND_TIMEOUT.as_millis()).expect("30 s in ms fits");
+        let refused = Producer::with_linger("127.0.0.1:9", at_timeout);
+        assert!(
+            matches!(
+                refused,
+                Err(KafkaPlumbingError::Client {
+                    client: "producer",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
     }
 }
