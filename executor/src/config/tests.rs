@@ -134,68 +134,48 @@ fn test_overrides_win_and_validation() {
     assert!(bad.validate().is_err());
 }
 
-#[test]
-fn test_fetch_wait_is_read_with_the_other_environment_names() {
+/// An environment name of a number of milliseconds, `field` of the configuration: a value is read,
+/// an empty one ignored, and a malformed one refused naming the variable.
+fn assert_millis_from_env(name: &str, field: fn(&InvokerConfig) -> u32) {
     let mut config = InvokerConfig::default();
-    config
-        .apply_env(&env(&[(
-            "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs",
-            "20",
-        )]))
-        .unwrap();
-    assert_eq!(config.kafka.fetch_wait_max_ms, 20);
-    config
-        .apply_env(&env(&[("CONFIG_whisk_kafka_consumer_fetchMaxWaitMs", "")]))
-        .unwrap();
-    assert_eq!(
-        config.kafka.fetch_wait_max_ms, 20,
-        "an empty value is ignored"
-    );
-    let error = config
-        .apply_env(&env(&[(
-            "CONFIG_whisk_kafka_consumer_fetchMaxWaitMs",
-            "soon",
-        )]))
-        .unwrap_err();
+    config.apply_env(&env(&[(name, "20")])).unwrap();
+    assert_eq!(field(&config), 20, "{name}");
+    config.apply_env(&env(&[(name, "")])).unwrap();
+    assert_eq!(field(&config), 20, "{name}: an empty value is ignored");
+    let error = config.apply_env(&env(&[(name, "soon")])).unwrap_err();
     assert!(
         error
             .to_string()
-            .starts_with("environment variable CONFIG_whisk_kafka_consumer_fetchMaxWaitMs="),
+            .starts_with(&format!("environment variable {name}=")),
         "{error}"
     );
+}
+
+#[test]
+fn test_fetch_wait_is_read_with_the_other_environment_names() {
+    assert_millis_from_env("CONFIG_whisk_kafka_consumer_fetchMaxWaitMs", |c| {
+        c.kafka.fetch_wait_max_ms
+    });
     let toml = InvokerConfig::from_toml_str("[kafka]\nfetch_wait_max_ms = 5").unwrap();
     assert_eq!(toml.kafka.fetch_wait_max_ms, 5);
 }
 
 #[test]
 fn test_producer_linger_comes_from_toml_then_openwhisk_name_and_is_bounded() {
-    let mut config = InvokerConfig::from_toml_str("[kafka]\nproducer_linger_ms = 2").unwrap();
-    assert_eq!(config.kafka.producer_linger_ms, 2);
+    assert_millis_from_env("CONFIG_whisk_kafka_producer_lingerMs", |c| {
+        c.kafka.producer_linger_ms
+    });
     assert_eq!(
         InvokerConfig::default().kafka.producer_linger_ms,
         0,
         "each ack leaves at once by default, as from OpenWhisk's invoker"
     );
+    let mut config = InvokerConfig::from_toml_str("[kafka]\nproducer_linger_ms = 2").unwrap();
+    assert_eq!(config.kafka.producer_linger_ms, 2);
     config
         .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "1")]))
         .unwrap();
     assert_eq!(config.kafka.producer_linger_ms, 1, "the environment wins");
-    config
-        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "")]))
-        .unwrap();
-    assert_eq!(
-        config.kafka.producer_linger_ms, 1,
-        "an empty value is ignored"
-    );
-    let error = config
-        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "-1")]))
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .starts_with("environment variable CONFIG_whisk_kafka_producer_lingerMs="),
-        "{error}"
-    );
     assert!(config.validate().is_ok());
     config.kafka.producer_linger_ms = 1_001;
     let error = config.validate().unwrap_err().to_string();

@@ -272,14 +272,7 @@ impl WasmFactory {
                 })?;
         }
         activation::arm_deadline(&mut store, None);
-        module
-            .instance_pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|error| WasmError::Instantiate {
-                reason: describe(&error),
-            })?;
-        Ok(())
+        instantiate_and_drop(module.instance_pre(), store).await
     }
 
     /// wasmtime's own share of [`instantiate_only`](Self::instantiate_only), for benches: `module`
@@ -335,15 +328,21 @@ impl BareInstantiation {
     /// Creates an empty store and an instance in it, and drops both (which resets the pool slot),
     /// as [`WasmFactory::instantiate_only`] does. Takes no pool permit either.
     pub async fn instantiate(&self) -> Result<(), WasmError> {
-        let mut store = Store::new(&self.engine, ());
-        self.pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|error| WasmError::Instantiate {
-                reason: describe(&error),
-            })?;
-        Ok(())
+        instantiate_and_drop(&self.pre, Store::new(&self.engine, ())).await
     }
+}
+
+/// Instantiates `pre` in `store`, then drops both, which gives the slot back to the pool.
+async fn instantiate_and_drop<T: Send + 'static>(
+    pre: &wasmtime::InstancePre<T>,
+    mut store: Store<T>,
+) -> Result<(), WasmError> {
+    pre.instantiate_async(&mut store)
+        .await
+        .map_err(|error| WasmError::Instantiate {
+            reason: describe(&error),
+        })?;
+    Ok(())
 }
 
 #[async_trait]
