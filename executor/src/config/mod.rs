@@ -336,7 +336,7 @@ impl InvokerConfig {
         }
         if self.kafka.producer_linger_ms > crate::kafka::MAX_PRODUCER_LINGER_MS {
             return invalid(format!(
-                "kafka.producer_linger_ms {} is above the Kafka client's largest, {} \
+                "kafka.producer_linger_ms {} is above the most an ack may wait, {} ms \
                  ({LINGER_ENV})",
                 self.kafka.producer_linger_ms,
                 crate::kafka::MAX_PRODUCER_LINGER_MS
