@@ -292,10 +292,7 @@ impl WasmFactory {
             .map_err(|error| WasmError::Linker {
                 reason: describe(&error),
             })?;
-        Ok(BareInstantiation {
-            engine: engine.clone(),
-            pre,
-        })
+        Ok(BareInstantiation { pre })
     }
 
     /// Drops every compiled module from memory (the disk cache stays), so the next load comes from
@@ -314,7 +311,6 @@ impl WasmFactory {
 /// A module linked for [`WasmFactory::bare_instantiation`]: instances with nothing of an
 /// activation around them, the floor an activation's instantiation stands on.
 pub struct BareInstantiation {
-    engine: wasmtime::Engine,
     pre: wasmtime::InstancePre<()>,
 }
 
@@ -328,7 +324,8 @@ impl BareInstantiation {
     /// Creates an empty store and an instance in it, and drops both (which resets the pool slot),
     /// as [`WasmFactory::instantiate_only`] does. Takes no pool permit either.
     pub async fn instantiate(&self) -> Result<(), WasmError> {
-        instantiate_and_drop(&self.pre, Store::new(&self.engine, ())).await
+        let store = Store::new(self.pre.module().engine(), ());
+        instantiate_and_drop(&self.pre, store).await
     }
 }
 
