@@ -25,6 +25,12 @@
 //!
 //! - `latency/echo`: 20,000 sequential warm `echo` activations, each timed on its own, from a task
 //!   on a multi-threaded runtime (as the invoker runs them); p50, p90, p99, p99.9 and max.
+//! - `idle/echo`, `idle/instantiate`: 5,000 warm `echo` activations (or instantiations alone, as
+//!   `warm/instantiate_only`), one at a time with the worker idle for [`IDLE_GAP`] before each, as
+//!   an invoker's activations arrive; each timed on its own. Alternating chunks run on a runtime
+//!   whose workers reset finished slots when they go idle (`reset_idle_slots`, as the
+//!   `wasm-invoker` binary's) and, as `*_reset_inline`, on one without that hook, where each slot
+//!   is reset inside the activation. The difference is the reset moved after the answer.
 //! - `fairness/echo`: 500 warm `echo` activations, one every 2 ms, each spawned onto a runtime
 //!   with 2 workers from a thread outside it and timed from the spawn to its outcome: first alone, then while 2 `spin` guests
 //!   burn both workers (they yield at every epoch tick). The difference is what a CPU-bound guest
@@ -70,6 +76,14 @@ const PRIME_N: u64 = 20_000;
 /// Timed activations of `latency/echo`, after as many untimed ones as [`LATENCY_WARM_UP`].
 const LATENCY_RUNS: usize = 20_000;
 const LATENCY_WARM_UP: usize = 2_000;
+/// Timed activations (or instantiations) of each `idle/*` case, in [`IDLE_CHUNKS`] chunks per
+/// runtime, each after [`IDLE_WARM_UP`] untimed ones.
+const IDLE_RUNS: usize = 5_000;
+const IDLE_CHUNKS: usize = 5;
+const IDLE_WARM_UP: usize = 100;
+/// How long the worker is idle before each `idle/*` activation: the task awaits a sleep on a
+/// blocking thread, so its worker parks meanwhile.
+const IDLE_GAP: Duration = Duration::from_micros(100);
 /// Timed activations of each `fairness/echo` case, one every [`FAIRNESS_PERIOD`].
 const FAIRNESS_RUNS: usize = 500;
 const FAIRNESS_PERIOD: Duration = Duration::from_millis(2);
@@ -320,6 +334,16 @@ fn main() {
             &samples,
         );
     }
+    for (probe, case) in [
+        (Probe::Activation, "idle/echo"),
+        (Probe::Instantiation, "idle/instantiate"),
+    ] {
+        if selected(case) {
+            let (deferred, inline) = idle(probe);
+            print_distribution(case, &deferred);
+            print_distribution(&format!("{case}_reset_inline"), &inline);
+        }
+    }
     if selected("fairness") {
         for spins in [0, FAIRNESS_SPINS] {
             let samples = fairness(spins);
@@ -364,6 +388,73 @@ fn runtime(workers: usize) -> Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// A multi-threaded runtime as the `wasm-invoker` binary builds it: its workers reset finished
+/// activations' slots when they go idle.
+fn runtime_resetting_idle_slots(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .on_thread_park(factory::wasm::reset_idle_slots)
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// What an `idle/*` case times.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    /// A warm `echo` activation through `Container::run`.
+    Activation,
+    /// `WasmFactory::instantiate_only` of `echo`.
+    Instantiation,
+}
+
+/// `idle/*`: [`IDLE_RUNS`] timed probes on a runtime whose workers reset idle slots, and as many on
+/// one whose workers do not, in alternating chunks; one at a time from a task, the worker idle for
+/// [`IDLE_GAP`] before each. Returns (deferred reset, inline reset).
+fn idle(probe: Probe) -> (Vec<Duration>, Vec<Duration>) {
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtimes = [runtime_resetting_idle_slots(workers), runtime(workers)];
+    let factory = factory(WasmConfig::default());
+    let echo = code("echo");
+    let container = runtimes[0].block_on(deploy(&factory, &echo));
+    let (module, _) = factory.load(&echo, None).expect("echo loads");
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..IDLE_CHUNKS {
+        for (rt, samples) in runtimes.iter().zip(samples.iter_mut()) {
+            let container = Arc::clone(&container);
+            let module = Arc::clone(&module);
+            let factory = factory.clone();
+            let chunk = rt.spawn(async move {
+                let mut timed = Vec::with_capacity(IDLE_RUNS / IDLE_CHUNKS);
+                for i in 0..IDLE_WARM_UP + IDLE_RUNS / IDLE_CHUNKS {
+                    tokio::task::spawn_blocking(|| std::thread::sleep(IDLE_GAP))
+                        .await
+                        .expect("the idle gap");
+                    let started = Instant::now();
+                    match probe {
+                        Probe::Activation => {
+                            run(container.as_ref(), json!({"name": "bench", "n": 1})).await;
+                        }
+                        Probe::Instantiation => {
+                            factory
+                                .instantiate_only(&module)
+                                .await
+                                .expect("instantiates");
+                        }
+                    }
+                    if i >= IDLE_WARM_UP {
+                        timed.push(started.elapsed());
+                    }
+                }
+                timed
+            });
+            samples.extend(rt.block_on(chunk).expect("an idle chunk"));
+        }
+    }
+    let [deferred, inline] = samples;
+    (deferred, inline)
 }
 
 /// `latency/echo`: the time of each of [`LATENCY_RUNS`] sequential warm activations.

@@ -36,6 +36,7 @@ const EXAMPLES: &[&str] = &[
     "scratch",
     "sleep",
     "spin",
+    "visits",
     // The catalog's `/whisk.system/utils` actions (the executor embeds their wasm builds).
     "utils_cat",
     "utils_date",

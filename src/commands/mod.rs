@@ -12,10 +12,12 @@ use factory::docker::Manifest;
 
 use crate::error::CliError;
 
-/// The multi-threaded tokio runtime every subcommand runs on.
+/// The multi-threaded tokio runtime every subcommand runs on. Its workers reset the instance slots
+/// of finished wasm activations when they go idle, after the answers are out.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(factory::wasm::reset_idle_slots)
         .build()
         .map_err(CliError::Runtime)
 }

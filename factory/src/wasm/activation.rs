@@ -240,8 +240,14 @@ pub(crate) async fn run(
     let consumed = fuel.map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
     let memory_denied = store.data().limiter.memory_denied();
     let stopped_for_scratch = store.data().scratch_exceeded;
-    // The instance goes back to the pool before the output is examined.
-    drop(store);
+    // The instance goes back to the pool before the output is examined: reset now, or, on a worker
+    // that goes idle, once the answer is out (a store holding a scratch directory is reset now, so
+    // that the directory is closed before it is measured and removed).
+    if scratch.is_none() {
+        super::idle_reset::release(store);
+    } else {
+        drop(store);
+    }
     let scratch_exceeded = match scratch {
         // The last measurement and the removal walk the directory: file system work, off the worker.
         Some(dir) => {

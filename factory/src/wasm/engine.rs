@@ -97,7 +97,11 @@ impl WasmEngine {
     /// Builds the engine for `config` (already validated) and starts its ticker.
     pub(crate) fn new(config: &WasmConfig) -> Result<Self, WasmError> {
         let mut pool = PoolingAllocationConfig::default();
-        let slots = config.pool_instances;
+        // One slot per activation permit, and a reserve for the finished stores waiting for their
+        // worker's idle moment (`idle_reset`), so that a waiting store never holds up an activation.
+        let slots = config
+            .pool_instances
+            .saturating_add(super::idle_reset::MAX_DEFERRED_RESETS);
         let max_memory_bytes =
             usize::try_from(config.max_memory_bytes()).map_err(|_| WasmError::Config {
                 field: "max_memory_mb",

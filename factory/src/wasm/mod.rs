@@ -21,6 +21,8 @@
 //!   is stopped at its timeout like a running one.
 //! - [`scratch`]: the optional per-activation `/tmp`.
 //! - [`activation`]: one activation on the calling tokio worker, input to outcome.
+//! - [`idle_reset`]: a finished activation's slot reset when its worker goes idle, after the answer
+//!   (runtimes opt in with [`reset_idle_slots`] as their park hook).
 //! - [`container`]: the `Container` implementation, [`WasmContainer`].
 //! - [`error`]: [`WasmError`], the factory's own failures.
 //!
@@ -43,6 +45,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod idle_reset;
 pub mod limits;
 pub mod output;
 pub mod poll;
@@ -65,6 +68,7 @@ pub use self::code::CodeError;
 pub use self::config::{FuelMode, ScratchConfig, WASM_WASIP1_KIND, WasmConfig};
 pub use self::container::WasmContainer;
 pub use self::error::WasmError;
+pub use self::idle_reset::reset_idle_slots;
 
 use self::cache::{ModuleCache, digest_of};
 use self::engine::{RunningGuard, WasmEngine};
@@ -249,8 +253,10 @@ impl WasmFactory {
         Ok(self.shared.prepare(digest_of(wasm), &module)?)
     }
 
-    /// Creates a store, WASI context and instance of `module` and drops them, without running it:
-    /// the cost of a warm start's instantiation alone, set up as an activation is. It does not take
+    /// Creates a store, WASI context and instance of `module` and gives them back as an activation
+    /// does, without running it: the cost of a warm start's instantiation alone, set up as an
+    /// activation is. Given back means dropped (the slot reset) here, or on a worker whose runtime
+    /// resets idle slots ([`reset_idle_slots`]) at that worker's next idle moment. It does not take
     /// a pool slot permit, so callers must not run more of these at once than the pool has slots.
     pub async fn instantiate_only(&self, module: &CompiledModule) -> Result<(), WasmError> {
         let shared = &self.shared;
@@ -272,7 +278,9 @@ impl WasmFactory {
                 })?;
         }
         activation::arm_deadline(&mut store, None);
-        instantiate_and_drop(module.instance_pre(), store).await
+        instantiate_in(module.instance_pre(), &mut store).await?;
+        idle_reset::release(store);
+        Ok(())
     }
 
     /// wasmtime's own share of [`instantiate_only`](Self::instantiate_only), for benches: `module`
@@ -321,20 +329,21 @@ impl std::fmt::Debug for BareInstantiation {
 }
 
 impl BareInstantiation {
-    /// Creates an empty store and an instance in it, and drops both (which resets the pool slot),
-    /// as [`WasmFactory::instantiate_only`] does. Takes no pool permit either.
+    /// Creates an empty store and an instance in it, and drops both (which resets the pool slot
+    /// here, never deferred). Takes no pool permit either, as [`WasmFactory::instantiate_only`].
     pub async fn instantiate(&self) -> Result<(), WasmError> {
-        let store = Store::new(self.pre.module().engine(), ());
-        instantiate_and_drop(&self.pre, store).await
+        let mut store = Store::new(self.pre.module().engine(), ());
+        instantiate_in(&self.pre, &mut store).await
     }
 }
 
-/// Instantiates `pre` in `store`, then drops both, which gives the slot back to the pool.
-async fn instantiate_and_drop<T: Send + 'static>(
+/// Instantiates `pre` in `store` (the instance lives, and holds its pool slot, until the store is
+/// dropped).
+async fn instantiate_in<T: Send + 'static>(
     pre: &wasmtime::InstancePre<T>,
-    mut store: Store<T>,
+    store: &mut Store<T>,
 ) -> Result<(), WasmError> {
-    pre.instantiate_async(&mut store)
+    pre.instantiate_async(store)
         .await
         .map_err(|error| WasmError::Instantiate {
             reason: describe(&error),

@@ -10,6 +10,7 @@ mod cache_mapping;
 mod code;
 mod concurrency;
 mod env;
+mod idle_reset;
 mod limits;
 mod logs;
 mod results;
