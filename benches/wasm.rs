@@ -4,6 +4,9 @@
 //!   a blocking-thread hop, a fresh store + WASI context + instance, the run, the output parsed).
 //! - `warm/instantiate_only`: the pooled instantiation alone (store + WASI context + instance,
 //!   created and dropped, nothing run).
+//! - `warm/instantiate_reset_after`: the same instantiation, with the slot's reset done after the
+//!   timed part, as a worker resets it when it goes idle after an activation (the binary's runtime
+//!   does, through `reset_idle_slots`): what stands on the activation's path.
 //! - `warm/instantiate_bare`: wasmtime's share of that: the same module on the same engine and pool,
 //!   in an empty store with every import a trap (no WASI context, limiter, fuel or deadline).
 //! - `*_keep_resident_0`: the same cases with `keep_resident_bytes = 0` (every finished instance's
@@ -165,6 +168,29 @@ fn warm(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(factory.instantiate_only(&module))
                 .expect("instantiates")
+        });
+    });
+    // The same, with the slot reset after the timed part, as a worker that goes idle after an
+    // activation resets it (`reset_idle_slots`, the park hook of the binary's runtime): what stands
+    // on an activation's path when its worker has an idle moment before the next one.
+    // It runs on a thread of its own, so that the bench thread never keeps a store.
+    group.bench_function("instantiate_reset_after", |b| {
+        b.iter_custom(|iterations| {
+            std::thread::scope(|scope| {
+                let worker = scope.spawn(|| {
+                    factory::wasm::reset_idle_slots();
+                    let mut on_path = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let started = Instant::now();
+                        rt.block_on(factory.instantiate_only(&module))
+                            .expect("instantiates");
+                        on_path += started.elapsed();
+                        factory::wasm::reset_idle_slots();
+                    }
+                    on_path
+                });
+                worker.join().expect("the probe's thread")
+            })
         });
     });
     let bare = factory

@@ -148,7 +148,9 @@ pub struct WasmConfig {
     pub kinds: Vec<String>,
     /// Instance slots of the pooling allocator: the most activations running at once. More wait
     /// for a slot (they never fail for lack of one). Default 256; at least 1. Each slot reserves
-    /// ~4 GiB of virtual address space (not memory) plus one table and one instance record.
+    /// ~4 GiB of virtual address space (not memory) plus one table and one instance record. The
+    /// pool has [`MAX_DEFERRED_RESETS`](super::idle_reset::MAX_DEFERRED_RESETS) slots more, for
+    /// finished instances waiting for their worker's idle moment to be reset.
     pub pool_instances: u32,
     /// Largest linear memory any instance may have, in MB (MiB): the size of each pool memory slot.
     /// An action's `memory` limit above this is cut to it. Default 512 (OpenWhisk's
