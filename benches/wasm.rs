@@ -24,7 +24,7 @@
 //! - `throughput/echo_x64`: 64 concurrent warm `echo` activations on a multi-threaded runtime with
 //!   every core busy; criterion reports activations per second.
 //!
-//! Then two cases outside criterion, which needs the whole distribution, not means of batches:
+//! Then cases outside criterion, which needs the whole distribution, not means of batches:
 //!
 //! - `latency/echo`: 20,000 sequential warm `echo` activations, each timed on its own, from a task
 //!   on a multi-threaded runtime (as the invoker runs them); p50, p90, p99, p99.9 and max.
@@ -40,7 +40,7 @@
 //!   costs its neighbours.
 //!
 //! Run: `cargo bench --bench wasm -- --warm-up-time 1 --measurement-time 3`, optionally with one
-//! filter (a regex, e.g. `'cold/|warm/instantiate'`; the two cases outside criterion run when there
+//! filter (a regex, e.g. `'cold/|warm/instantiate'`; the cases outside criterion run when there
 //! is no filter or the filter names them, e.g. `'latency|fairness'`). The medians and the machine go to
 //! `benches/RESULTS-wasm.md`; the per-sample means of the cases the report plots go to
 //! `target/bench-results/wasm.json` (read back from criterion's `sample.json` files). Every
