@@ -18,6 +18,9 @@
 //!
 //! Bounds, so that deferring never costs a slot or unbounded memory:
 //!
+//! - Only small instances wait: a linear memory of at most [`MAX_KEPT_MEMORY_BYTES`]. A larger one
+//!   is reset inline, so that a worker kept busy for minutes (a long CPU-bound guest yields but
+//!   never lets it park) holds no large memory it no longer needs.
 //! - At most [`MAX_KEPT_PER_THREAD`] stores wait on one thread; a busy worker that never parks
 //!   resets the rest inline, as before.
 //! - At most [`MAX_DEFERRED_RESETS`] wait in the whole process, and every engine's pool has that
@@ -36,6 +39,10 @@ use super::activation::ActivationState;
 /// Most finished stores one worker thread keeps for its next idle moment. Under light load a
 /// worker parks after each activation, so one would do; a few absorb a short burst.
 pub const MAX_KEPT_PER_THREAD: usize = 4;
+
+/// Largest linear memory, in bytes, of an instance whose reset may wait: 8 MiB, several times what
+/// a small action has (`echo`'s is 1.1 MiB), and at most 64 MiB in all with [`MAX_DEFERRED_RESETS`].
+pub const MAX_KEPT_MEMORY_BYTES: usize = 8 << 20;
 
 /// Most finished stores kept in the whole process; each engine's pool reserves this many slots
 /// beyond its permits for them.
@@ -88,7 +95,11 @@ pub fn reset_idle_slots() {
 
 /// Gives a finished activation's store back: kept for this thread's next idle moment when it has
 /// one and the bounds allow, dropped (reset) here otherwise.
-pub(crate) fn release(store: Store<ActivationState>) {
+pub(crate) fn release(mut store: Store<ActivationState>) {
+    if store.data_mut().limiter().memory_size() > MAX_KEPT_MEMORY_BYTES {
+        drop(store);
+        return;
+    }
     let mut store = Some(store);
     // `try_with` fails only while the thread is ending; the store is then dropped below.
     let _ = KEPT.try_with(|kept| {

@@ -21,6 +21,8 @@ const MAX_PER_STORE: usize = 1;
 pub(crate) struct ActivationLimiter {
     memory_bytes: usize,
     memory_denied: bool,
+    /// The size of the linear memory, as last granted (at instantiation, then each `memory.grow`).
+    memory_size: usize,
 }
 
 impl ActivationLimiter {
@@ -29,7 +31,13 @@ impl ActivationLimiter {
         Self {
             memory_bytes,
             memory_denied: false,
+            memory_size: 0,
         }
+    }
+
+    /// The instance's linear memory size in bytes, as last granted; 0 before instantiation.
+    pub(crate) fn memory_size(&self) -> usize {
+        self.memory_size
     }
 
     /// Whether a memory allocation (at instantiation or a `memory.grow`) was refused.
@@ -53,6 +61,7 @@ impl ResourceLimiter for ActivationLimiter {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_size = desired;
         Ok(true)
     }
 
@@ -88,12 +97,18 @@ mod tests {
         assert!(limiter.memory_growing(0, 64 << 20, None).unwrap());
         assert!(limiter.memory_growing(64 << 20, 128 << 20, None).unwrap());
         assert!(!limiter.memory_denied());
+        assert_eq!(limiter.memory_size(), 128 << 20);
         assert!(
             !limiter
                 .memory_growing(128 << 20, (128 << 20) + 65536, None)
                 .unwrap()
         );
         assert!(limiter.memory_denied());
+        assert_eq!(
+            limiter.memory_size(),
+            128 << 20,
+            "a refused grow changes nothing"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Slots reset when the worker goes idle (`reset_idle_slots` as the runtime's park hook): a
-//! finished store waits on its worker within its bounds, an activation never waits for it, and the
-//! next activation in its slot still starts from the module's own memory.
+//! finished store of a small instance waits on its worker within its bounds, an activation never
+//! waits for it, the next activation in its slot still starts from the module's own memory, and a
+//! large instance is reset at once.
 //!
 //! The only runtime with the hook in this binary is the one below; every other test resets inline
 //! and checks that no instance is left once its activations returned.
@@ -8,7 +9,7 @@
 use std::time::Instant;
 
 use factory::Status;
-use factory::wasm::idle_reset::{MAX_KEPT_PER_THREAD, deferred_resets};
+use factory::wasm::idle_reset::{MAX_KEPT_MEMORY_BYTES, MAX_KEPT_PER_THREAD, deferred_resets};
 use factory::wasm::reset_idle_slots;
 use serde_json::json;
 
@@ -84,4 +85,22 @@ fn test_a_worker_resets_finished_slots_when_it_goes_idle() {
             "after the idle reset, round {round}: {outcome:?}"
         );
     }
+
+    // A large instance is reset at once, even on a worker that goes idle.
+    let hog = Arc::new(rt.block_on(deploy(&factory, "hog")));
+    let large_mb = MAX_KEPT_MEMORY_BYTES / (1 << 20) * 2;
+    let large = rt.spawn({
+        let factory = factory.clone();
+        async move {
+            let outcome = hog.run(json!({"max_mb": large_mb})).await;
+            (outcome, factory.metrics().pool_core_instances)
+        }
+    });
+    let (outcome, left) = rt.block_on(large).expect("the large activation");
+    assert_eq!(
+        outcome.result,
+        Some(json!({"allocated_mb": large_mb})),
+        "{outcome:?}"
+    );
+    assert_eq!(left, 0, "the {large_mb} MiB instance was kept for later");
 }
