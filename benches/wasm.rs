@@ -290,11 +290,7 @@ fn prime(c: &mut Criterion) {
 
 fn throughput(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt = runtime(threads);
     let mut group = c.benchmark_group("throughput");
     group.throughput(Throughput::Elements(CONCURRENT as u64));
     for (suffix, config) in [
@@ -407,21 +403,22 @@ fn selected(case: &str) -> bool {
     filter.is_none_or(|(_, filter)| filter.contains(case))
 }
 
+/// The builder of a multi-threaded runtime with `workers` workers.
+fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).enable_all();
+    builder
+}
+
 /// A multi-threaded runtime with `workers` workers.
 fn runtime(workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    runtime_builder(workers).build().expect("a tokio runtime")
 }
 
 /// A multi-threaded runtime as the `wasm-invoker` binary builds it: its workers reset finished
 /// activations' slots when they go idle.
 fn runtime_resetting_idle_slots(workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
+    runtime_builder(workers)
         .on_thread_park(factory::wasm::reset_idle_slots)
         .build()
         .expect("a tokio runtime")

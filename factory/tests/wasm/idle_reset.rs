@@ -87,7 +87,7 @@ fn test_a_worker_resets_finished_slots_when_it_goes_idle() {
     }
 
     // A large instance is reset at once, even on a worker that goes idle.
-    let hog = Arc::new(rt.block_on(deploy(&factory, "hog")));
+    let hog = rt.block_on(deploy(&factory, "hog"));
     let large_mb = MAX_KEPT_MEMORY_BYTES / (1 << 20) * 2;
     let large = rt.spawn({
         let factory = factory.clone();
