@@ -12,14 +12,6 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{CliError, ExitStatus};
 
-/// mimalloc, not glibc's malloc: an activation allocates and frees many small objects across the
-/// tokio workers (the message, the record, the ack, the task), and glibc's free lists and their
-/// consolidation were about 15 % of the workers' time on the Kafka path. With mimalloc the invoker
-/// spent 5 % less CPU per activation at 32 outstanding and 9 % less at 256, in 12 alternating
-/// pairs (benches/RESULTS-kafka.md, 2026-12-05). The libraries leave the choice to the binary.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs Apache OpenWhisk actions: wasm32-wasi in-process in pooled wasmtime instances, everything else
 /// in Docker.
 #[derive(Debug, Parser)]
