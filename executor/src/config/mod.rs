@@ -334,9 +334,10 @@ impl InvokerConfig {
         if self.kafka.hosts.trim().is_empty() {
             return invalid("kafka.hosts is empty".to_string());
         }
-        if self.kafka.producer_linger_ms > crate::kafka::MAX_PRODUCER_LINGER_MS {
+        // The negated comparison also refuses NaN.
+        if !(0.0..=crate::kafka::MAX_PRODUCER_LINGER_MS).contains(&self.kafka.producer_linger_ms) {
             return invalid(format!(
-                "kafka.producer_linger_ms {} is above the most an ack may wait, {} ms \
+                "kafka.producer_linger_ms {} is not between 0 and the most an ack may wait, {} ms \
                  ({LINGER_ENV})",
                 self.kafka.producer_linger_ms,
                 crate::kafka::MAX_PRODUCER_LINGER_MS

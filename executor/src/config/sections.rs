@@ -29,7 +29,7 @@ pub struct InstanceConfig {
 }
 
 /// Kafka (docs/protocol.md §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated (`KAFKA_HOSTS`). Default `127.0.0.1:9092`.
@@ -45,10 +45,11 @@ pub struct KafkaConfig {
     /// every fetch for the whole wait (Tansu), where it is the latency floor of every activation.
     pub fetch_wait_max_ms: u32,
     /// How long the producer holds a record for others to share its produce request, ms
-    /// (`whisk.kafka.producer.linger-ms`, the Kafka client's `linger.ms`). Default 0: each ack
-    /// leaves at once, as from OpenWhisk's own invoker. A positive value trades up to that much
-    /// latency on every ack for less CPU per activation; at most 1000.
-    pub producer_linger_ms: u32,
+    /// (`whisk.kafka.producer.linger-ms`, the Kafka client's `linger.ms`; fractions allowed, as
+    /// librdkafka's). Default 0.5 ([`crate::kafka::DEFAULT_PRODUCER_LINGER_MS`]): the acks of one
+    /// poll batch share a request, for up to half a millisecond on an ack. 0 sends each ack at
+    /// once, as OpenWhisk's own invoker; at most 1000.
+    pub producer_linger_ms: f64,
     /// How long an ack the broker did not take is sent again, ms, counted from the end of its
     /// activation. Default 300000 (5 minutes): past the controller's forced completion (the
     /// action's timeout + 1 minute) for every default timeout, so a broker that is away for

@@ -162,28 +162,45 @@ fn test_fetch_wait_is_read_with_the_other_environment_names() {
 
 #[test]
 fn test_producer_linger_comes_from_toml_then_openwhisk_name_and_is_bounded() {
-    assert_millis_from_env("CONFIG_whisk_kafka_producer_lingerMs", |c| {
-        c.kafka.producer_linger_ms
-    });
+    let name = "CONFIG_whisk_kafka_producer_lingerMs";
     assert_eq!(
         InvokerConfig::default().kafka.producer_linger_ms,
-        0,
-        "each ack leaves at once by default, as from OpenWhisk's invoker"
+        0.5,
+        "the acks of a poll batch share a produce request by default"
     );
     let mut config = InvokerConfig::from_toml_str("[kafka]\nproducer_linger_ms = 2").unwrap();
-    assert_eq!(config.kafka.producer_linger_ms, 2);
-    config
-        .apply_env(&env(&[("CONFIG_whisk_kafka_producer_lingerMs", "1")]))
-        .unwrap();
-    assert_eq!(config.kafka.producer_linger_ms, 1, "the environment wins");
-    assert!(config.validate().is_ok());
-    config.kafka.producer_linger_ms = 1_001;
-    let error = config.validate().unwrap_err().to_string();
+    assert_eq!(config.kafka.producer_linger_ms, 2.0, "an integer is read");
+    let toml = InvokerConfig::from_toml_str("[kafka]\nproducer_linger_ms = 0.25").unwrap();
+    assert_eq!(toml.kafka.producer_linger_ms, 0.25, "and a fraction");
+    config.apply_env(&env(&[(name, "1")])).unwrap();
+    assert_eq!(config.kafka.producer_linger_ms, 1.0, "the environment wins");
+    config.apply_env(&env(&[(name, "0.2")])).unwrap();
+    assert_eq!(config.kafka.producer_linger_ms, 0.2);
+    config.apply_env(&env(&[(name, "")])).unwrap();
+    assert_eq!(
+        config.kafka.producer_linger_ms, 0.2,
+        "an empty value is ignored"
+    );
+    let error = config.apply_env(&env(&[(name, "soon")])).unwrap_err();
     assert!(
-        error.contains("kafka.producer_linger_ms 1001 is above")
-            && error.contains("CONFIG_whisk_kafka_producer_lingerMs"),
+        error
+            .to_string()
+            .starts_with(&format!("environment variable {name}=")),
         "{error}"
     );
+    assert!(config.validate().is_ok());
+    config.kafka.producer_linger_ms = 0.0;
+    assert!(config.validate().is_ok(), "0 sends each ack at once");
+    for refused in [1_000.5, -1.0, f64::NAN, f64::INFINITY] {
+        config.kafka.producer_linger_ms = refused;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("kafka.producer_linger_ms")
+                && error.contains("is not between 0 and the most an ack may wait, 1000 ms")
+                && error.contains(name),
+            "{refused}: {error}"
+        );
+    }
 }
 
 #[test]

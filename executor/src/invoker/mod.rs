@@ -113,7 +113,7 @@ pub struct InvokerParts {
     /// The feed's `fetch.wait.max.ms` (default [`crate::kafka::DEFAULT_FETCH_WAIT_MAX_MS`]).
     pub fetch_wait_max_ms: u32,
     /// The producer's `linger.ms` (default [`crate::kafka::DEFAULT_PRODUCER_LINGER_MS`]).
-    pub producer_linger_ms: u32,
+    pub producer_linger_ms: f64,
     /// How many messages the feed holds at once ([`InvokerConfig::max_peek`]).
     pub max_peek: usize,
     /// Topic prefix (`whisk.kafka.topics.prefix`).

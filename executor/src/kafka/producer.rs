@@ -167,7 +167,7 @@ pub struct Producer {
 struct Shared {
     bootstrap: String,
     /// `linger.ms` of every client, the replacements' too.
-    linger_ms: u32,
+    linger_ms: f64,
     current: RwLock<Arc<Client>>,
     /// Bumped by every replacement, so that many failed sends replace the client once.
     generation: AtomicU64,
@@ -219,7 +219,7 @@ impl Drop for Client {
 }
 
 impl Client {
-    fn new(bootstrap: &str, linger_ms: u32) -> Result<Self, KafkaPlumbingError> {
+    fn new(bootstrap: &str, linger_ms: f64) -> Result<Self, KafkaPlumbingError> {
         let config = common(bootstrap)
             .set("acks", "1")
             .set("request.timeout.ms", "30000")
@@ -262,7 +262,7 @@ impl Producer {
     /// A producer for `bootstrap` whose records wait up to `linger_ms` for others to share their
     /// produce request (librdkafka's `linger.ms`; above
     /// [`MAX_PRODUCER_LINGER_MS`](super::MAX_PRODUCER_LINGER_MS) the configuration refuses it).
-    pub fn with_linger(bootstrap: &str, linger_ms: u32) -> Result<Self, KafkaPlumbingError> {
+    pub fn with_linger(bootstrap: &str, linger_ms: f64) -> Result<Self, KafkaPlumbingError> {
         Ok(Self {
             shared: Arc::new(Shared {
                 bootstrap: bootstrap.to_string(),
@@ -440,13 +440,13 @@ mod tests {
     #[test]
     fn test_every_linger_the_configuration_accepts_starts_a_producer() {
         use crate::kafka::{KafkaPlumbingError, MAX_PRODUCER_LINGER_MS, SEND_TIMEOUT};
-        for linger_ms in [0, 1, MAX_PRODUCER_LINGER_MS] {
+        for linger_ms in [0.0, 0.5, 1.0, MAX_PRODUCER_LINGER_MS] {
             if let Err(error) = Producer::with_linger("127.0.0.1:9", linger_ms) {
                 panic!("linger.ms {linger_ms}: {error}");
             }
         }
         // librdkafka itself refuses a linger that is not below the send timeout.
-        let at_timeout = u32::try_from(SEND_TIMEOUT.as_millis()).expect("30 s in ms fits");
+        let at_timeout = SEND_TIMEOUT.as_secs_f64() * 1_000.0;
         let refused = Producer::with_linger("127.0.0.1:9", at_timeout);
         assert!(
             matches!(

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use serde::de::Error as _;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -114,26 +115,34 @@ impl<'de> Deserialize<'de> for FullyQualifiedEntityName {
             #[serde(default)]
             binding: Option<String>,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Object(Wire),
-            Text(String),
-        }
-        match Either::deserialize(deserializer)? {
-            Either::Object(wire) => {
+        // The object or the `path/name` text, told apart by the JSON's own type: no buffering of
+        // the value first, as `#[serde(untagged)]` would do for every message.
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = FullyQualifiedEntityName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an entity name: {\"path\",\"name\"} or \"path/name\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                FullyQualifiedEntityName::from_text(text).map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let wire = Wire::deserialize(MapAccessDeserializer::new(map))?;
                 if wire.path.is_empty() || wire.name.is_empty() {
-                    return Err(D::Error::custom("entity path and name must not be empty"));
+                    return Err(A::Error::custom("entity path and name must not be empty"));
                 }
-                Ok(Self {
+                Ok(FullyQualifiedEntityName {
                     path: wire.path,
                     name: wire.name,
                     version: wire.version,
                     binding: wire.binding,
                 })
             }
-            Either::Text(text) => Self::from_text(&text).map_err(D::Error::custom),
         }
+        deserializer.deserialize_any(Either)
     }
 }
 

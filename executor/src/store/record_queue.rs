@@ -38,11 +38,14 @@ pub const DEFAULT_RECORD_QUEUE_CAPACITY: usize = 10_000;
 pub const BATCH: usize = 500;
 /// Batch writes in flight at once.
 pub const WRITERS: usize = 4;
-/// While a write is in flight, the next batch waits for it to end unless it grows to this many
-/// records first. One request at a time then carries what arrived meanwhile: under load a
+/// While a write is in flight, the next batch waits for it to end unless this many records wait
+/// first. One request at a time then carries what arrived meanwhile: under load a
 /// `_bulk_docs` request per few records cost the invoker (and the database) about as much CPU as
 /// the rest of an activation's path (2026-12-03, benches/RESULTS-kafka.md); a lone record, or one
-/// behind an idle writer, is still written at once.
+/// behind an idle writer, is still written at once. Meanwhile the records stay in the channel and
+/// the worker sleeps: it is woken when the write ends, or by [`RecordQueue::offer`] once this many
+/// wait, not by every record (a wake-up per record, often of the other tokio worker, cost a few
+/// µs per activation).
 pub const GROW_TO: usize = 100;
 /// First delay before a failed batch is written again.
 pub const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -65,6 +68,8 @@ struct Shared {
     abandon: CancellationToken,
     dropped_log: LogThrottle,
     retry_log: LogThrottle,
+    /// Told by [`RecordQueue::offer`] when [`GROW_TO`] records wait.
+    grown: Notify,
 }
 
 impl Shared {
@@ -112,6 +117,7 @@ impl RecordQueue {
             abandon: CancellationToken::new(),
             dropped_log: LogThrottle::new(LOG_FIRST, LOG_INTERVAL),
             retry_log: LogThrottle::new(LOG_FIRST, LOG_INTERVAL),
+            grown: Notify::new(),
         });
         let closing = CancellationToken::new();
         let worker = TaskTracker::new();
@@ -129,7 +135,13 @@ impl RecordQueue {
     pub fn offer(&self, activation: WhiskActivation) -> Result<(), Dropped> {
         self.shared.metrics.pending.inc();
         match self.sender.try_send(activation) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if self.sender.max_capacity() - self.sender.capacity() >= GROW_TO {
+                    // A permit is kept if the worker is not waiting: it then looks once more.
+                    self.shared.grown.notify_one();
+                }
+                Ok(())
+            }
             Err(_) => {
                 self.shared.dropped(1, "the record queue is full");
                 Err(Dropped)
@@ -177,25 +189,20 @@ async fn run(
             () = closing.cancelled() => break,
         };
         let mut batch = vec![first];
-        take_ready(&mut receiver, &mut batch, BATCH);
-        // A write is in flight: let the batch grow until it ends, or to GROW_TO records.
-        while batch.len() < GROW_TO
+        // A write is in flight: the records wait in the channel until it ends, or until GROW_TO
+        // of them wait (see GROW_TO: no wake-up per record).
+        while 1 + receiver.len() < GROW_TO
             && writers.available_permits() < WRITERS
             && !closing.is_cancelled()
         {
             tokio::select! {
                 biased;
                 () = written.notified() => {}
-                next = receiver.recv() => match next {
-                    Some(record) => {
-                        batch.push(record);
-                        take_ready(&mut receiver, &mut batch, BATCH);
-                    }
-                    None => break,
-                },
+                () = shared.grown.notified() => {}
                 () = closing.cancelled() => {}
             }
         }
+        take_ready(&mut receiver, &mut batch, BATCH);
         let Ok(permit) = writers.clone().acquire_owned().await else {
             break;
         };
