@@ -36,8 +36,8 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 500;
 /// The producer's `linger.ms` by default: half a millisecond. The acks of a poll batch are handed
 /// over within a few hundred µs of each other, and this lets them share one produce request: at
-/// 32 activations outstanding it took the invoker's CPU per activation from 114.5 to 101.5 µs
-/// (medians of 4 alternating pairs, 2026-12-05, benches/RESULTS-kafka.md). The price is up to
+/// 32 activations outstanding it took the invoker's CPU per activation from 119 to 102 µs
+/// (medians of 4 alternating pairs, 2026-12-06, benches/RESULTS-kafka.md). The price is up to
 /// 0.5 ms on an ack that finds the producer idle. OpenWhisk's own invoker uses the Java client's
 /// default of that time, 0 (librdkafka's is 5 ms, and Kafka 4.0's Java client moved to 5 ms
 /// too); 0 here sends every ack at once.
