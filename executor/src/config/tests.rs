@@ -136,12 +136,19 @@ fn test_overrides_win_and_validation() {
 
 /// An environment name of a number of milliseconds, `field` of the configuration: a value is read,
 /// an empty one ignored, and a malformed one refused naming the variable.
-fn assert_millis_from_env(name: &str, field: fn(&InvokerConfig) -> u32) {
+fn assert_millis_from_env<T>(name: &str, field: fn(&InvokerConfig) -> T)
+where
+    T: PartialEq + std::fmt::Debug + From<u8>,
+{
     let mut config = InvokerConfig::default();
     config.apply_env(&env(&[(name, "20")])).unwrap();
-    assert_eq!(field(&config), 20, "{name}");
+    assert_eq!(field(&config), T::from(20), "{name}");
     config.apply_env(&env(&[(name, "")])).unwrap();
-    assert_eq!(field(&config), 20, "{name}: an empty value is ignored");
+    assert_eq!(
+        field(&config),
+        T::from(20),
+        "{name}: an empty value is ignored"
+    );
     let error = config.apply_env(&env(&[(name, "soon")])).unwrap_err();
     assert!(
         error
@@ -163,6 +170,7 @@ fn test_fetch_wait_is_read_with_the_other_environment_names() {
 #[test]
 fn test_producer_linger_comes_from_toml_then_openwhisk_name_and_is_bounded() {
     let name = "CONFIG_whisk_kafka_producer_lingerMs";
+    assert_millis_from_env(name, |c| c.kafka.producer_linger_ms);
     assert_eq!(
         InvokerConfig::default().kafka.producer_linger_ms,
         0.5,
@@ -175,19 +183,7 @@ fn test_producer_linger_comes_from_toml_then_openwhisk_name_and_is_bounded() {
     config.apply_env(&env(&[(name, "1")])).unwrap();
     assert_eq!(config.kafka.producer_linger_ms, 1.0, "the environment wins");
     config.apply_env(&env(&[(name, "0.2")])).unwrap();
-    assert_eq!(config.kafka.producer_linger_ms, 0.2);
-    config.apply_env(&env(&[(name, "")])).unwrap();
-    assert_eq!(
-        config.kafka.producer_linger_ms, 0.2,
-        "an empty value is ignored"
-    );
-    let error = config.apply_env(&env(&[(name, "soon")])).unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .starts_with(&format!("environment variable {name}=")),
-        "{error}"
-    );
+    assert_eq!(config.kafka.producer_linger_ms, 0.2, "and a fraction");
     assert!(config.validate().is_ok());
     config.kafka.producer_linger_ms = 0.0;
     assert!(config.validate().is_ok(), "0 sends each ack at once");

@@ -136,8 +136,11 @@ impl RecordQueue {
         self.shared.metrics.pending.inc();
         match self.sender.try_send(activation) {
             Ok(()) => {
-                if self.sender.max_capacity() - self.sender.capacity() >= GROW_TO {
-                    // A permit is kept if the worker is not waiting: it then looks once more.
+                let queued = self.sender.max_capacity() - self.sender.capacity();
+                // With the first record, which the worker holds while a write is in flight, the
+                // batch has GROW_TO. A permit is kept if the worker is not waiting: it then looks
+                // once more.
+                if queued + 1 >= GROW_TO {
                     self.shared.grown.notify_one();
                 }
                 Ok(())
@@ -191,7 +194,7 @@ async fn run(
         let mut batch = vec![first];
         // A write is in flight: the records wait in the channel until it ends, or until GROW_TO
         // of them wait (see GROW_TO: no wake-up per record).
-        while 1 + receiver.len() < GROW_TO
+        while batch.len() + receiver.len() < GROW_TO
             && writers.available_permits() < WRITERS
             && !closing.is_cancelled()
         {
